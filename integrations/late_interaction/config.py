@@ -1,0 +1,95 @@
+"""Frozen, JSON-round-trippable configuration objects.
+
+``EncoderConfig`` describes how a checkpoint turns text into token matrices (owned by the encoder);
+``IndexConfig`` describes how a :class:`~late_interaction.LateInteractionIndex` stores and searches
+them. Both are saved as JSON beside what they describe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+__all__ = ["EncoderConfig", "IndexConfig"]
+
+_T = TypeVar("_T")
+
+
+def _from_dict(cls: type[_T], data: dict[str, Any]) -> _T:
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - names)
+    if unknown:
+        msg = f"unknown {cls.__name__} keys {unknown}; expected a subset of {sorted(names)}."
+        raise ValueError(msg)
+    return cls(**data)
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """How a checkpoint encodes queries and documents.
+
+    Attributes:
+        name_or_path: Hub id or local folder the weights came from.
+        checkpoint_format: ``"pylate"``, ``"stanford"``, ``"sentence-transformers"`` or ``"hf"``.
+        dim: Output dimension of each token vector.
+        query_prefix: Marker inserted after the first special token of queries ("" for none).
+        document_prefix: Marker inserted after the first special token of documents.
+        query_length: Maximum query length in tokens (and the [MASK]-expansion target).
+        document_length: Maximum document length in tokens (longer documents are truncated).
+        do_query_expansion: Pad queries to ``query_length`` with the mask/pad token and keep them.
+        attend_to_expansion_tokens: Let the encoder attend to expansion tokens.
+        skiplist_words: Document tokens dropped after encoding (punctuation by default).
+        keep_special_tokens: Keep [CLS]/[SEP]-like special tokens in document matrices.
+    """
+
+    name_or_path: str
+    checkpoint_format: str
+    dim: int
+    query_prefix: str = "[Q] "
+    document_prefix: str = "[D] "
+    query_length: int = 32
+    document_length: int = 180
+    do_query_expansion: bool = True
+    attend_to_expansion_tokens: bool = False
+    skiplist_words: tuple[str, ...] = field(default_factory=tuple)
+    keep_special_tokens: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dict."""
+        data = dataclasses.asdict(self)
+        data["skiplist_words"] = list(self.skiplist_words)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EncoderConfig:
+        """Build from :meth:`to_dict` output; unknown keys raise ``ValueError``."""
+        data = dict(data)
+        data["skiplist_words"] = tuple(data.get("skiplist_words", ()))
+        return _from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """Storage and search settings of a :class:`~late_interaction.LateInteractionIndex`.
+
+    Attributes:
+        storage_dtype: Precision of the exact token store, ``"float16"`` or ``"float32"``.
+        hnsw_m: HNSW graph degree (Voyager ``M``).
+        ef_construction: HNSW build-time candidate list size.
+        random_seed: Voyager's seed, for reproducible graphs.
+    """
+
+    storage_dtype: str = "float16"
+    hnsw_m: int = 12
+    ef_construction: int = 200
+    random_seed: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IndexConfig:
+        """Build from :meth:`to_dict` output; unknown keys raise ``ValueError``."""
+        return _from_dict(cls, data)

@@ -1,0 +1,194 @@
+"""Exact late-interaction (MaxSim) scoring.
+
+The ColBERT score of a query against a document is the sum, over query tokens, of the largest dot
+product between that query token and any document token. Padding never takes part: a padded
+position is excluded from the max (it is never scored as zero, which would inflate short documents
+whose real similarities are all negative).
+
+Two implementations share one contract:
+
+* :func:`maxsim_packed` (numpy): documents are rows of one contiguous ``(n_tokens, dim)`` array
+  with ``offsets``; one matrix product, then a segmented max (``np.maximum.reduceat``). No padding
+  is ever materialised, which is what makes it fast on CPU for documents of very different lengths.
+* the torch path of :func:`maxsim`: pads to ``(n_docs, max_len, dim)`` with a boolean mask and fills
+  masked similarities with ``-inf`` before the max; it runs on whatever device the tensors are on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+__all__ = ["maxsim", "maxsim_packed", "pack"]
+
+
+def _check_query(query: np.ndarray) -> None:
+    if query.ndim != 2:
+        msg = f"query must be a 2-D array of shape (n_query_tokens, dim); got shape {query.shape}."
+        raise ValueError(msg)
+    if query.shape[0] == 0:
+        msg = "query has no tokens; encode a non-empty query first."
+        raise ValueError(msg)
+
+
+def pack(documents: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate ragged token matrices into one array plus offsets.
+
+    Args:
+        documents: Token matrices, each of shape ``(n_tokens_i, dim)``.
+
+    Returns:
+        ``(tokens, offsets)``: tokens of shape ``(sum n_tokens_i, dim)`` and int64 offsets of shape
+        ``(n_docs + 1,)``, so document ``i`` is ``tokens[offsets[i]:offsets[i + 1]]``.
+
+    Raises:
+        ValueError: If a matrix is not 2-D or the dimensions differ.
+    """
+    if len(documents) == 0:
+        return np.zeros((0, 0), dtype=np.float32), np.zeros(1, dtype=np.int64)
+    dims = {np.shape(d)[-1] if np.ndim(d) == 2 else -1 for d in documents}
+    if len(dims) != 1 or -1 in dims:
+        shapes = sorted({tuple(np.shape(d)) for d in documents})[:5]
+        msg = f"documents must be 2-D arrays (n_tokens, dim) of one dim; got shapes {shapes}."
+        raise ValueError(msg)
+    lengths = np.fromiter((np.shape(d)[0] for d in documents), dtype=np.int64, count=len(documents))
+    offsets = np.zeros(len(documents) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return np.concatenate([np.asarray(d) for d in documents], axis=0), offsets
+
+
+def maxsim_packed(query: np.ndarray, tokens: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """MaxSim of one query against documents stored contiguously.
+
+    Args:
+        query: Query token matrix. Shape: ``(n_query_tokens, dim)``.
+        tokens: All document tokens, one document after another (float16 or float32).
+            Shape: ``(n_tokens, dim)``.
+        offsets: Document boundaries; document ``i`` is ``tokens[offsets[i]:offsets[i + 1]]``.
+            Shape: ``(n_docs + 1,)``.
+
+    Returns:
+        float32 scores. Shape: ``(n_docs,)``.
+
+    Raises:
+        ValueError: On a shape or dimension mismatch, or a document with no tokens.
+
+    Example:
+        >>> import numpy as np
+        >>> q = np.array([[1.0, 0.0], [0.0, 1.0]])
+        >>> tokens = np.array([[1.0, 0.0], [0.0, 0.5], [-1.0, 0.0]])
+        >>> maxsim_packed(q, tokens, np.array([0, 2, 3]))  # doc 0: 1 + 0.5; doc 1: -1 + 0
+        array([ 1.5, -1. ], dtype=float32)
+    """
+    query = np.asarray(query, dtype=np.float32)
+    _check_query(query)
+    offsets = np.asarray(offsets, dtype=np.int64)
+    n_docs = len(offsets) - 1
+    if n_docs <= 0:
+        return np.zeros(0, dtype=np.float32)
+    if tokens.ndim != 2 or tokens.shape[1] != query.shape[1]:
+        msg = (
+            f"document tokens must have shape (n_tokens, {query.shape[1]}) to match the query; "
+            f"got {tokens.shape}. Encode queries and documents with the same model."
+        )
+        raise ValueError(msg)
+    lengths = np.diff(offsets)
+    if (lengths <= 0).any():
+        bad = np.flatnonzero(lengths <= 0)[:5].tolist()
+        msg = f"documents at positions {bad} have no tokens; MaxSim needs at least one token each."
+        raise ValueError(msg)
+    # Performance note: one BLAS call over the needed rows, then a segmented max. float16 storage
+    # is widened here, chunk by chunk, so exact scores never depend on the storage precision of
+    # the matmul accumulator.
+    sims = tokens[offsets[0] : offsets[-1]].astype(np.float32, copy=False) @ query.T
+    per_token_max = np.maximum.reduceat(sims, offsets[:-1] - offsets[0], axis=0)
+    return per_token_max.sum(axis=1, dtype=np.float32)
+
+
+def _maxsim_torch(query: torch.Tensor, documents: Any, mask: Any) -> torch.Tensor:
+    import torch
+
+    if isinstance(documents, torch.Tensor) and documents.ndim == 3:
+        padded = documents
+        if mask is None:
+            mask = torch.ones(padded.shape[:2], dtype=torch.bool, device=padded.device)
+        mask = torch.as_tensor(mask, device=padded.device).bool()
+    else:
+        docs = [torch.as_tensor(d, device=query.device) for d in documents]
+        if not docs:
+            return torch.zeros(0, dtype=torch.float32, device=query.device)
+        padded = torch.nn.utils.rnn.pad_sequence(docs, batch_first=True)
+        lengths = torch.tensor([d.shape[0] for d in docs], device=padded.device)
+        mask = torch.arange(padded.shape[1], device=padded.device)[None, :] < lengths[:, None]
+    if query.ndim != 2 or padded.shape[-1] != query.shape[-1]:
+        msg = f"query {tuple(query.shape)} and documents {tuple(padded.shape)} dims differ."
+        raise ValueError(msg)
+    if not bool(mask.any(dim=1).all()):
+        msg = "every document needs at least one unmasked token for MaxSim."
+        raise ValueError(msg)
+    sims = torch.einsum("qd,nld->nql", query.float(), padded.to(query.device).float())
+    sims = sims.masked_fill(~mask.to(sims.device)[:, None, :], float("-inf"))
+    return sims.amax(dim=2).sum(dim=1)
+
+
+def maxsim(
+    query: Any,
+    documents: Any,
+    documents_mask: Any = None,
+) -> Any:
+    """Exact late-interaction scores of one query against many documents.
+
+    Accepts numpy arrays or torch tensors; the result has the type of ``query``. With torch
+    tensors the work runs on the query's device (GPU if it is there).
+
+    Args:
+        query: Query token matrix. Shape: ``(n_query_tokens, dim)``.
+        documents: Either a sequence of token matrices of shapes ``(n_tokens_i, dim)`` (ragged),
+            or one padded array of shape ``(n_docs, max_tokens, dim)``.
+        documents_mask: For padded input only: ``(n_docs, max_tokens)``, true (or 1) for real
+            tokens. Masked positions are excluded from the max, never scored as zero.
+
+    Returns:
+        Scores of shape ``(n_docs,)``: float32 numpy array or torch tensor, like ``query``.
+
+    Raises:
+        ValueError: On mismatched shapes, an empty query or a document without tokens.
+
+    Example:
+        >>> import numpy as np
+        >>> q = np.array([[1.0, 0.0], [0.0, 1.0]])
+        >>> d0 = np.array([[1.0, 0.0], [0.0, 0.5]])
+        >>> d1 = np.array([[-1.0, 0.0]])
+        >>> maxsim(q, [d0, d1])
+        array([ 1.5, -1. ], dtype=float32)
+        >>> padded = np.stack([d0, np.array([[-1.0, 0.0], [0.0, 0.0]])])
+        >>> maxsim(q, padded, documents_mask=np.array([[1, 1], [1, 0]]))  # padding is not 0
+        array([ 1.5, -1. ], dtype=float32)
+    """
+    if type(query).__module__.startswith("torch"):
+        return _maxsim_torch(query, documents, documents_mask)
+    query = np.asarray(query, dtype=np.float32)
+    _check_query(query)
+    if isinstance(documents, np.ndarray) and documents.ndim == 3:
+        if documents_mask is None:
+            documents_mask = np.ones(documents.shape[:2], dtype=bool)
+        documents_mask = np.asarray(documents_mask).astype(bool)
+        if documents_mask.shape != documents.shape[:2]:
+            msg = (
+                f"documents_mask must have shape {documents.shape[:2]} (n_docs, max_tokens); "
+                f"got {documents_mask.shape}."
+            )
+            raise ValueError(msg)
+        documents = [doc[m] for doc, m in zip(documents, documents_mask, strict=True)]
+    elif documents_mask is not None:
+        msg = "documents_mask is only for padded (n_docs, max_tokens, dim) input; drop it."
+        raise ValueError(msg)
+    tokens, offsets = pack([np.asarray(d) for d in documents])
+    if len(offsets) == 1:
+        return np.zeros(0, dtype=np.float32)
+    return maxsim_packed(query, tokens, offsets)
