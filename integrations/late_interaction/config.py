@@ -40,7 +40,12 @@ class EncoderConfig:
         do_query_expansion: Pad queries to ``query_length`` with the mask/pad token and keep them.
         attend_to_expansion_tokens: Let the encoder attend to expansion tokens.
         skiplist_words: Document tokens dropped after encoding (punctuation by default).
-        keep_special_tokens: Keep [CLS]/[SEP]-like special tokens in document matrices.
+        keep_special_tokens: Keep the [CLS]/[SEP]-like tokens the tokenizer adds, in query and
+            document matrices (markers and [MASK] expansions are kept either way).
+        skiplist_rule: How a skiplist word becomes a token id: ``"vocab"`` (PyLate,
+            ``convert_tokens_to_ids``) or ``"encode"`` (colbert-ai and fastembed, the first id of
+            ``encode(word, add_special_tokens=False)``). They differ for some non-WordPiece
+            tokenizers only.
     """
 
     name_or_path: str
@@ -54,6 +59,7 @@ class EncoderConfig:
     attend_to_expansion_tokens: bool = False
     skiplist_words: tuple[str, ...] = field(default_factory=tuple)
     keep_special_tokens: bool = True
+    skiplist_rule: str = "vocab"
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict."""

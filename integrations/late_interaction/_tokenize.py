@@ -1,0 +1,174 @@
+"""ColBERT tokenisation rules: markers, query [MASK] expansion, truncation, skiplist.
+
+Faithful to PyLate's ``ColBERT.tokenize``/``encode`` and colbert-ai's ``QueryTokenizer``/
+``DocTokenizer`` (REFERENCE.md §2):
+
+* texts are stripped (and lower-cased when ``sentence_bert_config.json`` says so), as
+  sentence-transformers does before tokenising;
+* a text is cut to ``length - 1`` tokens when a marker is used, then the marker id goes in at
+  position 1 (after ``[CLS]``/BOS), so the result has at most ``length`` tokens;
+* with query expansion, queries are padded to that length with the expansion token (``[MASK]``,
+  else EOS, else PAD); the encoder attends to them only if ``attend_to_expansion_tokens``, but
+  every position is kept in the output;
+* documents drop skiplist token ids (punctuation) and padding after encoding.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from late_interaction.config import EncoderConfig
+
+__all__ = ["TokenRules", "skiplist_ids", "tokenize"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TokenRules:
+    """Token ids derived once from a tokenizer and an :class:`EncoderConfig`."""
+
+    query_prefix_id: int | None
+    document_prefix_id: int | None
+    expansion_id: int
+    skiplist: tuple[int, ...]
+    do_lower_case: bool
+    # Fast tokenizers mutate their truncation/padding state on each call, so concurrent calls
+    # (queries and documents from two threads) fail with "Already borrowed"; serialise them.
+    lock: Any
+
+
+def skiplist_ids(tokenizer: Any, words: Sequence[str], rule: str) -> tuple[int, ...]:
+    """Token ids dropped from documents.
+
+    Args:
+        tokenizer: A Hugging Face tokenizer.
+        words: Skiplist words (punctuation symbols by default).
+        rule: ``"vocab"``: ``convert_tokens_to_ids(word)`` (PyLate); ``"encode"``: the first id of
+            ``encode(word, add_special_tokens=False)`` (colbert-ai, fastembed). Under ``"vocab"``
+            a word missing from the vocabulary is skipped (PyLate would map it to ``[UNK]`` and
+            drop every unknown token from documents).
+
+    Returns:
+        Sorted unique ids.
+    """
+    ids: set[int] = set()
+    unknown = []
+    for word in words:
+        if rule == "vocab":
+            token_id = tokenizer.convert_tokens_to_ids(word)
+            if token_id is None or (
+                token_id == tokenizer.unk_token_id and word != tokenizer.unk_token
+            ):
+                unknown.append(word)
+                continue
+            ids.add(int(token_id))
+        else:
+            encoded = tokenizer.encode(word, add_special_tokens=False)
+            if encoded:
+                ids.add(int(encoded[0]))
+    if unknown:
+        logger.debug("skiplist words not in the vocabulary, ignored: %s", unknown)
+    return tuple(sorted(ids))
+
+
+def build_rules(tokenizer: Any, config: EncoderConfig, do_lower_case: bool) -> TokenRules:
+    """Resolve marker, expansion and skiplist ids for ``config``.
+
+    Raises:
+        ValueError: If query expansion is on but the tokenizer has no mask, EOS or pad token.
+    """
+
+    def marker(prefix: str) -> int | None:
+        return int(tokenizer.convert_tokens_to_ids(prefix)) if prefix else None
+
+    candidates = (tokenizer.mask_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id)
+    expansion = next((c for c in candidates if c is not None), None)
+    if expansion is None and config.do_query_expansion:
+        msg = (
+            "query expansion needs a [MASK], EOS or PAD token, and this tokenizer has none; "
+            "pass do_query_expansion=False."
+        )
+        raise ValueError(msg)
+    return TokenRules(
+        query_prefix_id=marker(config.query_prefix),
+        document_prefix_id=marker(config.document_prefix),
+        expansion_id=int(expansion) if expansion is not None else 0,
+        skiplist=skiplist_ids(tokenizer, config.skiplist_words, config.skiplist_rule),
+        do_lower_case=do_lower_case,
+        lock=threading.Lock(),
+    )
+
+
+def _insert(column: torch.Tensor, value: int | bool) -> torch.Tensor:
+    fill = torch.full((column.shape[0], 1), value, dtype=column.dtype)
+    return torch.cat([column[:, :1], fill, column[:, 1:]], dim=1)
+
+
+def tokenize(
+    tokenizer: Any,
+    rules: TokenRules,
+    config: EncoderConfig,
+    texts: list[str],
+    *,
+    is_query: bool,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Tokenise a batch following the ColBERT rules.
+
+    Returns:
+        ``(features, keep)``: model inputs (``input_ids``, ``attention_mask`` and, if the
+        tokenizer makes them, ``token_type_ids``), and a boolean mask of shape
+        ``(batch, seq_len)`` marking the positions whose vectors are returned.
+    """
+    prefix_id = rules.query_prefix_id if is_query else rules.document_prefix_id
+    length = config.query_length if is_query else config.document_length
+    max_length = length - 1 if prefix_id is not None else length
+    expand = is_query and config.do_query_expansion
+    texts = [t.strip() for t in texts]
+    if rules.do_lower_case:
+        texts = [t.lower() for t in texts]
+    with rules.lock:
+        encoded = tokenizer(
+            texts,
+            padding="max_length" if expand else "longest",
+            truncation=True,
+            max_length=max_length,
+            return_tensors="pt",
+            return_special_tokens_mask=not config.keep_special_tokens,
+        )
+    ids = encoded["input_ids"]
+    real = encoded["attention_mask"].bool()
+    attention = encoded["attention_mask"]
+    if expand:  # PyLate pads queries with the mask token; colbert-ai replaces pads by [MASK]
+        ids = ids.masked_fill(~real, rules.expansion_id)
+    special = encoded.get("special_tokens_mask")
+    features = {"input_ids": ids, "attention_mask": attention}
+    if "token_type_ids" in encoded:
+        features["token_type_ids"] = encoded["token_type_ids"]
+    if prefix_id is not None:
+        features["input_ids"] = _insert(ids, prefix_id)
+        features["attention_mask"] = _insert(attention, 1)
+        if "token_type_ids" in features:
+            features["token_type_ids"] = _insert(features["token_type_ids"], 0)
+        real = _insert(real, True)
+        if special is not None:
+            special = _insert(special, 0)
+    keep = torch.ones_like(real) if expand else real.clone()
+    if not is_query and rules.skiplist:
+        keep &= ~torch.isin(features["input_ids"], torch.tensor(rules.skiplist))
+    if special is not None:
+        keep &= ~(special.bool() & real)
+    if is_query and config.attend_to_expansion_tokens and expand:
+        features["attention_mask"] = torch.ones_like(features["attention_mask"])
+    # Every text keeps at least one vector (MaxSim needs one): if the filters removed them all
+    # (an empty or punctuation-only text with keep_special_tokens=False), keep position 0.
+    empty = ~keep.any(dim=1)
+    if bool(empty.any()):
+        keep[empty, 0] = True
+    return features, keep
