@@ -1,0 +1,17 @@
+"""LangChain integration of ``late-interaction``: ColBERT retrieval and reranking.
+
+``ColBERTRetriever`` searches a :class:`late_interaction.LateInteractionIndex`;
+``ColBERTReranker`` reorders another retriever's documents by exact MaxSim. Both put the score in
+``metadata["relevance_score"]``.
+"""
+
+from __future__ import annotations
+
+from late_interaction._optional import require
+
+require("langchain_core", "langchain")
+
+from langchain_late_interaction.document_compressors import ColBERTReranker  # noqa: E402
+from langchain_late_interaction.retrievers import ColBERTRetriever  # noqa: E402
+
+__all__ = ["ColBERTReranker", "ColBERTRetriever"]

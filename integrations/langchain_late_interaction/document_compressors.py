@@ -1,0 +1,182 @@
+"""LangChain document compressor that reranks documents by exact ColBERT MaxSim."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from copy import deepcopy
+from typing import Any
+
+from langchain_core.callbacks import Callbacks
+from langchain_core.documents import BaseDocumentCompressor, Document
+from langchain_core.retrievers import RetrieverLike
+from langchain_core.runnables import Runnable, RunnableLambda, RunnableParallel, RunnablePassthrough
+from pydantic import ConfigDict, Field, PrivateAttr, model_validator
+from typing_extensions import Self
+
+from langchain_late_interaction._common import SCORE_KEY, resolve_model
+
+__all__ = ["ColBERTReranker"]
+
+
+class ColBERTReranker(BaseDocumentCompressor):
+    """Rerank documents by exact ColBERT late-interaction (MaxSim) scores.
+
+    All documents are encoded and scored against the query in one batched pass. The result holds
+    copies of the ``top_n`` best documents, best first, each with its MaxSim score under
+    ``metadata["relevance_score"]`` (the key ``ColBERTRetriever`` uses); the caller's documents
+    are never modified.
+
+    Setup:
+        .. code-block:: bash
+
+            pip install -U "late-interaction[langchain]"
+
+    Key init args:
+        model: str | ColBERT | None
+            Checkpoint name or path, a loaded ``late_interaction.ColBERT`` (share one with a
+            ``ColBERTRetriever``), or None for the embedded offline default.
+        top_n: int | None
+            Number of documents to keep (default 3; None keeps all, reordered).
+        batch_size: int
+            Encoding batch size.
+        device: str | None
+            Device used when loading the model by name (``"cpu"``, ``"cuda"``...).
+
+    Instantiate:
+        .. code-block:: python
+
+            from langchain_late_interaction import ColBERTReranker
+
+            reranker = ColBERTReranker(model="answerdotai/answerai-colbert-small-v1", top_n=3)
+
+    Usage:
+        .. code-block:: python
+
+            reranked = reranker.compress_documents(docs, "how are query tokens matched?")
+            [(d.id, d.metadata["relevance_score"]) for d in reranked]
+
+    Use with another retriever (LangChain 1.x has no ``ContextualCompressionRetriever`` in
+    ``langchain_core``; :meth:`with_retriever` builds the equivalent Runnable):
+        .. code-block:: python
+
+            base = vectorstore.as_retriever(search_kwargs={"k": 30})
+            rerank_retriever = reranker.with_retriever(base)
+            rerank_retriever.invoke("how are query tokens matched?")  # top_n documents
+
+            # The same in plain LCEL:
+            from langchain_core.runnables import (
+                RunnableLambda,
+                RunnableParallel,
+                RunnablePassthrough,
+            )
+
+            chain = RunnableParallel(
+                documents=base, query=RunnablePassthrough()
+            ) | RunnableLambda(lambda x: reranker.compress_documents(x["documents"], x["query"]))
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    model: Any = None
+    """Checkpoint name or path, a loaded ``late_interaction.ColBERT``, or None (the default)."""
+
+    top_n: int | None = Field(default=3, ge=1)
+    """Number of documents to return; None returns all of them, reordered."""
+
+    batch_size: int = Field(default=32, ge=1)
+    """Encoding batch size."""
+
+    device: str | None = None
+    """Device for loading ``model`` by name; must be None when ``model`` is a loaded ColBERT."""
+
+    _encoder: Any = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _load_model(self) -> Self:
+        self._encoder = resolve_model(self.model, device=self.device)
+        return self
+
+    @property
+    def encoder(self) -> Any:
+        """The loaded ``late_interaction.ColBERT``."""
+        return self._encoder
+
+    def rerank(
+        self,
+        documents: Sequence[str | Document],
+        query: str,
+        *,
+        top_n: int | None = -1,
+    ) -> list[dict[str, Any]]:
+        """Score documents against ``query`` by exact MaxSim, best first.
+
+        Args:
+            documents: Texts or ``Document`` objects (their ``page_content`` is scored).
+            query: The query.
+            top_n: Number of results; ``-1`` (default) uses ``self.top_n``, None returns all.
+
+        Returns:
+            ``{"index": position in documents, "relevance_score": float}`` dicts, best first.
+        """
+        if len(documents) == 0:
+            return []
+        texts = [d.page_content if isinstance(d, Document) else d for d in documents]
+        limit = self.top_n if top_n == -1 else top_n
+        results = self._encoder.rerank(query, texts, top_k=limit, batch_size=self.batch_size)
+        return [{"index": r.position, SCORE_KEY: float(r.score)} for r in results]
+
+    def compress_documents(
+        self,
+        documents: Sequence[Document],
+        query: str,
+        callbacks: Callbacks | None = None,
+    ) -> Sequence[Document]:
+        """Return copies of the ``top_n`` best documents with ``metadata["relevance_score"]``.
+
+        Args:
+            documents: Documents to rerank (not modified).
+            query: The query.
+            callbacks: Unused; accepted for the ``BaseDocumentCompressor`` interface.
+
+        Returns:
+            Up to ``top_n`` new ``Document`` objects, best first; ``[]`` for empty input.
+        """
+        out = []
+        for res in self.rerank(documents, query):
+            doc = documents[res["index"]]
+            metadata = {**deepcopy(doc.metadata), SCORE_KEY: res[SCORE_KEY]}
+            out.append(doc.model_copy(update={"metadata": metadata}))
+        return out
+
+    async def acompress_documents(
+        self,
+        documents: Sequence[Document],
+        query: str,
+        callbacks: Callbacks | None = None,
+    ) -> Sequence[Document]:
+        """Async :meth:`compress_documents`, run in a worker thread (encoding is CPU/GPU bound)."""
+        return await asyncio.to_thread(self.compress_documents, documents, query, callbacks)
+
+    def with_retriever(self, retriever: RetrieverLike) -> Runnable[str, list[Document]]:
+        """Chain ``retriever`` and this reranker: a Runnable from a query to reranked documents.
+
+        The LCEL counterpart of LangChain 0.x's ``ContextualCompressionRetriever``: the query goes
+        to ``retriever`` and, unchanged, to :meth:`compress_documents` with its results.
+
+        Args:
+            retriever: Any Runnable from a query string to a list of ``Document`` (a retriever).
+
+        Returns:
+            A ``Runnable[str, list[Document]]`` supporting ``invoke``/``ainvoke``/``batch``.
+        """
+
+        def _compress(inputs: dict[str, Any]) -> list[Document]:
+            return list(self.compress_documents(inputs["documents"], inputs["query"]))
+
+        async def _acompress(inputs: dict[str, Any]) -> list[Document]:
+            return list(await self.acompress_documents(inputs["documents"], inputs["query"]))
+
+        gather = RunnableParallel(documents=retriever, query=RunnablePassthrough())
+        rerank = RunnableLambda(_compress, afunc=_acompress, name="ColBERTReranker")
+        return (gather | rerank).with_config(run_name="ColBERTRerankRetriever")
