@@ -75,21 +75,61 @@ class EncoderConfig:
         return _from_dict(cls, data)
 
 
+_STORAGE_DTYPES = ("float16", "float32")
+_SPACES = ("cosine", "inner_product")
+
+
 @dataclass(frozen=True)
 class IndexConfig:
     """Storage and search settings of a :class:`~late_interaction.LateInteractionIndex`.
 
     Attributes:
-        storage_dtype: Precision of the exact token store, ``"float16"`` or ``"float32"``.
+        storage_dtype: Precision of the exact token store, ``"float16"`` or ``"float32"``. Exact
+            MaxSim always computes in float32; float16 halves the store at a score error of about
+            1e-3 per query token.
         hnsw_m: HNSW graph degree (Voyager ``M``).
         ef_construction: HNSW build-time candidate list size.
         random_seed: Voyager's seed, for reproducible graphs.
+        space: Voyager space for candidate generation: ``"cosine"`` (normalises on insert and
+            query, robust to slightly unnormalised vectors) or ``"inner_product"``.
+        k_token: Default number of nearest document tokens fetched per query token. A search for
+            ``k`` documents uses ``max(k_token, 2 * k)``.
+        query_ef: Default HNSW search breadth (Voyager ``query_ef``); raised to at least the
+            number of tokens fetched per query token.
+        exact_scan_tokens: A ``filter``/``ids`` restriction whose allowed documents hold at most
+            this many tokens is answered by an exact scan of those documents (no ANN).
+        exact_scan_fraction: Same, when the allowed documents hold at most this fraction of the
+            live tokens.
     """
 
     storage_dtype: str = "float16"
     hnsw_m: int = 12
     ef_construction: int = 200
     random_seed: int = 1
+    space: str = "cosine"
+    k_token: int = 64
+    query_ef: int = 128
+    exact_scan_tokens: int = 20_000
+    exact_scan_fraction: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.storage_dtype not in _STORAGE_DTYPES:
+            msg = f"storage_dtype must be one of {_STORAGE_DTYPES}; got {self.storage_dtype!r}."
+            raise ValueError(msg)
+        if self.space not in _SPACES:
+            msg = f"space must be one of {_SPACES}; got {self.space!r}."
+            raise ValueError(msg)
+        for name in ("hnsw_m", "ef_construction", "k_token", "query_ef"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                msg = f"{name} must be a positive int; got {value!r}."
+                raise ValueError(msg)
+        if not 0.0 <= self.exact_scan_fraction <= 1.0 or self.exact_scan_tokens < 0:
+            msg = (
+                "exact_scan_fraction must be in [0, 1] and exact_scan_tokens >= 0; got "
+                f"{self.exact_scan_fraction!r} and {self.exact_scan_tokens!r}."
+            )
+            raise ValueError(msg)
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict."""
