@@ -1,0 +1,158 @@
+"""ColBERTRerank: a LlamaIndex node postprocessor scoring nodes by exact ColBERT MaxSim."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.callbacks import CBEventType, EventPayload
+from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
+from llama_index.core.postprocessor.types import BaseNodePostprocessor
+from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
+
+from late_interaction import ColBERT
+
+dispatcher = get_dispatcher(__name__)
+
+
+class ColBERTRerank(BaseNodePostprocessor):
+    """Rerank nodes by exact late-interaction (MaxSim) scores from a ColBERT checkpoint.
+
+    All nodes are encoded and scored in one batched pass through ``ColBERT.rerank``; the
+    caller's ``NodeWithScore`` objects are never modified (new ones are returned).
+
+    Setup:
+        .. code-block:: bash
+
+            pip install "late-interaction[llama-index]"
+
+    Instantiate:
+        .. code-block:: python
+
+            from llama_index.postprocessor.late_interaction_rerank import ColBERTRerank
+
+            rerank = ColBERTRerank(model="answerdotai/answerai-colbert-small-v1", top_n=5)
+
+    Use in a query engine:
+        .. code-block:: python
+
+            engine = RetrieverQueryEngine.from_args(
+                bm25_retriever, llm=llm, node_postprocessors=[rerank]
+            )
+
+    Args:
+        model: Checkpoint id or local path, a loaded ``late_interaction.ColBERT`` (to share one
+            encoder with a retriever), or None for the embedded offline default model.
+        top_n: Number of nodes to return.
+        device: Torch device for a model loaded by name (None: the core's choice).
+        keep_retrieval_score: Copy each node's incoming score to
+            ``metadata["retrieval_score"]`` of a copied node.
+        batch_size: Encoding batch size.
+        **kwargs: Other ``BaseNodePostprocessor`` fields (e.g. ``callback_manager``).
+
+    Raises:
+        ValueError: If ``top_n < 1`` or ``device`` contradicts a given ``ColBERT``.
+    """
+
+    model: str = Field(description="Checkpoint id or path of the ColBERT encoder.")
+    top_n: int = Field(default=5, description="Number of nodes to return, best first.")
+    device: str | None = Field(default=None, description="Torch device of the encoder.")
+    keep_retrieval_score: bool = Field(
+        default=False,
+        description="Keep the incoming score in metadata['retrieval_score'] of a copied node.",
+    )
+    batch_size: int = Field(default=32, description="Encoding batch size.")
+
+    _model: ColBERT = PrivateAttr()
+
+    def __init__(
+        self,
+        model: str | ColBERT | None = None,
+        top_n: int = 5,
+        device: str | None = None,
+        keep_retrieval_score: bool = False,
+        batch_size: int = 32,
+        **kwargs: Any,
+    ) -> None:
+        if top_n < 1:
+            msg = f"top_n must be >= 1, got {top_n}."
+            raise ValueError(msg)
+        if isinstance(model, ColBERT):
+            if device is not None and str(model.device) != str(device):
+                msg = f"device={device!r} but the given ColBERT is on {model.device}; "
+                msg += "move the model or leave device=None."
+                raise ValueError(msg)
+            encoder = model
+        else:
+            encoder = ColBERT.from_pretrained(model, device=device)
+        super().__init__(
+            model=encoder.name_or_path,
+            top_n=top_n,
+            device=str(encoder.device),
+            keep_retrieval_score=keep_retrieval_score,
+            batch_size=batch_size,
+            **kwargs,
+        )
+        self._model = encoder  # private attributes only after pydantic's __init__
+
+    @classmethod
+    def class_name(cls) -> str:
+        """Stable name used in serialisation."""
+        return "ColBERTRerank"
+
+    @property
+    def encoder(self) -> ColBERT:
+        """The loaded ``ColBERT`` encoder."""
+        return self._model
+
+    def _postprocess_nodes(
+        self,
+        nodes: list[NodeWithScore],
+        query_bundle: QueryBundle | None = None,
+    ) -> list[NodeWithScore]:
+        if query_bundle is None:
+            msg = "ColBERTRerank needs a query: pass query_str= or query_bundle=."
+            raise ValueError(msg)
+        dispatcher.event(
+            ReRankStartEvent(
+                query=query_bundle, nodes=nodes, top_n=self.top_n, model_name=self.model
+            )
+        )
+        if not nodes:
+            dispatcher.event(ReRankEndEvent(nodes=[]))
+            return []
+        with self.callback_manager.event(
+            CBEventType.RERANKING,
+            payload={
+                EventPayload.NODES: nodes,
+                EventPayload.MODEL_NAME: self.model,
+                EventPayload.QUERY_STR: query_bundle.query_str,
+                EventPayload.TOP_K: self.top_n,
+            },
+        ) as event:
+            texts = [n.node.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]
+            ranked = self._model.rerank(
+                query_bundle.query_str, texts, top_k=self.top_n, batch_size=self.batch_size
+            )
+            new_nodes = [self._rescored(nodes[r.position], r.score) for r in ranked]
+            event.on_end(payload={EventPayload.NODES: new_nodes})
+        dispatcher.event(ReRankEndEvent(nodes=new_nodes))
+        return new_nodes
+
+    def _rescored(self, item: NodeWithScore, score: float) -> NodeWithScore:
+        node = item.node
+        if self.keep_retrieval_score:
+            # Copy node and metadata: the caller's node must keep its own metadata.
+            metadata = {**node.metadata, "retrieval_score": item.score}
+            node = node.model_copy(update={"metadata": metadata})
+        return NodeWithScore(node=node, score=float(score))
+
+    async def _apostprocess_nodes(
+        self,
+        nodes: list[NodeWithScore],
+        query_bundle: QueryBundle | None = None,
+    ) -> list[NodeWithScore]:
+        # Encoding is CPU/GPU bound: keep it off the event loop.
+        return await asyncio.to_thread(self._postprocess_nodes, nodes, query_bundle)

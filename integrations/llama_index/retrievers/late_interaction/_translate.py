@@ -1,0 +1,179 @@
+"""Translate LlamaIndex inputs into what ``LateInteractionIndex`` takes: node sources, filters.
+
+Filter semantics follow ``llama_index.core.vector_stores.utils.build_metadata_filter_fn`` (the
+in-memory reference LlamaIndex uses for its simple stores), extended to nested
+``MetadataFilters``. The tree is validated up front, so an unsupported operator or condition
+fails before any search runs instead of being ignored.
+"""
+
+from __future__ import annotations
+
+import operator as op
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from llama_index.core.schema import BaseNode
+from llama_index.core.vector_stores.types import (
+    FilterCondition,
+    FilterOperator,
+    MetadataFilter,
+    MetadataFilters,
+)
+
+__all__ = ["collect_nodes", "to_predicate"]
+
+Predicate = Callable[[Mapping[str, Any]], bool]
+
+
+def _text_match(value: Any, found: Any, fold: bool) -> bool:
+    if not (isinstance(value, str) and isinstance(found, str)):
+        msg = (
+            f"TEXT_MATCH filters compare strings; got filter value {value!r} and metadata value "
+            f"{found!r}. Use EQ/CONTAINS for non-string values."
+        )
+        raise TypeError(msg)
+    return value.lower() in found.lower() if fold else value in found
+
+
+_OPS: dict[FilterOperator, Callable[[Any, Any], bool]] = {
+    # Each entry is (filter value, metadata value) -> bool.
+    FilterOperator.EQ: lambda v, m: m == v,
+    FilterOperator.NE: lambda v, m: m != v,
+    FilterOperator.GT: lambda v, m: op.gt(m, v),
+    FilterOperator.GTE: lambda v, m: op.ge(m, v),
+    FilterOperator.LT: lambda v, m: op.lt(m, v),
+    FilterOperator.LTE: lambda v, m: op.le(m, v),
+    FilterOperator.IN: lambda v, m: m in v,
+    FilterOperator.NIN: lambda v, m: m not in v,
+    FilterOperator.CONTAINS: lambda v, m: v in m,
+    FilterOperator.ANY: lambda v, m: any(x in m for x in v),
+    FilterOperator.ALL: lambda v, m: all(x in m for x in v),
+    FilterOperator.TEXT_MATCH: lambda v, m: _text_match(v, m, fold=False),
+    FilterOperator.TEXT_MATCH_INSENSITIVE: lambda v, m: _text_match(v, m, fold=True),
+}
+_CONDITIONS = (FilterCondition.AND, FilterCondition.OR, FilterCondition.NOT)
+
+
+def _leaf(flt: Any) -> Predicate:
+    key, value = flt.key, flt.value
+    # ExactMatchFilter (legacy) has no operator and means equality.
+    oper = getattr(flt, "operator", FilterOperator.EQ)
+    if oper == FilterOperator.IS_EMPTY:
+        return lambda meta: meta.get(key) in (None, "", [])
+    if oper not in _OPS:
+        msg = (
+            f"Unsupported filter operator {oper!r} on key {key!r}; ColBERTRetriever supports "
+            f"{sorted(str(o.value) for o in [*_OPS, FilterOperator.IS_EMPTY])}."
+        )
+        raise ValueError(msg)
+    compare = _OPS[oper]
+
+    def match(meta: Mapping[str, Any]) -> bool:
+        found = meta.get(key)
+        if found is None:  # a missing key only satisfies negative operators (as LlamaIndex)
+            return oper in (FilterOperator.NE, FilterOperator.NIN)
+        try:
+            return bool(compare(value, found))
+        except TypeError as exc:
+            msg = (
+                f"Filter {key!r} {oper.value} {value!r} cannot be applied to metadata value "
+                f"{found!r} ({type(found).__name__}): {exc}. Make the filter value the same "
+                "type as the metadata."
+            )
+            raise TypeError(msg) from exc
+
+    return match
+
+
+def to_predicate(
+    filters: MetadataFilters | MetadataFilter | None, doc_ids: Sequence[str] | None = None
+) -> Predicate | None:
+    """Compile LlamaIndex metadata filters into a predicate on a metadata dict.
+
+    Args:
+        filters: A ``MetadataFilters`` tree (nested trees allowed), a single ``MetadataFilter``,
+            or ``None``.
+        doc_ids: If given, also require ``metadata["ref_doc_id"]`` (set by
+            ``node_to_metadata_dict``) to be one of them.
+
+    Returns:
+        ``None`` when there is nothing to filter, else a callable ``metadata -> bool``.
+
+    Raises:
+        ValueError: For an operator or condition this retriever cannot evaluate.
+        TypeError: If ``filters`` is not a LlamaIndex filter object.
+    """
+    base = _compile(filters)
+    if doc_ids is None:
+        return base
+    wanted = set(doc_ids)
+    return lambda meta: meta.get("ref_doc_id") in wanted and (base is None or base(meta))
+
+
+def _compile(filters: Any) -> Predicate | None:
+    if filters is None:
+        return None
+    if not isinstance(filters, MetadataFilters):
+        if hasattr(filters, "key") and hasattr(filters, "value"):
+            return _leaf(filters)
+        msg = f"filters must be a MetadataFilters or MetadataFilter, got {type(filters).__name__}."
+        raise TypeError(msg)
+    if not filters.filters:
+        return None
+    condition = filters.condition or FilterCondition.AND
+    if condition not in _CONDITIONS:
+        msg = f"Unsupported filter condition {condition!r}; expected one of and/or/not."
+        raise ValueError(msg)
+    parts = [_compile(f) or (lambda _meta: True) for f in filters.filters]
+    if condition == FilterCondition.AND:
+        return lambda meta: all(p(meta) for p in parts)
+    if condition == FilterCondition.OR:
+        return lambda meta: any(p(meta) for p in parts)
+    return lambda meta: not any(p(meta) for p in parts)  # NOT: none of the filters match
+
+
+def collect_nodes(
+    nodes: Sequence[BaseNode] | None,
+    documents: Sequence[BaseNode] | None,
+    index: Any,
+    docstore: Any,
+    *,
+    chunk_size: int,
+    transformations: list[Any] | None = None,
+) -> list[BaseNode]:
+    """Return the nodes of exactly one source (as ``from_defaults`` takes them).
+
+    Args:
+        nodes: Nodes, used as they are.
+        documents: Documents, split by ``transformations`` (default: a ``SentenceSplitter`` of
+            ``chunk_size`` tokens, since text beyond the encoder's document length is cut off).
+        index: A ``VectorStoreIndex``: the nodes of its docstore.
+        docstore: A docstore: its nodes.
+        chunk_size: Default chunk size for ``documents``.
+        transformations: Node parsers for ``documents``.
+
+    Returns:
+        The nodes to index.
+
+    Raises:
+        ValueError: Unless exactly one source is given.
+        TypeError: If ``index`` has no docstore (e.g. a ``LateInteractionIndex``).
+    """
+    if sum(x is not None for x in (nodes, documents, index, docstore)) != 1:
+        msg = "Pass exactly one of nodes, documents, index (a VectorStoreIndex) or docstore."
+        raise ValueError(msg)
+    if index is not None:
+        if not hasattr(index, "docstore"):
+            msg = f"index must be a LlamaIndex VectorStoreIndex, got {type(index).__name__}; "
+            msg += "wrap a LateInteractionIndex with ColBERTRetriever(index=...) instead."
+            raise TypeError(msg)
+        docstore = index.docstore
+    if docstore is not None:
+        return list(docstore.docs.values())
+    if documents is not None:
+        from llama_index.core.ingestion import run_transformations
+        from llama_index.core.node_parser import SentenceSplitter
+
+        splitter = SentenceSplitter(chunk_size=chunk_size, chunk_overlap=chunk_size // 8)
+        return list(run_transformations(list(documents), transformations or [splitter]))
+    return list(nodes or [])

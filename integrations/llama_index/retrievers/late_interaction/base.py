@@ -1,0 +1,195 @@
+"""ColBERTRetriever: a LlamaIndex retriever over a late-interaction (ColBERT) index."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from llama_index.core.base.base_retriever import BaseRetriever
+from llama_index.core.callbacks.base import CallbackManager
+from llama_index.core.schema import BaseNode, IndexNode, MetadataMode, NodeWithScore, QueryBundle
+from llama_index.core.vector_stores.types import MetadataFilters
+from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
+
+from late_interaction import ColBERT, LateInteractionIndex
+from llama_index.retrievers.late_interaction._translate import collect_nodes, to_predicate
+
+if TYPE_CHECKING:
+    from llama_index.core.indices.vector_store.base import VectorStoreIndex
+    from llama_index.core.storage.docstore.types import BaseDocumentStore
+
+logger = logging.getLogger(__name__)
+
+PERSIST_FILENAME = "retriever.json"
+_SETTINGS = ("similarity_top_k", "filters", "node_ids", "doc_ids", "exact", "query_ef")
+
+
+class ColBERTRetriever(BaseRetriever):
+    """Retrieve nodes by ColBERT late interaction (per-token ANN, then exact MaxSim).
+
+    Each node is stored in the wrapped :class:`late_interaction.LateInteractionIndex` under its
+    ``node_id``, with its text as ``get_content(MetadataMode.EMBED)`` and, as metadata, the dict
+    LlamaIndex vector stores use (``node_to_metadata_dict``: the node's metadata plus the
+    serialised node), so results are the original nodes and metadata filters run in the core.
+
+    Instantiate (``pip install "late-interaction[llama-index]"``):
+        .. code-block:: python
+
+            from llama_index.retrievers.late_interaction import ColBERTRetriever
+
+            retriever = ColBERTRetriever.from_defaults(
+                nodes=nodes, model="answerdotai/answerai-colbert-small-v1", similarity_top_k=5
+            )
+
+    Use in a query engine:
+        .. code-block:: python
+
+            engine = RetrieverQueryEngine.from_args(retriever, llm=llm)
+            engine.query("What does the assert statement do?")
+
+    Args:
+        index: A built core index (cheap to inject; share one across retrievers).
+        similarity_top_k: Number of nodes to return (capped at the corpus size).
+        filters: LlamaIndex metadata filters, applied inside the core search.
+        node_ids: Restrict results to these node ids.
+        doc_ids: Restrict results to nodes of these source documents (``ref_doc_id``).
+        exact: Brute-force MaxSim over all (filtered) nodes instead of the ANN stage.
+        query_ef: Voyager ``query_ef`` for the token search (None: the core's default).
+        callback_manager, objects, object_map, verbose: As ``BaseRetriever``.
+
+    Raises:
+        ValueError: If ``similarity_top_k < 1`` or a filter uses an unsupported operator.
+    """
+
+    def __init__(
+        self,
+        index: LateInteractionIndex,
+        similarity_top_k: int = 10,
+        filters: MetadataFilters | None = None,
+        node_ids: Sequence[str] | None = None,
+        doc_ids: Sequence[str] | None = None,
+        exact: bool = False,
+        query_ef: int | None = None,
+        callback_manager: CallbackManager | None = None,
+        objects: list[IndexNode] | None = None,
+        object_map: dict | None = None,
+        verbose: bool = False,
+    ) -> None:
+        if similarity_top_k < 1:
+            msg = f"similarity_top_k must be >= 1, got {similarity_top_k}."
+            raise ValueError(msg)
+        to_predicate(filters, doc_ids)  # validate now: a bad operator fails here, not later
+        self._index = index
+        self.similarity_top_k = similarity_top_k
+        self.filters = filters
+        self.node_ids, self.doc_ids = node_ids, doc_ids
+        self.exact, self.query_ef = exact, query_ef
+        if 0 < len(index) < similarity_top_k:
+            msg = "similarity_top_k=%d exceeds the %d indexed nodes; all nodes will be returned."
+            logger.warning(msg, similarity_top_k, len(index))
+        super().__init__(callback_manager, object_map, objects, verbose)
+
+    @classmethod
+    def from_defaults(
+        cls,
+        nodes: Sequence[BaseNode] | None = None,
+        documents: Sequence[BaseNode] | None = None,
+        index: VectorStoreIndex | None = None,
+        docstore: BaseDocumentStore | None = None,
+        model: str | ColBERT | None = None,
+        similarity_top_k: int = 10,
+        filters: MetadataFilters | None = None,
+        transformations: list[Any] | None = None,
+        batch_size: int = 32,
+        **kwargs: Any,
+    ) -> ColBERTRetriever:
+        """Encode nodes from exactly one source into a new index and wrap it.
+
+        Args:
+            nodes: Nodes, indexed as they are.
+            documents: Documents, split into nodes by ``transformations``.
+            index: A LlamaIndex ``VectorStoreIndex``: the nodes of its docstore are indexed.
+            docstore: A LlamaIndex docstore whose nodes are indexed.
+            model: Checkpoint id/path, a loaded ``ColBERT``, or None for the embedded default.
+            similarity_top_k: Number of nodes to return.
+            filters: Metadata filters applied at query time.
+            transformations: Node parsers for ``documents``; default a ``SentenceSplitter``
+                whose chunks fit the encoder's ``document_length`` (longer text is truncated).
+            batch_size: Encoding batch size.
+            **kwargs: Other ``ColBERTRetriever`` arguments.
+
+        Raises:
+            ValueError: Unless exactly one of nodes, documents, index, docstore is given.
+        """
+        encoder = model if isinstance(model, ColBERT) else ColBERT.from_pretrained(model)
+        size = encoder.config.document_length
+        found = collect_nodes(
+            nodes, documents, index, docstore, chunk_size=size, transformations=transformations
+        )
+        retriever = cls(LateInteractionIndex(model=encoder), similarity_top_k, filters, **kwargs)
+        retriever.insert_nodes(found, batch_size=batch_size)
+        return retriever
+
+    @property
+    def index(self) -> LateInteractionIndex:
+        """The wrapped core index."""
+        return self._index
+
+    def insert_nodes(self, nodes: Sequence[BaseNode], *, batch_size: int = 32) -> None:
+        """Encode and add nodes; a node whose id is already indexed is replaced."""
+        if not nodes:
+            return
+        self._index.add(
+            [n.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes],
+            ids=[n.node_id for n in nodes],
+            metadatas=[node_to_metadata_dict(n) for n in nodes],
+            batch_size=batch_size,
+            show_progress_bar=self._verbose,
+        )
+
+    def delete_nodes(self, node_ids: Sequence[str]) -> None:
+        """Remove nodes by id (no re-encoding of the others)."""
+        self._index.delete(list(node_ids))
+
+    def delete_ref_doc(self, ref_doc_id: str) -> None:
+        """Remove every node whose source document is ``ref_doc_id``."""
+        # Performance note: a scan of the stored metadata; deletes are rare next to queries.
+        docs = self._index.get(self._index.ids)
+        self._index.delete([d.id for d in docs if d.metadata.get("ref_doc_id") == ref_doc_id])
+
+    def persist(self, path: str | Path) -> None:
+        """Save the index (core format) and the retriever settings to ``path``."""
+        self._index.save(path)
+        settings = {name: getattr(self, name) for name in _SETTINGS}
+        settings["filters"] = self.filters.model_dump(mode="json") if self.filters else None
+        Path(path, PERSIST_FILENAME).write_text(json.dumps(settings, indent=2), encoding="utf-8")
+
+    @classmethod
+    def from_persist_dir(
+        cls, path: str | Path, model: ColBERT | None = None, **kwargs: Any
+    ) -> ColBERTRetriever:
+        """Load a retriever written by :meth:`persist`; ``kwargs`` override saved settings."""
+        settings = json.loads(Path(path, PERSIST_FILENAME).read_text(encoding="utf-8"))
+        if settings.get("filters"):
+            settings["filters"] = MetadataFilters.model_validate(settings["filters"])
+        settings.update(kwargs)
+        return cls(LateInteractionIndex.load(path, model=model), **settings)
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        if len(self._index) == 0:
+            return []
+        q, k = query_bundle.query_str, min(self.similarity_top_k, len(self._index))
+        opts = {"filter": to_predicate(self.filters, self.doc_ids), "ids": self.node_ids}
+        if self.exact:
+            hits = self._index.exact_search(q, k, **opts)
+        else:
+            hits = self._index.search(q, k, query_ef=self.query_ef, **opts)
+        return [NodeWithScore(node=metadata_dict_to_node(h.metadata), score=h.score) for h in hits]
+
+    async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        # Encoding and MaxSim are CPU/GPU bound: keep them off the event loop.
+        return await asyncio.to_thread(self._retrieve, query_bundle)

@@ -1,0 +1,62 @@
+"""Fixtures for the LlamaIndex adapter tests: the embedded MiniLM encoder and real passages.
+
+The encoder and the shared corpus index are built once per session (encoding is the slow part);
+tests that write to an index build their own small one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
+
+CORPUS = Path(__file__).resolve().parents[2] / "cookbooks" / "data" / "python_reference.jsonl"
+N_PASSAGES = 39  # every third record: 39 passages over ~39 topics
+
+
+def make_nodes(step: int = 3) -> list[TextNode]:
+    """Real passages as TextNodes with metadata of several types; every 3 share a SOURCE."""
+    records = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines()]
+    nodes = []
+    for i, rec in enumerate(records[::step]):
+        n = int(rec["id"].rsplit("-", 1)[1])
+        nodes.append(
+            TextNode(
+                id_=rec["id"],
+                text=rec["text"],
+                metadata={
+                    "topic": rec["topic"],
+                    "title": rec["title"],
+                    "n": n,
+                    "rank": float(i) / 2,
+                    "tags": [rec["topic"], "even" if i % 2 == 0 else "odd"],
+                    "note": "" if i % 5 == 0 else f"passage {i}",
+                },
+                excluded_embed_metadata_keys=["rank", "tags", "note", "n"],
+                relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id=f"doc-{i // 3}")},
+            )
+        )
+    return nodes
+
+
+@pytest.fixture(scope="session")
+def colbert():
+    """The embedded offline default encoder (all-MiniLM-L6-v2 in ColBERT mode)."""
+    from late_interaction import ColBERT
+
+    return ColBERT.from_pretrained()
+
+
+@pytest.fixture(scope="session")
+def nodes() -> list[TextNode]:
+    return make_nodes()
+
+
+@pytest.fixture(scope="session")
+def corpus_index(colbert, nodes):
+    """A core index over ``nodes`` built through the retriever (read-only in tests)."""
+    from llama_index.retrievers.late_interaction import ColBERTRetriever
+
+    return ColBERTRetriever.from_defaults(nodes=nodes, model=colbert).index

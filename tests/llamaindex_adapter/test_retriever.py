@@ -1,0 +1,296 @@
+"""ColBERTRetriever: the contract, filters against brute force, writes, events, persistence."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import numpy as np
+import pytest
+from llama_index.core import Document, VectorStoreIndex
+from llama_index.core.callbacks import CallbackManager, CBEventType, LlamaDebugHandler
+from llama_index.core.embeddings.mock_embed_model import MockEmbedding
+from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.instrumentation.events.retrieval import (
+    RetrievalEndEvent,
+    RetrievalStartEvent,
+)
+from llama_index.core.schema import MetadataMode, QueryBundle, TextNode
+from llama_index.core.vector_stores.types import (
+    ExactMatchFilter,
+    FilterCondition,
+    FilterOperator,
+    MetadataFilter,
+    MetadataFilters,
+)
+from tests.llamaindex_adapter.conftest import make_nodes
+from tests.llamaindex_adapter.contract import EventRecorder, RetrieverContract
+
+from late_interaction import LateInteractionIndex
+from llama_index.retrievers.late_interaction import ColBERTRetriever
+
+QUERY = "How do I catch an exception and handle the error?"
+
+
+def naive_maxsim_ranking(colbert, query: str, nodes) -> list[tuple[str, float]]:
+    """Independent reference: encode everything and score every node by sum-of-max dot products."""
+    q = colbert.encode_queries([query])[0]
+    docs = colbert.encode_documents(
+        [n.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]
+    )
+    scores = [float((q @ d.T).max(axis=1).sum()) for d in docs]
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    return [(nodes[i].node_id, scores[i]) for i in order]
+
+
+def F(key, value, op=FilterOperator.EQ):
+    return MetadataFilter(key=key, value=value, operator=op)
+
+
+class TestColBERTRetrieverContract(RetrieverContract):
+    @pytest.fixture(autouse=True)
+    def _setup(self, corpus_index):
+        self._index = corpus_index
+
+    @property
+    def retriever_constructor(self):
+        return ColBERTRetriever
+
+    @property
+    def retriever_constructor_params(self):
+        return {"index": self._index}
+
+    @property
+    def retriever_query_example(self):
+        return QUERY
+
+    @property
+    def corpus_size(self):
+        return len(self._index)
+
+    @property
+    def filters_example(self):
+        filters = MetadataFilters(
+            filters=[F("n", 1, FilterOperator.GTE), F("tags", "even", FilterOperator.CONTAINS)]
+        )
+        return filters, lambda m: m["n"] >= 1 and "even" in m["tags"]
+
+
+# Each case: LlamaIndex filters, and the same condition written by hand on the node metadata.
+FILTER_CASES = {
+    "eq": (MetadataFilters(filters=[F("topic", "for")]), lambda m: m["topic"] == "for"),
+    "ne": (MetadataFilters(filters=[F("n", 0, FilterOperator.NE)]), lambda m: m["n"] != 0),
+    "gt": (MetadataFilters(filters=[F("rank", 9.0, FilterOperator.GT)]), lambda m: m["rank"] > 9),
+    "gte": (MetadataFilters(filters=[F("n", 2, FilterOperator.GTE)]), lambda m: m["n"] >= 2),
+    "lt": (MetadataFilters(filters=[F("rank", 3.5, FilterOperator.LT)]), lambda m: m["rank"] < 3.5),
+    "lte": (MetadataFilters(filters=[F("n", 0, FilterOperator.LTE)]), lambda m: m["n"] <= 0),
+    "in": (
+        MetadataFilters(filters=[F("topic", ["try", "raise", "for"], FilterOperator.IN)]),
+        lambda m: m["topic"] in {"try", "raise", "for"},
+    ),
+    "nin": (
+        MetadataFilters(filters=[F("topic", ["try", "raise"], FilterOperator.NIN)]),
+        lambda m: m["topic"] not in {"try", "raise"},
+    ),
+    "contains": (
+        MetadataFilters(filters=[F("tags", "odd", FilterOperator.CONTAINS)]),
+        lambda m: "odd" in m["tags"],
+    ),
+    "any": (
+        MetadataFilters(filters=[F("tags", ["try", "for"], FilterOperator.ANY)]),
+        lambda m: bool({"try", "for"} & set(m["tags"])),
+    ),
+    "all": (
+        MetadataFilters(filters=[F("tags", ["odd", "try"], FilterOperator.ALL)]),
+        lambda m: {"odd", "try"} <= set(m["tags"]),
+    ),
+    "text_match": (
+        MetadataFilters(filters=[F("title", "statement", FilterOperator.TEXT_MATCH)]),
+        lambda m: "statement" in m["title"],
+    ),
+    "text_match_insensitive": (
+        MetadataFilters(filters=[F("title", "THE", FilterOperator.TEXT_MATCH_INSENSITIVE)]),
+        lambda m: "the" in m["title"].lower(),
+    ),
+    "is_empty": (
+        MetadataFilters(filters=[F("note", None, FilterOperator.IS_EMPTY)]),
+        lambda m: m["note"] == "",
+    ),
+    "missing_key_ne": (
+        MetadataFilters(filters=[F("absent", "x", FilterOperator.NE)]),
+        lambda m: True,
+    ),
+    "legacy_exact_match": (
+        MetadataFilters(filters=[ExactMatchFilter(key="topic", value="try")]),
+        lambda m: m["topic"] == "try",
+    ),
+    "or": (
+        MetadataFilters(filters=[F("n", 2), F("topic", "for")], condition=FilterCondition.OR),
+        lambda m: m["n"] == 2 or m["topic"] == "for",
+    ),
+    "not": (
+        MetadataFilters(filters=[F("n", 0), F("topic", "try")], condition=FilterCondition.NOT),
+        lambda m: not (m["n"] == 0 or m["topic"] == "try"),
+    ),
+    "nested": (
+        MetadataFilters(
+            filters=[
+                F("tags", "even", FilterOperator.CONTAINS),
+                MetadataFilters(
+                    filters=[F("n", 0), F("rank", 15.0, FilterOperator.GTE)],
+                    condition=FilterCondition.OR,
+                ),
+            ]
+        ),
+        lambda m: "even" in m["tags"] and (m["n"] == 0 or m["rank"] >= 15),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FILTER_CASES))
+def test_filters_match_brute_force(case, corpus_index, nodes):
+    filters, predicate = FILTER_CASES[case]
+    expected = {n.node_id for n in nodes if predicate(n.metadata)}
+    assert 0 < len(expected) < len(nodes) or case == "missing_key_ne", "case must discriminate"
+    retriever = ColBERTRetriever(corpus_index, similarity_top_k=len(nodes), filters=filters)
+    got = retriever.retrieve(QUERY)
+    assert {n.node.node_id for n in got} == expected
+    exact = ColBERTRetriever(corpus_index, len(nodes), filters=filters, exact=True).retrieve(QUERY)
+    assert {n.node.node_id for n in exact} == expected
+
+
+def test_unsupported_operator_is_an_error(corpus_index):
+    bogus = MetadataFilter.model_construct(key="topic", value="x", operator="regex")
+    with pytest.raises(ValueError, match="Unsupported filter operator"):
+        ColBERTRetriever(corpus_index, filters=MetadataFilters(filters=[bogus]))
+
+
+def test_type_mismatch_is_an_error(corpus_index):
+    retriever = ColBERTRetriever(corpus_index, filters=MetadataFilters(filters=[F("n", "1", ">")]))
+    with pytest.raises(TypeError, match="same type"):
+        retriever.retrieve(QUERY)
+
+
+def test_exact_scores_equal_naive_maxsim(colbert, corpus_index, nodes):
+    reference = naive_maxsim_ranking(colbert, QUERY, nodes)[:5]
+    got = ColBERTRetriever(corpus_index, similarity_top_k=5, exact=True).retrieve(QUERY)
+    assert [n.node.node_id for n in got] == [i for i, _ in reference]
+    np.testing.assert_allclose([n.score for n in got], [s for _, s in reference], atol=2e-2)
+
+
+def test_ann_top_k_matches_exact_on_small_corpus(corpus_index):
+    ann = ColBERTRetriever(corpus_index, similarity_top_k=5).retrieve(QUERY)
+    exact = ColBERTRetriever(corpus_index, similarity_top_k=5, exact=True).retrieve(QUERY)
+    assert [n.node.node_id for n in ann] == [n.node.node_id for n in exact]
+
+
+def test_returns_original_nodes(corpus_index, nodes):
+    by_id = {n.node_id: n for n in nodes}
+    for hit in ColBERTRetriever(corpus_index, similarity_top_k=4).retrieve(QUERY):
+        original = by_id[hit.node.node_id]
+        assert isinstance(hit.node, TextNode)
+        assert hit.node.text == original.text
+        assert hit.node.metadata == original.metadata
+        assert hit.node.relationships == original.relationships
+        assert hit.node.ref_doc_id == original.ref_doc_id
+
+
+def test_node_ids_and_doc_ids_restrict(corpus_index, nodes):
+    chosen = [nodes[0].node_id, nodes[7].node_id, nodes[20].node_id]
+    got = ColBERTRetriever(corpus_index, similarity_top_k=10, node_ids=chosen).retrieve(QUERY)
+    assert sorted(n.node.node_id for n in got) == sorted(chosen)
+    refs = {nodes[3].ref_doc_id, nodes[11].ref_doc_id}
+    got = ColBERTRetriever(corpus_index, similarity_top_k=39, doc_ids=sorted(refs)).retrieve(QUERY)
+    assert {n.node.node_id for n in got} == {n.node_id for n in nodes if n.ref_doc_id in refs}
+
+
+def test_insert_delete_and_delete_ref_doc(colbert):
+    small = make_nodes(step=13)  # 9 passages
+    retriever = ColBERTRetriever.from_defaults(nodes=small[:6], model=colbert, similarity_top_k=20)
+    assert {n.node.node_id for n in retriever.retrieve(QUERY)} == {n.node_id for n in small[:6]}
+    retriever.insert_nodes(small[6:])
+    assert {n.node.node_id for n in retriever.retrieve(QUERY)} == {n.node_id for n in small}
+    retriever.delete_nodes([small[0].node_id, small[1].node_id])
+    assert {n.node.node_id for n in retriever.retrieve(QUERY)} == {n.node_id for n in small[2:]}
+    target = small[4].ref_doc_id
+    retriever.delete_ref_doc(target)
+    left = {n.node.node_id for n in retriever.retrieve(QUERY)}
+    assert left == {n.node_id for n in small[2:] if n.ref_doc_id != target}
+    # Upsert: re-inserting an id replaces its content.
+    changed = small[5].model_copy(update={"text": "Completely different words about lambda."})
+    retriever.insert_nodes([changed])
+    top = retriever.retrieve("anonymous lambda function")[0]
+    assert top.node.node_id == changed.node_id and top.node.text == changed.text
+    assert set(retriever.index.ids) == left | {changed.node_id}
+
+
+def test_empty_index_returns_nothing(colbert):
+    assert ColBERTRetriever(LateInteractionIndex(model=colbert)).retrieve(QUERY) == []
+
+
+def test_top_k_above_corpus_logs_warning(corpus_index, caplog):
+    with caplog.at_level(logging.WARNING):
+        ColBERTRetriever(corpus_index, similarity_top_k=1000)
+    assert "exceeds" in caplog.text
+
+
+def test_from_defaults_sources(colbert, nodes):
+    with pytest.raises(ValueError, match="exactly one"):
+        ColBERTRetriever.from_defaults(model=colbert)
+    with pytest.raises(ValueError, match="exactly one"):
+        ColBERTRetriever.from_defaults(nodes=nodes[:2], docstore=object(), model=colbert)
+    vindex = VectorStoreIndex(nodes[:5], embed_model=MockEmbedding(embed_dim=8))
+    retriever = ColBERTRetriever.from_defaults(index=vindex, model=colbert, similarity_top_k=10)
+    assert sorted(retriever.index.ids) == sorted(n.node_id for n in nodes[:5])
+    long_doc = Document(text=" ".join(n.text for n in nodes[:4]), doc_id="long")
+    retriever = ColBERTRetriever.from_defaults(documents=[long_doc], model=colbert)
+    assert len(retriever.index) > 1, "a long document is split to fit document_length"
+    assert {n.node.ref_doc_id for n in retriever.retrieve(QUERY)} == {"long"}
+
+
+async def test_events_and_callbacks_fire(corpus_index):
+    recorder, debug = EventRecorder(), LlamaDebugHandler()
+    root = get_dispatcher()
+    root.add_event_handler(recorder)
+    try:
+        retriever = ColBERTRetriever(
+            corpus_index, similarity_top_k=2, callback_manager=CallbackManager([debug])
+        )
+        retriever.retrieve(QUERY)
+        await retriever.aretrieve(QueryBundle(QUERY))
+    finally:
+        root.event_handlers.remove(recorder)
+    kinds = [
+        type(e) for e in recorder.events if isinstance(e, RetrievalStartEvent | RetrievalEndEvent)
+    ]
+    assert kinds == [RetrievalStartEvent, RetrievalEndEvent] * 2
+    ends = [e for e in recorder.events if isinstance(e, RetrievalEndEvent)]
+    assert all(len(e.nodes) == 2 for e in ends)
+    assert len(debug.get_event_pairs(CBEventType.RETRIEVE)) == 2
+
+
+async def test_aretrieve_runs_off_the_event_loop(corpus_index):
+    seen = []
+
+    class Probe(ColBERTRetriever):
+        def _retrieve(self, query_bundle):
+            seen.append(threading.current_thread() is threading.main_thread())
+            return super()._retrieve(query_bundle)
+
+    await Probe(corpus_index, similarity_top_k=1).aretrieve(QUERY)
+    assert seen == [False]
+
+
+def test_persist_round_trip_keeps_settings(corpus_index, tmp_path):
+    filters = MetadataFilters(filters=[F("tags", "odd", FilterOperator.CONTAINS)])
+    retriever = ColBERTRetriever(corpus_index, similarity_top_k=3, filters=filters, exact=True)
+    retriever.persist(tmp_path / "r")
+    loaded = ColBERTRetriever.from_persist_dir(tmp_path / "r", model=corpus_index.model)
+    assert (loaded.similarity_top_k, loaded.filters, loaded.exact) == (3, filters, True)
+    assert [n.node.node_id for n in loaded.retrieve(QUERY)] == [
+        n.node.node_id for n in retriever.retrieve(QUERY)
+    ]
+    override = ColBERTRetriever.from_persist_dir(
+        tmp_path / "r", model=corpus_index.model, similarity_top_k=1
+    )
+    assert len(override.retrieve(QUERY)) == 1
