@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-import langchain_late_interaction
 from langchain_core.documents import BaseDocumentCompressor
 from langchain_core.retrievers import BaseRetriever
+
+import langchain_late_interaction
 
 EXPECTED_ALL = ["ColBERTReranker", "ColBERTRetriever"]
 
