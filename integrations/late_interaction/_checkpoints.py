@@ -187,15 +187,30 @@ def detect_format(folder: Path) -> str:
     raise CheckpointFormatError(msg)
 
 
-def _load_backbone(folder: Path, trust_remote_code: bool, model_kwargs: dict, tok_kwargs: dict):
+def _load_backbone(
+    folder: Path,
+    trust_remote_code: bool,
+    model_kwargs: dict,
+    tok_kwargs: dict,
+    *,
+    quiet: bool = False,
+):
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(
             str(folder), trust_remote_code=trust_remote_code, **tok_kwargs
         )
-        backbone = AutoModel.from_pretrained(
-            str(folder), trust_remote_code=trust_remote_code, **model_kwargs
+        if quiet:  # a Stanford checkpoint's top-level linear.weight is expected, not news
+            hf_logging.set_verbosity_error()
+        backbone, info = AutoModel.from_pretrained(
+            str(folder),
+            trust_remote_code=trust_remote_code,
+            output_loading_info=True,
+            **model_kwargs,
         )
     except (OSError, ValueError, KeyError) as exc:
         msg = (
@@ -204,6 +219,18 @@ def _load_backbone(folder: Path, trust_remote_code: bool, model_kwargs: dict, to
             "config.json, weights (model.safetensors or pytorch_model.bin) and tokenizer files."
         )
         raise CheckpointFormatError(msg) from exc
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    # transformers fills missing weights with random values and only warns; refuse instead (the
+    # pooler is never used for token embeddings, and ColBERT checkpoints often omit it).
+    missing = [k for k in info.get("missing_keys", ()) if not k.startswith("pooler.")]
+    if missing:
+        msg = (
+            f"{folder}: the weights lack {len(missing)} backbone parameters of "
+            f"{type(backbone).__name__} (e.g. {sorted(missing)[:4]}); they would be random. "
+            "Check that the weights belong to this config.json."
+        )
+        raise CheckpointFormatError(msg)
     backbone.eval()
     if tokenizer.padding_side != "right":
         # Markers go in at position 1 and expansion pads at the end, so padding must be right.
@@ -294,7 +321,9 @@ def load_checkpoint(
     logger.debug("%s: detected checkpoint format %r", folder, fmt)
     model_kwargs, tok_kwargs = dict(model_kwargs or {}), dict(tokenizer_kwargs or {})
     if fmt == "stanford":
-        backbone, tokenizer = _load_backbone(folder, trust_remote_code, model_kwargs, tok_kwargs)
+        backbone, tokenizer = _load_backbone(
+            folder, trust_remote_code, model_kwargs, tok_kwargs, quiet=True
+        )
         weight = _stanford_linear(folder)
         hidden = backbone.get_input_embeddings().embedding_dim
         if weight.ndim != 2 or weight.shape[1] != hidden:

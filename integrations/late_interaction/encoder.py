@@ -131,7 +131,15 @@ class ColBERT:
         config: The :class:`~late_interaction.config.EncoderConfig` in effect.
     """
 
-    def __init__(self, checkpoint: LoadedCheckpoint, config: EncoderConfig, device: Any) -> None:
+    def __init__(
+        self,
+        checkpoint: LoadedCheckpoint,
+        config: EncoderConfig,
+        *,
+        device: torch.device,
+        dtype: torch.dtype,
+        auto_device: bool = False,
+    ) -> None:
         self.config = config
         self._checkpoint = checkpoint
         self._tokenizer = checkpoint.tokenizer
@@ -143,7 +151,7 @@ class ColBERT:
             self._modules.append(checkpoint.projection)
         params = inspect.signature(checkpoint.backbone.forward).parameters
         self._takes_token_types = "token_type_ids" in params
-        self._place(*device)
+        self._place(device, dtype, auto_device)
 
     def _place(self, device: torch.device, dtype: torch.dtype, auto: bool) -> None:
         try:
@@ -261,7 +269,13 @@ class ColBERT:
         config = EncoderConfig(
             name_or_path=name, checkpoint_format=checkpoint.checkpoint_format, dim=dim, **settings
         )
-        return cls(checkpoint, config, (resolved_device, resolved_dtype, device is None))
+        return cls(
+            checkpoint,
+            config,
+            device=resolved_device,
+            dtype=resolved_dtype,
+            auto_device=device is None,
+        )
 
     @classmethod
     def from_config(

@@ -295,3 +295,14 @@ def test_backbone_weights_missing(tiny_stanford_path, tmp_path):
     folder = shutil.copytree(tiny_stanford_path, tmp_path / "s")
     (folder / "model.safetensors").unlink()
     _error(folder, "could not load the transformer backbone")
+
+
+def test_backbone_keys_that_do_not_match_are_refused(tiny_stanford_path, tmp_path):
+    # transformers alone would load random weights with a warning.
+    from safetensors.torch import load_file, save_file
+
+    folder = shutil.copytree(tiny_stanford_path, tmp_path / "s")
+    state = load_file(str(folder / "model.safetensors"))
+    state = {k.replace("bert.encoder.", "bert.other."): v for k, v in state.items()}
+    save_file(state, str(folder / "model.safetensors"))
+    _error(folder, r"the weights lack \d+ backbone parameters of BertModel")
