@@ -39,6 +39,11 @@ VARIANTS: list[tuple[str, dict, dict]] = [
         {"do_query_expansion": True, "query_length": 32},
     ),
     (
+        "skip punct, doc length 384",
+        {"skiplist_words": PUNCT, "keep_special_tokens": True, "document_length": 384},
+        {},
+    ),
+    (
         "skip punct, doc length 512",
         {"skiplist_words": PUNCT, "keep_special_tokens": True, "document_length": 512},
         {},
@@ -89,6 +94,7 @@ def main() -> None:
     parser.add_argument("--device", default=None)
     parser.add_argument("--max-docs", type=int, default=None)
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    parser.add_argument("--only", default=None, help="run only variants whose name contains this")
     args = parser.parse_args()
 
     import torch
@@ -110,6 +116,8 @@ def main() -> None:
     )
     doc_cache: dict[str, list[np.ndarray]] = {}
     for name, doc_kw, query_kw in VARIANTS:
+        if args.only and args.only not in name:
+            continue
         model = ColBERT.from_pretrained(args.model, device=device, **doc_kw, **query_kw)
         key = json.dumps(doc_kw, sort_keys=True, default=list)
         if key not in doc_cache:
