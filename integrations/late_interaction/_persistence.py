@@ -207,22 +207,37 @@ def check_model(manifest: dict[str, Any], model: Any, path: Path) -> None:
         raise ModelMismatchError(msg)
 
 
+_REBUILD_KEYS = (
+    "query_prefix",
+    "document_prefix",
+    "query_length",
+    "document_length",
+    "do_query_expansion",
+    "attend_to_expansion_tokens",
+    "skiplist_words",
+    "keep_special_tokens",
+    "skiplist_rule",
+)
+
+
 def model_from_fingerprint(fingerprint: dict[str, Any], path: Path) -> Any:
-    """Rebuild the encoder an index was saved with (embedded default or a local folder).
+    """Rebuild the encoder an index was saved with (embedded default, local folder or hub id).
+
+    Every encoding setting recorded in the fingerprint is passed explicitly, so the rebuilt
+    encoder matches even where the checkpoint's own defaults would differ.
 
     Raises:
         ModelMismatchError: If it cannot be rebuilt (the caller should pass the model).
     """
-    from late_interaction.encoder import ColBERT
+    from late_interaction.encoder import DEFAULT_MODEL, ColBERT
 
+    name = fingerprint.get("name_or_path")
     try:
-        rebuild = getattr(ColBERT, "from_fingerprint", None)
-        if rebuild is not None:
-            return rebuild(fingerprint)
-        config = fingerprint.get("config", {})
-        return ColBERT.from_pretrained(
-            fingerprint.get("name_or_path") or config.get("name_or_path")
-        )
+        if not name:
+            msg = "the fingerprint names no checkpoint"
+            raise ValueError(msg)
+        overrides = {key: fingerprint[key] for key in _REBUILD_KEYS if key in fingerprint}
+        return ColBERT.from_pretrained(None if name == DEFAULT_MODEL else name, **overrides)
     except Exception as exc:
         msg = (
             f"cannot rebuild the encoder of the index at {path} from its saved fingerprint "

@@ -16,11 +16,22 @@ from typing import Any
 import numpy as np
 
 from late_interaction.config import IndexConfig
+from late_interaction.exceptions import EmptyIndexError
 from late_interaction.index import RecallError, VoyagerTokenIndex
 from late_interaction.store import DocumentStore, TokenStore, score_slots
 from late_interaction.types import SearchHit
 
-__all__ = ["Filter", "Snapshot", "View", "filter_predicate", "make_view", "search_snapshot"]
+__all__ = [
+    "Filter",
+    "Snapshot",
+    "View",
+    "filter_predicate",
+    "make_view",
+    "positive_int",
+    "prepare_search",
+    "rank",
+    "search_snapshot",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +148,49 @@ def make_view(
             if not predicate(metadatas[slot]):
                 allowed[slot] = False
     return View(snap, allowed)
+
+
+def positive_int(value: Any, name: str, *, optional: bool = False) -> int | None:
+    """Return ``value`` as an int if it is a positive integer (or None when ``optional``).
+
+    Raises:
+        ValueError: Otherwise, naming the argument.
+    """
+    if optional and value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        msg = f"{name} must be a positive integer{' or None' if optional else ''}; got {value!r}."
+        raise ValueError(msg)
+    return int(value)
+
+
+def prepare_search(
+    snap: Snapshot,
+    slots: Sequence[int | None] | None,
+    config: IndexConfig,
+    k: Any,
+    filter: Filter,
+    query_ef: Any,
+    k_token: Any,
+) -> dict[str, Any]:
+    """Validate search arguments and build the view: keyword arguments of ``search_snapshot``.
+
+    Raises:
+        ValueError: If ``k``, ``query_ef`` or ``k_token`` is not a positive integer.
+        TypeError: If ``filter`` is of an unsupported type.
+        EmptyIndexError: If the snapshot holds no live documents.
+    """
+    args = {
+        "k": positive_int(k, "k"),
+        "query_ef": positive_int(query_ef, "query_ef", optional=True),
+        "k_token": positive_int(k_token, "k_token", optional=True),
+        "config": config,
+    }
+    predicate = filter_predicate(filter)
+    if snap.n_live == 0:
+        msg = "the index holds no documents; add documents before searching."
+        raise EmptyIndexError(msg)
+    return {"view": make_view(snap, slots, predicate), **args}
 
 
 def search_snapshot(

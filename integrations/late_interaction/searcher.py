@@ -26,16 +26,8 @@ from late_interaction._persistence import (
     read_index,
     write_index,
 )
-from late_interaction._retrieval import (
-    Filter,
-    Snapshot,
-    filter_predicate,
-    make_view,
-    rank,
-    search_snapshot,
-)
+from late_interaction._retrieval import Filter, Snapshot, prepare_search, rank, search_snapshot
 from late_interaction.config import IndexConfig
-from late_interaction.exceptions import EmptyIndexError
 from late_interaction.index import VoyagerTokenIndex
 from late_interaction.store import (
     DocumentStore,
@@ -50,15 +42,6 @@ __all__ = ["LateInteractionIndex"]
 
 _PROGRESS_MIN_TEXTS = 1000  # show a progress bar by default from this many texts on
 _ADD_CHUNK = 256  # documents encoded and published per step of add()
-
-
-def _positive(value: Any, name: str, *, optional: bool = False) -> int | None:
-    if optional and value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        msg = f"{name} must be a positive integer{' or None' if optional else ''}; got {value!r}."
-        raise ValueError(msg)
-    return int(value)
 
 
 class LateInteractionIndex:
@@ -453,11 +436,7 @@ class LateInteractionIndex:
         k_token: int | None = None,
         batch_size: int = 32,
     ) -> list[list[SearchHit]]:
-        """:meth:`search` for many queries: one encoder pass and one HNSW query for all.
-
-        Returns:
-            One hit list per query, in input order.
-        """
+        """:meth:`search` for many queries (one encoder pass, one HNSW query); one list each."""
         queries = as_list(queries, "queries")
         if any(not isinstance(q, str) for q in queries):
             msg = "queries must be strings; use search_embeddings for precomputed matrices."
@@ -492,18 +471,10 @@ class LateInteractionIndex:
         filter: Filter = None,
         ids: Iterable[str] | None = None,
     ) -> list[SearchHit]:
-        """Brute-force exact MaxSim over every allowed live document (no ANN).
+        """Brute-force exact MaxSim over every allowed live document (no ANN), best first.
 
-        The reference for recall measurements; its cost grows with the index.
-
-        Args:
-            query_or_embeddings: Query text or a ``(n_query_tokens, dim)`` matrix.
-            k: Number of results.
-            filter: As in :meth:`search`.
-            ids: As in :meth:`search`.
-
-        Returns:
-            Hits, best first.
+        The reference for recall measurements; its cost grows with the index. Takes a query text
+        or a ``(n_query_tokens, dim)`` matrix; ``k``, ``filter`` and ``ids`` as in :meth:`search`.
         """
         args = self._search_args(k, filter, ids, None, None)
         query = query_or_embeddings
@@ -517,21 +488,8 @@ class LateInteractionIndex:
         self, k: Any, filter: Filter, ids: Any, query_ef: Any, k_token: Any
     ) -> dict[str, Any]:
         """Validate search arguments and take the snapshot view (before any encoding)."""
-        k = _positive(k, "k")
-        query_ef = _positive(query_ef, "query_ef", optional=True)
-        k_token = _positive(k_token, "k_token", optional=True)
-        predicate = filter_predicate(filter)
         if ids is not None:
             snap, slots = self._resolve(as_list(ids, "ids"))
         else:
             snap, slots = self._snap, None
-        if snap.n_live == 0:
-            msg = "the index holds no documents; add documents before searching."
-            raise EmptyIndexError(msg)
-        return {
-            "view": make_view(snap, slots, predicate),
-            "k": k,
-            "config": self.config,
-            "query_ef": query_ef,
-            "k_token": k_token,
-        }
+        return prepare_search(snap, slots, self.config, k, filter, query_ef, k_token)

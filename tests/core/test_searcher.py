@@ -250,3 +250,52 @@ def test_concurrent_searches_during_adds(fake_encoder, ref):
             t.join()
     assert not errors, errors[0]
     assert len(index) == 600
+
+
+def _scifact(folder, n_docs, n_queries):
+    import json
+
+    with open(folder / "corpus.jsonl", encoding="utf-8") as f:
+        docs = [json.loads(next(f)) for _ in range(n_docs)]
+    with open(folder / "queries.jsonl", encoding="utf-8") as f:
+        queries = [json.loads(next(f))["text"] for _ in range(n_queries)]
+    texts = [f"{d['title']} {d['text']}" for d in docs]
+    return [str(d["_id"]) for d in docs], texts, queries
+
+
+@pytest.fixture(scope="module")
+def scifact_encoded(default_model, scifact_dir):
+    ids, texts, queries = _scifact(scifact_dir, 30, 4)
+    reference = default_model.encode_documents(texts)  # independent of the index's own encoding
+    return ids, texts, queries, reference, default_model.encode_queries(queries)
+
+
+# A cheap graph: equivalence with brute force must come from the wide search, not graph quality.
+_CHEAP = {"hnsw_m": 8, "ef_construction": 32, "exact_scan_tokens": 0, "exact_scan_fraction": 0.0}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_real_model_ann_equals_brute_force_on_scifact(default_model, scifact_encoded, ref, dtype):
+    ids, texts, queries, reference, query_mats = scifact_encoded
+    index = LateInteractionIndex(default_model, config=IndexConfig(storage_dtype=dtype, **_CHEAP))
+    metas = [{"even": i % 2 == 0} for i in range(len(ids))]
+    if dtype == "float32":  # the full path: the index encodes the texts itself
+        index.add(texts, ids=ids, metadatas=metas, batch_size=16)
+        docs = dict(zip(ids, reference, strict=True))
+    else:
+        index.add_embeddings(reference, texts, ids=ids, metadatas=metas)
+        docs = {
+            i: m.astype(np.float16).astype(np.float32) for i, m in zip(ids, reference, strict=True)
+        }
+    allowed = {i for i, m in zip(ids, metas, strict=True) if m["even"]}
+    wide = {"k_token": 1000, "query_ef": 1500}
+    batch = index.search_batch(queries, k=10, **wide)
+    for qm, hits in zip(query_mats, batch, strict=True):
+        _assert_same_ranking(hits, ref.brute_force(qm, docs, 10), atol=1e-3)
+        filtered = index.search_embeddings(qm, k=5, filter={"even": True}, **wide)
+        _assert_same_ranking(filtered, ref.brute_force(qm, docs, 5, allowed), atol=1e-3)
+    single = index.search(queries[0], k=3, **wide)  # batched encoding may differ by float noise
+    assert [h.id for h in single] == [h.id for h in batch[0][:3]]
+    np.testing.assert_allclose(
+        [h.score for h in single], [h.score for h in batch[0][:3]], atol=1e-3
+    )
