@@ -59,7 +59,7 @@ class LateInteractionIndex:
 
     Example:
         >>> index = LateInteractionIndex()  # doctest: +SKIP
-        >>> _ = index.add(["ColBERT scores tokens.", "BM25 counts."], ids=["a", "b"])  # doctest: +SKIP
+        >>> _ = index.add(["ColBERT scores tokens.", "BM25 counts."])  # doctest: +SKIP
         >>> index.search("token-level matching", k=1)[0].id  # doctest: +SKIP
         'a'
 
