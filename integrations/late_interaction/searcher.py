@@ -60,8 +60,8 @@ class LateInteractionIndex:
     Example:
         >>> index = LateInteractionIndex()  # doctest: +SKIP
         >>> _ = index.add(["ColBERT scores tokens.", "BM25 counts."])  # doctest: +SKIP
-        >>> index.search("token-level matching", k=1)[0].id  # doctest: +SKIP
-        'a'
+        >>> index.search("token-level matching", k=1)[0].text  # doctest: +SKIP
+        'ColBERT scores tokens.'
 
     .. warning::
         Candidate generation is approximate (HNSW): a document that no query token reaches is
