@@ -294,3 +294,15 @@ def test_persist_round_trip_keeps_settings(corpus_index, tmp_path):
         tmp_path / "r", model=corpus_index.model, similarity_top_k=1
     )
     assert len(override.retrieve(QUERY)) == 1
+
+
+def test_insert_precomputed_embeddings_equals_encoding(colbert):
+    small = make_nodes(step=13)
+    encoded = ColBERTRetriever.from_defaults(nodes=small, model=colbert, similarity_top_k=4)
+    texts = [n.get_content(metadata_mode=MetadataMode.EMBED) for n in small]
+    precomputed = ColBERTRetriever(LateInteractionIndex(model=colbert), similarity_top_k=4)
+    precomputed.insert_nodes(small, embeddings=colbert.encode_documents(texts))
+    a, b = precomputed.retrieve(QUERY), encoded.retrieve(QUERY)
+    assert [n.node.node_id for n in a] == [n.node.node_id for n in b]
+    np.testing.assert_allclose([n.score for n in a], [n.score for n in b], atol=1e-3)
+    assert a[0].node.metadata == b[0].node.metadata

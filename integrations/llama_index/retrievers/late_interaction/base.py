@@ -139,17 +139,21 @@ class ColBERTRetriever(BaseRetriever):
         """The wrapped core index."""
         return self._index
 
-    def insert_nodes(self, nodes: Sequence[BaseNode], *, batch_size: int = 32) -> None:
-        """Encode and add nodes; a node whose id is already indexed is replaced."""
-        if not nodes:
-            return
-        self._index.add(
-            [n.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes],
-            ids=[n.node_id for n in nodes],
-            metadatas=[node_to_metadata_dict(n) for n in nodes],
-            batch_size=batch_size,
-            show_progress_bar=self._verbose,
-        )
+    def insert_nodes(
+        self,
+        nodes: Sequence[BaseNode],
+        *,
+        embeddings: Sequence[Any] | None = None,
+        batch_size: int = 32,
+    ) -> None:
+        """Add nodes, replacing indexed ids; ``embeddings`` (token matrices) skip encoding."""
+        texts = [n.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]
+        ids, metas = [n.node_id for n in nodes], [node_to_metadata_dict(n) for n in nodes]
+        if embeddings is not None:
+            self._index.add_embeddings(embeddings, texts, ids=ids, metadatas=metas)
+        elif nodes:
+            kw = {"batch_size": batch_size, "show_progress_bar": self._verbose}
+            self._index.add(texts, ids=ids, metadatas=metas, **kw)
 
     def delete_nodes(self, node_ids: Sequence[str]) -> None:
         """Remove nodes by id (no re-encoding of the others)."""
