@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 from langchain_core.documents import Document
+from pydantic import AfterValidator
 
 SCORE_KEY = "relevance_score"
 """Metadata key of the MaxSim score on returned documents (as langchain-cohere's reranker)."""
 
 Filter = dict[str, Any] | Callable[[dict[str, Any]], bool] | None
+StrPath = str | os.PathLike[str]
 SEARCH_KWARGS = frozenset({"query_ef", "k_token", "ids"})
 
 
@@ -55,3 +57,6 @@ def unpack(documents: Sequence[Document]) -> tuple[list[str], list[dict[str, Any
     metadatas = [dict(d.metadata) for d in documents]
     ids = [d.id if d.id is not None else str(uuid.uuid4()) for d in documents]
     return texts, metadatas, ids
+
+
+SearchKwargs = Annotated[dict[str, Any], AfterValidator(check_search_kwargs)]

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForRetrieverRun,
@@ -14,11 +13,13 @@ from langchain_core.callbacks import (
 )
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from pydantic import AfterValidator, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from langchain_late_interaction._common import (
     SCORE_KEY,
     Filter,
+    SearchKwargs,
+    StrPath,
     check_search_kwargs,
     resolve_model,
     unpack,
@@ -31,10 +32,9 @@ __all__ = ["ColBERTRetriever"]
 class ColBERTRetriever(BaseRetriever):
     r"""ColBERT late-interaction retriever backed by a ``LateInteractionIndex``.
 
-    Candidates come from a per-token HNSW search and are ranked by exact MaxSim. Each returned
-    ``Document`` carries the stored ``id``, text and metadata, plus the MaxSim score under
-    ``metadata["relevance_score"]`` (the key ``ColBERTReranker`` uses too). A stored metadata key of
-    that name is overwritten in the returned copy.
+    Per-token HNSW candidates, ranked by exact MaxSim. Returned ``Document`` objects carry the
+    stored ``id``, text and metadata plus the score in ``metadata["relevance_score"]`` (as
+    ``ColBERTReranker``; it overrides a stored key of that name in the returned copy).
 
     Setup:
         .. code-block:: bash
@@ -101,9 +101,7 @@ class ColBERTRetriever(BaseRetriever):
     filter: Filter = None
     """Default metadata filter (core semantics); ``invoke(query, filter=...)`` replaces it."""
 
-    search_kwargs: Annotated[dict[str, Any], AfterValidator(check_search_kwargs)] = Field(
-        default_factory=dict
-    )
+    search_kwargs: SearchKwargs = Field(default_factory=dict)
     """Extra ``LateInteractionIndex.search`` arguments: ``query_ef``, ``k_token``, ``ids``."""
 
     def _get_relevant_documents(
@@ -116,12 +114,8 @@ class ColBERTRetriever(BaseRetriever):
         **kwargs: Any,
     ) -> list[Document]:
         search_kwargs = {**self.search_kwargs, **check_search_kwargs(kwargs)}
-        hits = self.index.search(
-            query,
-            k=self.k if k is None else k,
-            filter=self.filter if filter is None else filter,
-            **search_kwargs,
-        )
+        k, filter = self.k if k is None else k, self.filter if filter is None else filter
+        hits = self.index.search(query, k=k, filter=filter, **search_kwargs)
         return [
             Document(id=h.id, page_content=h.text, metadata={**h.metadata, SCORE_KEY: h.score})
             for h in hits
@@ -143,12 +137,12 @@ class ColBERTRetriever(BaseRetriever):
         ids: Sequence[str] | None = None,
         *,
         model: Any = None,
-        path: str | os.PathLike[str] | None = None,
+        path: StrPath | None = None,
         index_config: Any = None,
         batch_size: int = 32,
         **kwargs: Any,
     ) -> ColBERTRetriever:
-        """Encode ``texts`` into a new index and return a retriever over it.
+        """Encode ``texts`` into a new index; return a retriever over it.
 
         Args:
             texts: Passages to index.
@@ -160,9 +154,6 @@ class ColBERTRetriever(BaseRetriever):
             index_config: A ``late_interaction.config.IndexConfig``, or None for defaults.
             batch_size: Encoding batch size.
             **kwargs: Retriever fields (``k``, ``filter``, ``search_kwargs``, ``tags``, ...).
-
-        Returns:
-            The retriever.
         """
         index = LateInteractionIndex(resolve_model(model), path, config=index_config)
         index.add(list(texts), ids=ids, metadatas=metadatas, batch_size=batch_size)
@@ -177,24 +168,18 @@ class ColBERTRetriever(BaseRetriever):
         return cls.from_texts(texts, metadatas, ids, **kwargs)
 
     @classmethod
-    def load(
-        cls, path: str | os.PathLike[str], model: Any = None, **kwargs: Any
-    ) -> ColBERTRetriever:
-        """Open an index saved with :meth:`save` (or ``LateInteractionIndex.save``).
+    def load(cls, path: StrPath, model: Any = None, **kwargs: Any) -> ColBERTRetriever:
+        """Return a retriever over an index saved by :meth:`save` / ``LateInteractionIndex.save``.
 
         Args:
             path: The index folder.
-            model: None rebuilds the encoder recorded in the index; a name, path or loaded
-                ``ColBERT`` must match it (``ModelMismatchError`` otherwise).
+            model: None rebuilds the recorded encoder; else it must match (ModelMismatchError).
             **kwargs: Retriever fields (``k``, ``filter``, ``search_kwargs``, ...).
-
-        Returns:
-            The retriever.
         """
         encoder = None if model is None else resolve_model(model)
         return cls(index=LateInteractionIndex.load(path, model=encoder), **kwargs)
 
-    def save(self, path: str | os.PathLike[str] | None = None) -> Path:
+    def save(self, path: StrPath | None = None) -> Path:
         """Save the index atomically to ``path`` (default: the index's own path); return it."""
         return self.index.save(path)
 
