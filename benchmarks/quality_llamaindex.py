@@ -73,15 +73,12 @@ def main() -> None:
         qid: [n.node.node_id for n in hits[:K]] for qid, hits in dense_hits.items()
     }
 
-    colbert = ColBERT.from_pretrained()
-    t0 = time.perf_counter()
-    rerank = ColBERTRerank(model=colbert, top_n=K, batch_size=args.batch_size)
-    runs[f"(b) dense top-{args.rerank_depth} + ColBERTRerank"] = {
-        qid: [n.node.node_id for n in rerank.postprocess_nodes(hits, query_str=queries[qid])]
-        for qid, hits in dense_hits.items()
-    }
-    seconds["rerank"] = time.perf_counter() - t0
+    def report(name: str) -> None:  # partial results as soon as each system is done
+        ndcg = ndcg_at_k(runs[name], qrels, K)
+        print(f"done: {name}: nDCG@10 {ndcg:.4f}", file=sys.stderr, flush=True)
 
+    report(next(iter(runs)))
+    colbert = ColBERT.from_pretrained()
     t0 = time.perf_counter()
     embs = cached_document_embeddings(colbert, ds.doc_texts, ds.name, batch_size=args.batch_size)
     seconds["encode"] = time.perf_counter() - t0
@@ -90,16 +87,28 @@ def main() -> None:
     retriever.insert_nodes(nodes, embeddings=embs)
     seconds["build"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    runs["(c) ColBERTRetriever"] = {
+    colbert_run = {
         qid: [n.node.node_id for n in retriever.retrieve(q)] for qid, q in queries.items()
     }
     seconds["search"] = time.perf_counter() - t0
+    runs["(c) ColBERTRetriever"] = colbert_run
+    report("(c) ColBERTRetriever")
+
+    t0 = time.perf_counter()
+    rerank = ColBERTRerank(model=colbert, top_n=K, batch_size=args.batch_size)
+    name = f"(b) dense top-{args.rerank_depth} + ColBERTRerank"
+    runs[name] = {
+        qid: [n.node.node_id for n in rerank.postprocess_nodes(hits, query_str=queries[qid])]
+        for qid, hits in dense_hits.items()
+    }
+    seconds["rerank"] = time.perf_counter() - t0
+    report(name)
 
     times = [
         f"{seconds['dense']:.0f} s (embed corpus + queries)",
-        f"{seconds['rerank']:.0f} s (encodes {args.rerank_depth} docs per query)",
         f"{seconds['search']:.0f} s search (+ {seconds['build']:.0f} s index build from cached "
         f"token matrices; encoding {seconds['encode']:.0f} s this run)",
+        f"{seconds['rerank']:.0f} s (encodes {args.rerank_depth} docs per query)",
     ]
     print(f"\n{ds.name}, {len(nodes)} docs, {len(queries)} queries, all-MiniLM-L6-v2 weights\n")
     print("| system | nDCG@10 | recall@10 | wall time |")
