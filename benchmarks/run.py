@@ -1,0 +1,215 @@
+"""One command for the side-by-side speed/quality table: late-interaction vs PyLate (+ LlamaIndex).
+
+Both sides load the same PyLate-format checkpoint (embedded MiniLM + seeded 384->128 Dense, built
+by PyLate itself into ``.cache/minilm-colbert-128``). Every phase of every side runs in a fresh
+subprocess -- ours with this interpreter, the baselines with ``.venv-baselines/bin/python`` -- so
+peak memory is per phase and the two dependency sets never meet. Embeddings are encoded once per
+side and cached, so index and search phases never re-encode. Results go to
+``benchmarks/results/<dataset>-<date>.md`` (and ``latest.md``), with machine, versions, command.
+
+Usage:
+    python benchmarks/run.py --data ../shared/data/scifact                  # full run
+    python benchmarks/run.py --data ../shared/data/scifact --max-docs 300 \\
+        --n-queries 50 --rerank-queries 20 --encode-docs 100                # quick check
+    python benchmarks/run.py --sides ours --phases search                   # one phase again
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import _harness as h
+from benchmarks.beir import load_beir, ndcg_at_k, overlap_at_k, recall_at_k
+from benchmarks.report import render_report
+
+logger = logging.getLogger("bench")
+
+HERE = Path(__file__).resolve().parent
+PHASES = ("encode", "embed", "index", "search", "rerank")
+
+
+def _side_cmd(side: str, phase: str, args: argparse.Namespace, out: Path, **extra) -> list[str]:
+    script = HERE / ("side_ours.py" if side in ("ours", "ours-default") else "side_pylate.py")
+    python = sys.executable if script.name == "side_ours.py" else str(args.baseline_python)
+    cmd = [python, str(script), "--phase", phase, "--data", str(args.data), "--out", str(out)]
+    opts = {
+        "--checkpoint": "default" if side == "ours-default" else str(args.checkpoint),
+        "--device": args.device,
+        "--batch-size": args.batch_size,
+        "--encode-docs": args.encode_docs,
+        "--latency-queries": args.latency_queries,
+        "--work-dir": str(args.work_dir / side),
+        **extra,
+    }
+    for flag, value in [("--max-docs", args.max_docs), ("--n-queries", args.n_queries)]:
+        if value is not None:
+            opts[flag] = value
+    for flag, value in opts.items():
+        cmd += [flag, str(value)]
+    return cmd
+
+
+def run_phase(side: str, phase: str, args: argparse.Namespace, **extra) -> dict:
+    """Run one phase of one side in a fresh process; return its JSON result."""
+    out = args.work_dir / "json" / f"{side}-{phase}.json"
+    if args.reuse and out.exists():
+        logger.info("reusing %s", out)
+        return json.loads(out.read_text())
+    out.unlink(missing_ok=True)
+    cmd = _side_cmd(side, phase, args, out, **extra)
+    log = args.work_dir / "logs" / f"{side}-{phase}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    logger.info("%s/%s ...", side, phase)
+    t0 = time.perf_counter()
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
+    with log.open("w") as f:
+        proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, check=False)
+    if proc.returncode != 0 or not out.exists():
+        tail = "\n".join(log.read_text().splitlines()[-25:])
+        msg = f"{side}/{phase} failed (exit {proc.returncode}); command:\n{shlex.join(cmd)}\n{tail}"
+        raise RuntimeError(msg)
+    logger.info("%s/%s done in %.0fs", side, phase, time.perf_counter() - t0)
+    return json.loads(out.read_text())
+
+
+def bm25_candidates(ds, args) -> Path:
+    """BM25 (bm25s) top-100 per query, written once as JSON {query id: [doc ids]}."""
+    path = args.work_dir / "bm25-top100.json"
+    if path.exists():
+        return path
+    import bm25s
+
+    retriever = bm25s.BM25()
+    retriever.index(bm25s.tokenize(ds.doc_texts, stopwords="en", show_progress=False),
+                    show_progress=False)  # fmt: skip
+    qids = list(ds.queries)
+    toks = bm25s.tokenize([ds.queries[q] for q in qids], stopwords="en", show_progress=False)
+    k = min(100, len(ds.doc_ids))
+    docs, _ = retriever.retrieve(toks, k=k, show_progress=False)
+    cand = {q: [ds.doc_ids[int(i)] for i in row] for q, row in zip(qids, docs, strict=True)}
+    path.write_text(json.dumps(cand))
+    return path
+
+
+def _quality(search: dict, qrels: dict) -> dict:
+    qids = list(search["run_k10"])
+    sub = {q: qrels[q] for q in qids if q in qrels}
+    run10, run100 = search["run_k10"], search["run_k100"]
+    return {
+        "ndcg@10": ndcg_at_k(run10, sub, 10),
+        "recall@100": recall_at_k(run100, sub, 100),
+        "ann_recall@10_vs_exact": overlap_at_k(
+            [run10[q] for q in qids], [search["exact_k10"][q] for q in qids], 10
+        ),
+        "exact_ndcg@10": ndcg_at_k(search["exact_k10"], sub, 10),
+        "queries": len(sub),
+    }
+
+
+def _rerank_quality(res: dict, qrels: dict) -> dict:
+    sub = {q: qrels[q] for q in res["run"] if q in qrels}
+    return {"ndcg@10": ndcg_at_k(res["run"], sub, 10), "queries": len(sub), **res["latency"]}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path, default=h.REPO.parent / "shared" / "data" / "scifact")
+    p.add_argument("--max-docs", type=int, default=None, help="first N docs + all judged ones")
+    p.add_argument("--n-queries", type=int, default=None, help="queries for search (all)")
+    p.add_argument("--rerank-queries", type=int, default=100, help="queries for rerank rows")
+    p.add_argument("--checkpoint", type=Path, default=h.CHECKPOINT_DIR)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--encode-docs", type=int, default=500)
+    p.add_argument("--latency-queries", type=int, default=50)
+    p.add_argument(
+        "--sides",
+        default="ours,pylate,ours-default",
+        help="comma list of ours, pylate, ours-default (embedded model, quality rows)",
+    )
+    p.add_argument("--phases", default=",".join(PHASES))
+    p.add_argument("--baseline-python", type=Path, default=h.BASELINE_PYTHON)
+    p.add_argument("--work-dir", type=Path, default=None)
+    p.add_argument("--reuse", action="store_true", help="reuse phase JSON already in work-dir")
+    p.add_argument("--results-dir", type=Path, default=HERE / "results")
+    p.add_argument("--tag", default=None, help="suffix for the result file name")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")  # fmt: skip
+    if not args.baseline_python.exists() and "pylate" in args.sides:
+        msg = f"{args.baseline_python} missing; run `bash benchmarks/setup_baselines.sh` first."
+        raise SystemExit(msg)
+    ds = load_beir(args.data, max_docs=args.max_docs)
+    scale = f"{ds.name}-{len(ds.doc_ids)}d"
+    args.work_dir = args.work_dir or h.BENCH_CACHE / "runs" / scale
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    sides = [s for s in args.sides.split(",") if s]
+    phases = [ph for ph in args.phases.split(",") if ph]
+    started = dt.datetime.now()
+
+    if not (args.checkpoint / "modules.json").exists():
+        run_phase("pylate", "checkpoint", args)
+
+    res: dict[str, dict] = {s: {} for s in sides}
+    for phase in phases:
+        for side in sides:
+            if side == "ours-default" and phase not in ("embed", "index", "search"):
+                continue
+            if phase == "rerank":
+                cand = bm25_candidates(ds, args)
+                extra = {"--candidates": cand, "--rerank-queries": args.rerank_queries}
+                res[side]["rerank"] = run_phase(side, "rerank", args, **extra)
+                if side == "pylate":
+                    res[side]["rerank_li"] = run_phase(side, "rerank_li", args, **extra)
+            else:
+                res[side][phase] = run_phase(side, phase, args)
+
+    summary = {"dataset": ds.name, "docs": len(ds.doc_ids), "queries": len(ds.queries)}
+    for side in sides:
+        if "search" in res[side]:
+            res[side]["quality"] = _quality(res[side]["search"], ds.qrels)
+        for key in ("rerank", "rerank_li"):
+            if key in res[side]:
+                res[side][key + "_quality"] = _rerank_quality(res[side][key], ds.qrels)
+    if "rerank" in phases:
+        cand = json.loads(bm25_candidates(ds, args).read_text())
+        some = list(cand)[: args.rerank_queries]
+        bm25 = {q: cand[q] for q in some}
+        summary["bm25_ndcg@10"] = ndcg_at_k(bm25, {q: ds.qrels[q] for q in some}, 10)
+    meta = {
+        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
+        "started": started.isoformat(timespec="seconds"),
+        "finished": dt.datetime.now().isoformat(timespec="seconds"),
+        "machine": h.machine_info(),
+        "args": {k: str(v) for k, v in vars(args).items()},
+    }
+    md = render_report(summary, res, meta)
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    name = f"{scale}-{args.device}-{started:%Y%m%d-%H%M}" + (f"-{args.tag}" if args.tag else "")
+    (args.results_dir / f"{name}.md").write_text(md)
+    slim = {s: {k: _slim(v) for k, v in r.items()} for s, r in res.items()}
+    (args.results_dir / f"{name}.json").write_text(
+        json.dumps({"summary": summary, "meta": meta, "results": slim}, indent=1, default=float)
+    )
+    (args.results_dir / "latest.md").write_text(md)
+    print(md)
+
+
+def _slim(value: dict) -> dict:
+    """Drop per-query rankings (large) from a phase result before archiving it."""
+    return {k: v for k, v in value.items() if not k.startswith(("run", "exact_"))}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,263 @@
+"""Our side of the speed benchmark: ``late_interaction.ColBERT`` and ``LateInteractionIndex``.
+
+Runs in our virtual environment; ``benchmarks/run.py`` starts one fresh process per phase (so each
+phase's peak memory is its own) and reads the JSON each writes. Phases mirror
+``side_pylate.py`` one for one, on the same checkpoint folder, data and batch size.
+
+Phases:
+    encode   document throughput on a fixed subset and single-query latency.
+    embed    encode the whole corpus and the queries once (cached; not timed).
+    index    build the index from cached embeddings (``add_embeddings`` + ``save``; no encoding).
+    search   per-query latency (k=10, k=100), a 100-query batch, ANN recall vs ``exact_search``.
+    rerank   ``ColBERT.rerank`` of the BM25 top-100 candidates.
+
+Usage (normally through run.py):
+    python benchmarks/side_ours.py --phase index --data ../shared/data/scifact
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import _harness as h
+from benchmarks.beir import cached_document_embeddings, load_beir
+
+logger = logging.getLogger("side_ours")
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {}
+    for name in ("late-interaction", "voyager", "transformers", "torch", "numpy"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+def _model(args: argparse.Namespace):
+    from late_interaction import ColBERT
+
+    path = None if args.checkpoint == "default" else args.checkpoint
+    return ColBERT.from_pretrained(path, device=args.device)
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def phase_encode(args, ds) -> dict:
+    import torch
+
+    model = _model(args)
+    docs = ds.doc_texts[: args.encode_docs]
+    model.encode_documents(docs[: args.batch_size], batch_size=args.batch_size)  # warm-up
+    _sync(args.device)
+    t0 = time.perf_counter()
+    embs = model.encode_documents(docs, batch_size=args.batch_size, show_progress_bar=False)
+    _sync(args.device)
+    dt = time.perf_counter() - t0
+    n_tok = int(sum(e.shape[0] for e in embs))
+    queries = list(ds.queries.values())[: args.latency_queries]
+    model.encode_queries(queries[:2], batch_size=1)
+
+    def one(q):
+        out = model.encode_queries([q], batch_size=1, show_progress_bar=False)
+        _sync(args.device)
+        return out
+
+    _, times = h.timed_calls(one, queries)
+    return {
+        "docs": len(docs),
+        "batch_size": args.batch_size,
+        "seconds": dt,
+        "docs_per_s": len(docs) / dt,
+        "tokens": n_tok,
+        "tokens_per_s": n_tok / dt,
+        "query_latency": h.latency_stats(times),
+        "torch_threads": torch.get_num_threads(),
+        "device": args.device,
+        "fingerprint": model.fingerprint(),
+    }
+
+
+def _query_cache(model, texts) -> Path:
+    hsh = hashlib.sha256(json.dumps(model.fingerprint(), sort_keys=True).encode())
+    for t in texts:
+        hsh.update(hashlib.sha1(t.encode()).digest())
+    return h.BENCH_CACHE / f"ours-queries-{hsh.hexdigest()[:16]}"
+
+
+def _doc_embeddings(model, ds, args) -> list[np.ndarray]:
+    return cached_document_embeddings(model, ds.doc_texts, ds.name, batch_size=args.batch_size)
+
+
+def _query_embeddings(model, ds, args) -> list[np.ndarray]:
+    texts = list(ds.queries.values())
+    folder = _query_cache(model, texts)
+    if not h.packed_exists(folder):
+        h.save_packed(folder, model.encode_queries(texts, batch_size=args.batch_size))
+    return h.load_packed(folder)
+
+
+def phase_embed(args, ds) -> dict:
+    model = _model(args)
+    t0 = time.perf_counter()
+    docs = _doc_embeddings(model, ds, args)
+    queries = _query_embeddings(model, ds, args)
+    return {
+        "docs": len(docs),
+        "doc_tokens": int(sum(d.shape[0] for d in docs)),
+        "queries": len(queries),
+        "seconds_incl_cache": time.perf_counter() - t0,
+    }
+
+
+def _index_dir(args) -> Path:
+    return Path(args.work_dir) / "ours-index"
+
+
+def phase_index(args, ds) -> dict:
+    from late_interaction import LateInteractionIndex
+
+    model = _model(args)  # the index records the encoder's fingerprint in its manifest
+    docs = [np.asarray(d) for d in _doc_embeddings(model, ds, args)]
+    n_tok = int(sum(d.shape[0] for d in docs))
+    folder = _index_dir(args)
+    shutil.rmtree(folder, ignore_errors=True)
+    with h.MemoryWindow() as mem:
+        t0 = time.perf_counter()
+        index = LateInteractionIndex(model=model, path=folder)
+        index.add_embeddings(docs, ds.doc_texts, ids=ds.doc_ids)
+        t_add = time.perf_counter() - t0
+        index.save()
+        dt = time.perf_counter() - t0
+    size = h.dir_bytes(folder)
+    return {
+        "docs": len(docs),
+        "tokens": n_tok,
+        "build_s": dt,
+        "add_s": t_add,
+        "save_s": dt - t_add,
+        "tokens_per_s": n_tok / dt,
+        "disk_bytes": size,
+        "bytes_per_token": size / n_tok,
+        "disk_files": {
+            str(p.relative_to(folder)): p.stat().st_size for p in folder.rglob("*") if p.is_file()
+        },
+        "memory": mem.result(),
+        "settings": index.config.to_dict(),
+    }
+
+
+def phase_search(args, ds) -> dict:
+    from late_interaction import LateInteractionIndex
+
+    model = _model(args)  # loaded before the window: the batch path encodes query texts
+    q_embs = _query_embeddings(model, ds, args)[: args.n_queries]
+    qids = list(ds.queries)[: args.n_queries]
+    with h.MemoryWindow() as mem:
+        index = LateInteractionIndex.load(_index_dir(args), model=model)
+
+        def one(k):
+            return lambda q: [hit.id for hit in index.search_embeddings(q, k=k)]
+
+        one(10)(q_embs[0])  # warm-up
+        res10, t10 = h.timed_calls(one(10), q_embs)
+        res100, t100 = h.timed_calls(one(100), q_embs)
+    texts = [ds.queries[q] for q in qids[:100]]
+    with h.MemoryWindow(base_mb=mem.start) as mem_batch:
+        t0 = time.perf_counter()
+        index.search_batch(texts, k=10, batch_size=args.batch_size)
+        t_batch = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    model.encode_queries(texts, batch_size=args.batch_size)
+    t_enc = time.perf_counter() - t0
+    exact = [[hit.id for hit in index.exact_search(q, k=10)] for q in q_embs]
+    return {
+        "queries": len(q_embs),
+        "latency_k10": h.latency_stats(t10),
+        "latency_k100": h.latency_stats(t100),
+        "batch": {"queries": len(texts), "seconds": t_batch, "encode_seconds": t_enc},
+        "run_k10": dict(zip(qids, res10, strict=True)),
+        "run_k100": dict(zip(qids, res100, strict=True)),
+        "exact_k10": dict(zip(qids, exact, strict=True)),
+        "memory": mem.result(),
+        "memory_batch": mem_batch.result(),
+        "settings": index.config.to_dict(),
+    }
+
+
+def phase_rerank(args, ds) -> dict:
+    cand = json.loads(Path(args.candidates).read_text())
+    text_of = dict(zip(ds.doc_ids, ds.doc_texts, strict=True))
+    model = _model(args)
+    qids = list(cand)[: args.rerank_queries]
+
+    def one(qid):
+        ids = cand[qid]
+        out = model.rerank(ds.queries[qid], [text_of[i] for i in ids], batch_size=args.batch_size)
+        return [ids[r.position] for r in out]
+
+    one(qids[0])  # warm-up
+    runs, times = h.timed_calls(one, qids)
+    return {"latency": h.latency_stats(times), "run": dict(zip(qids, runs, strict=True))}
+
+
+PHASES = {
+    "encode": phase_encode,
+    "embed": phase_embed,
+    "index": phase_index,
+    "search": phase_search,
+    "rerank": phase_rerank,
+}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--phase", required=True, choices=list(PHASES))
+    p.add_argument("--data", default=str(h.REPO.parent / "shared" / "data" / "scifact"))
+    p.add_argument("--max-docs", type=int, default=None)
+    p.add_argument(
+        "--checkpoint", default=str(h.CHECKPOINT_DIR), help="folder, or 'default' (embedded)"
+    )
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--encode-docs", type=int, default=500)
+    p.add_argument("--latency-queries", type=int, default=50)
+    p.add_argument("--n-queries", type=int, default=None)
+    p.add_argument("--rerank-queries", type=int, default=None)
+    p.add_argument("--candidates", default=None, help="JSON {query id: [doc ids]} for rerank")
+    p.add_argument("--work-dir", default=str(h.BENCH_CACHE / "work"))
+    p.add_argument("--out", default=None)
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    ds = load_beir(args.data, max_docs=args.max_docs)
+    result = PHASES[args.phase](args, ds)
+    result["side"] = "ours"
+    result["phase"] = args.phase
+    result["checkpoint"] = args.checkpoint
+    result["versions"] = _versions()
+    h.write_result(args.out, result)
+
+
+if __name__ == "__main__":
+    main()

