@@ -29,11 +29,9 @@ def corpus_documents(step: int = 3) -> list[Document]:
 
 
 @pytest.fixture(scope="session")
-def colbert():
-    """The embedded offline default encoder (all-MiniLM-L6-v2 in ColBERT mode)."""
-    from late_interaction import ColBERT
-
-    return ColBERT.from_pretrained()
+def colbert(default_model):
+    """The embedded offline default encoder (tests/conftest.py loads it once per run)."""
+    return default_model
 
 
 @pytest.fixture(scope="session")
