@@ -115,6 +115,8 @@ class ColBERTRetriever(BaseRetriever):
     ) -> list[Document]:
         search_kwargs = {**self.search_kwargs, **check_search_kwargs(kwargs)}
         k, filter = self.k if k is None else k, self.filter if filter is None else filter
+        if len(self.index) == 0:  # a retriever over nothing finds nothing, as vector stores do
+            return []
         hits = self.index.search(query, k=k, filter=filter, **search_kwargs)
         return [
             Document(id=h.id, page_content=h.text, metadata={**h.metadata, SCORE_KEY: h.score})

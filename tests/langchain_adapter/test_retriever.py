@@ -162,3 +162,12 @@ def test_save_load_round_trip(colbert, documents, tmp_path):
             (d.id, d.page_content, d.metadata) for d in b
         ]
     assert sorted(loaded.index.ids) == sorted(original.index.ids)
+
+
+def test_empty_index_returns_no_documents(colbert):
+    from late_interaction import LateInteractionIndex
+
+    retriever = ColBERTRetriever(index=LateInteractionIndex(colbert), k=3)
+    assert retriever.invoke(QUERY) == []
+    retriever.add_texts(["Lambda expressions create anonymous functions."], ids=["lambda"])
+    assert [d.id for d in retriever.invoke(QUERY)] == ["lambda"]
