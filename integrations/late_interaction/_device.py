@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["resolve_device", "resolve_dtype"]
+__all__ = ["cpu_has_fast_bfloat16", "resolve_device", "resolve_dtype"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +53,18 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return resolved
 
 
+def cpu_has_fast_bfloat16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX)."""
+    cpu = getattr(torch, "cpu", None)
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
+
+
 def resolve_dtype(dtype: Any, device: torch.device) -> torch.dtype:
-    """Resolve ``dtype``: None -> float32; ``"auto"`` -> float16/bfloat16 on GPU, float32 on CPU.
+    """Resolve ``dtype``: None -> float32; ``"auto"`` -> a fast dtype for the device.
+
+    ``"auto"`` gives bfloat16 (or float16) on CUDA, float16 on MPS, bfloat16 on a CPU that
+    multiplies it natively (AVX512-BF16/AMX; run as autocast by the encoder), else float32.
 
     Raises:
         ValueError: If ``dtype`` is not a floating torch dtype or one of its names.
@@ -64,7 +74,9 @@ def resolve_dtype(dtype: Any, device: torch.device) -> torch.dtype:
     if dtype == "auto":
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float16 if device.type == "mps" else torch.float32
+        if device.type == "mps":
+            return torch.float16
+        return torch.bfloat16 if cpu_has_fast_bfloat16() else torch.float32
     if isinstance(dtype, torch.dtype) and dtype.is_floating_point:
         resolved = dtype
     elif isinstance(dtype, str) and dtype.removeprefix("torch.") in _DTYPES:

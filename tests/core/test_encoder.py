@@ -161,6 +161,23 @@ def test_bfloat16_close_to_float32(tiny_pylate_path, tiny_pylate_model):
         np.testing.assert_allclose(x, y, atol=0.08)
 
 
+def test_cpu_bfloat16_is_autocast_over_float32_weights(default_model):
+    from late_interaction._device import cpu_has_fast_bfloat16, resolve_dtype
+
+    cpu = torch.device("cpu")
+    expected_auto = torch.bfloat16 if cpu_has_fast_bfloat16() else torch.float32
+    assert resolve_dtype("auto", cpu) is expected_auto
+    assert resolve_dtype(None, cpu) is torch.float32
+    model = ColBERT.from_pretrained(device="cpu", dtype="bfloat16")
+    assert all(p.dtype == torch.float32 for p in model._modules.parameters())
+    texts = ["Lambda expressions create anonymous functions.", "A with statement (PEP 343)."]
+    fast, exact = model.encode_documents(texts), default_model.encode_documents(texts)
+    for x, y in zip(fast, exact, strict=True):
+        assert x.dtype == np.float32 and x.shape == y.shape
+        assert not np.array_equal(x, y)  # bfloat16 matmuls really ran
+        assert float((x * y).sum(axis=1).min()) > 0.999  # per-token cosine to float32
+
+
 def test_concurrent_queries_and_documents(tiny_pylate_model):
     expected = tiny_pylate_model.encode_queries(TEXTS), tiny_pylate_model.encode_documents(TEXTS)
     results, errors = [], []
