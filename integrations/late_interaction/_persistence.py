@@ -174,7 +174,11 @@ def read_index(path: Path) -> LoadedIndex:
     if n_tokens > 0:
         _, _, token_doc = store.views()
         hnsw = VoyagerTokenIndex.load(
-            path / HNSW_FILE, dim=dim, space=config.space, live=live[token_doc]
+            path / HNSW_FILE,
+            dim=dim,
+            space=config.space,
+            live=live[token_doc],
+            storage=config.hnsw_storage,
         )
     return LoadedIndex(manifest, config, store if n_docs else None, docs, live, hnsw)
 

@@ -34,6 +34,10 @@ def _space(name: str) -> Any:
     return {"cosine": voyager.Space.Cosine, "inner_product": voyager.Space.InnerProduct}[name]
 
 
+def _storage(name: str) -> Any:
+    return {"float32": voyager.StorageDataType.Float32, "e4m3": voyager.StorageDataType.E4M3}[name]
+
+
 class VoyagerTokenIndex:
     """Token vectors in a Voyager HNSW index, addressed by integer token id.
 
@@ -46,6 +50,8 @@ class VoyagerTokenIndex:
         m: HNSW graph degree.
         ef_construction: Build-time candidate list size.
         random_seed: Voyager's seed.
+        storage: Precision of the graph's own vector copy, ``"float32"`` or ``"e4m3"`` (8-bit
+            float: a quarter of the bytes, coarser candidate distances).
     """
 
     def __init__(
@@ -56,6 +62,7 @@ class VoyagerTokenIndex:
         m: int = 12,
         ef_construction: int = 200,
         random_seed: int = 1,
+        storage: str = "float32",
     ) -> None:
         self.dim = int(dim)
         self.space = space
@@ -66,6 +73,7 @@ class VoyagerTokenIndex:
             ef_construction=ef_construction,
             random_seed=random_seed,
             max_elements=16,
+            storage_data_type=_storage(storage),
         )
         self._live = np.zeros(0, dtype=bool)
         self.n_live = 0
@@ -79,6 +87,7 @@ class VoyagerTokenIndex:
             m=config.hnsw_m,
             ef_construction=config.ef_construction,
             random_seed=config.random_seed,
+            storage=config.hnsw_storage,
         )
 
     @property
@@ -167,13 +176,17 @@ class VoyagerTokenIndex:
         self._index.save(str(path))
 
     @classmethod
-    def load(cls, path: Path, *, dim: int, space: str, live: np.ndarray) -> VoyagerTokenIndex:
+    def load(
+        cls, path: Path, *, dim: int, space: str, live: np.ndarray, storage: str | None = None
+    ) -> VoyagerTokenIndex:
         """Load a file written by :meth:`save`.
 
         Args:
             path: The ``tokens.voyager`` file.
             dim: Expected dimension.
             space: Expected space name.
+            storage: Expected vector precision (``IndexConfig.hnsw_storage``); None accepts
+                whatever the file holds.
             live: Boolean mask over token ids, true for tokens of live documents.
 
         Raises:
@@ -188,10 +201,12 @@ class VoyagerTokenIndex:
             index.num_dimensions != dim
             or index.num_elements != live.shape[0]
             or index.space != _space(space)
+            or (storage is not None and index.storage_data_type != _storage(storage))
         ):
             msg = (
                 f"{path} holds {index.num_elements} vectors of dim {index.num_dimensions} in "
-                f"{index.space}; expected {live.shape[0]} of dim {dim} in {space}. Rebuild it."
+                f"{index.space} ({index.storage_data_type}); expected {live.shape[0]} of dim "
+                f"{dim} in {space} ({storage or 'any precision'}). Rebuild it."
             )
             raise IndexFormatError(msg)
         self = cls.__new__(cls)
