@@ -42,11 +42,9 @@ def make_nodes(step: int = 3) -> list[TextNode]:
 
 
 @pytest.fixture(scope="session")
-def colbert():
-    """The embedded offline default encoder (all-MiniLM-L6-v2 in ColBERT mode)."""
-    from late_interaction import ColBERT
-
-    return ColBERT.from_pretrained()
+def colbert(default_model):
+    """The embedded offline default encoder, shared with the rest of the suite (read-only)."""
+    return default_model
 
 
 @pytest.fixture(scope="session")
