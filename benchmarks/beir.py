@@ -10,6 +10,8 @@ import hashlib
 import json
 import logging
 import math
+import os
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,11 +170,18 @@ def cached_document_embeddings(
         embs = model.encode_documents(list(texts), batch_size=batch_size, show_progress_bar=True)
         offsets = np.zeros(len(embs) + 1, dtype=np.int64)
         np.cumsum([e.shape[0] for e in embs], out=offsets[1:])
-        tmp = folder.with_name(folder.name + ".tmp")
+        # A per-process temp folder, renamed into place: two processes filling the same cache
+        # never clash, and the loser of the race just reads the winner's (identical) arrays.
+        tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
         tmp.mkdir(parents=True, exist_ok=True)
         np.save(tmp / "tokens.npy", np.concatenate(embs).astype(np.float16))
         np.save(tmp / "offsets.npy", offsets)
-        tmp.rename(folder)
+        try:
+            tmp.rename(folder)
+        except OSError:
+            if not (tokens_path.exists() and offsets_path.exists()):
+                raise
+            shutil.rmtree(tmp)
     tokens = np.load(tokens_path, mmap_mode="r")
     offsets = np.load(offsets_path)
     return [tokens[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]
