@@ -120,6 +120,45 @@ def timed_calls(fn: Callable[[Any], Any], items: Sequence[Any]) -> tuple[list[An
     return outs, times
 
 
+def encode_server(
+    encode_docs: Callable[[list[str]], list[Any]],
+    encode_query: Callable[[str], Any],
+    doc_texts: Sequence[str],
+    queries: Sequence[str],
+    ready_info: dict[str, Any],
+) -> None:
+    """Serve timed encoding trials over stdin/stdout, one JSON object per line.
+
+    The orchestrator keeps one warm server per side and alternates trials between them, so
+    load from other processes on a shared machine hits both sides alike (A/B interleaving).
+    Requests: ``{"op": "docs", "start": i, "n": n}`` -> ``{"seconds", "docs", "tokens"}``;
+    ``{"op": "queries", "start": i, "n": n}`` -> ``{"times": [...]}`` (one query per call);
+    ``{"op": "quit"}``. Library output is diverted to stderr to keep the channel clean.
+    """
+    channel, sys.stdout = sys.stdout, sys.stderr
+    encode_docs(list(doc_texts[:32]))  # warm-up: allocator, kernels, lazy imports
+    encode_query(queries[0])
+
+    def reply(obj: dict[str, Any]) -> None:
+        channel.write(json.dumps(obj) + "\n")
+        channel.flush()
+
+    reply({"ready": True, **ready_info})
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        if cmd["op"] == "quit":
+            break
+        a, b = cmd["start"], cmd["start"] + cmd["n"]
+        if cmd["op"] == "docs":
+            t0 = time.perf_counter()
+            embs = encode_docs(list(doc_texts[a:b]))
+            dt = time.perf_counter() - t0
+            reply({"seconds": dt, "docs": len(embs), "tokens": int(sum(len(e) for e in embs))})
+        else:
+            _, times = timed_calls(encode_query, list(queries[a:b]))
+            reply({"times": times})
+
+
 def dir_bytes(path: Path) -> int:
     """Total size of the regular files under ``path`` (or of ``path`` itself)."""
     path = Path(path)

@@ -175,6 +175,7 @@ def main() -> None:
     p.add_argument("--pylate-site", default=None, help="PYTHONPATH prefix for the PyLate side")
     p.add_argument("--pylate-python", default=sys.executable, help="interpreter for PyLate")
     p.add_argument("--worker", choices=["pylate"], default=None)
+    p.add_argument("--profile", action="store_true", help="cProfile our encoder, then exit")
     p.add_argument("--out", type=Path, default=Path("."))
     args = p.parse_args()
     gpu = torch.cuda.is_available()
@@ -189,6 +190,9 @@ def main() -> None:
         (args.out / "pylate.json").write_text(json.dumps(pylate_worker(args, texts)))
         return
 
+    if args.profile:
+        profile_encoder(args, texts)
+        return
     info = {
         "torch": torch.__version__,
         "device": torch.cuda.get_device_name() if gpu else "cpu",
@@ -210,7 +214,29 @@ def main() -> None:
     if proc.returncode == 0:
         res["pylate"] = json.loads((args.out / "pylate.json").read_text())
     (args.out / "gpu.json").write_text(json.dumps(res, indent=1))
+    (args.out / "gpu.md").write_text(render(res))
     print(render(res))
+
+
+def profile_encoder(args, texts) -> None:
+    """Where our document encoding spends its time: tokenizer, forward, host copy (cProfile)."""
+    import cProfile
+    import pstats
+
+    from late_interaction import ColBERT
+
+    dtype, bs = args.dtypes.split(",")[-1], int(args.batch_sizes.split(",")[-1])
+    model = ColBERT.from_pretrained(str(args.checkpoint), device=_device(), dtype=dtype)
+    model.encode_documents(texts[: 2 * bs], batch_size=bs)
+    _sync()
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.enable()
+    model.encode_documents(texts, batch_size=bs, show_progress_bar=False)
+    _sync()
+    prof.disable()
+    print(f"profile: {len(texts)} docs, {dtype}, batch {bs}: {time.perf_counter() - t0:.2f}s")
+    pstats.Stats(prof).sort_stats("tottime").print_stats(18)
 
 
 def render(res: dict) -> str:

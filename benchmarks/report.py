@@ -99,6 +99,12 @@ def _main_table(res: dict) -> list[str]:
         "|---|---:|---:|---:|---|---|",
     ]
     out += [_row(label, *vals, tgt) for label, vals, tgt in rows]
+    mr = _get(o, "encode", "median_round_ratio")
+    if mr is not None:
+        out.append(
+            f"\nEncoding was A/B-interleaved over {_get(o, 'encode', 'rounds'):.0f} rounds "
+            f"(warm models, same documents); median per-round docs/s ratio {mr:.2f}."
+        )
     ann = _get(o, "quality", "ann_recall@10_vs_exact")
     if ann is not None:
         out.append(
@@ -118,6 +124,7 @@ def _rerank_table(summary: dict, res: dict) -> list[str]:
         ("ours: `ColBERT.rerank`", "ours", "rerank_quality"),
         ("PyLate: encode + `rank.rerank`", "pylate", "rerank_quality"),
         ("LlamaIndex: `ColbertRerank` (raw 384-d hidden states)", "pylate", "rerank_li_quality"),
+        ("ours, embedded default model: `ColBERT.rerank`", "ours-default", "rerank_quality"),
     ]:
         q = res.get(side, {}).get(key)
         if q:
@@ -170,7 +177,7 @@ def render_report(summary: dict, res: dict, meta: dict) -> str:
         f"{summary['queries']} queries)",
         "",
         f"- Command: `{meta['command']}`",
-        f"- When: {meta['started']} → {meta['finished']}",
+        f"- When: {meta['started']} → {meta['finished']}; code: {meta.get('git', '?')}",
         f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB RAM, {m['os']}, "
         f"Python {m['python']}; load average at the end {m['load_avg']}",
     ]

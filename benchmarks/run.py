@@ -30,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import _harness as h
+from benchmarks._harness import median
 from benchmarks.beir import load_beir, ndcg_at_k, overlap_at_k, recall_at_k
 from benchmarks.report import render_report
 
@@ -83,6 +84,82 @@ def run_phase(side: str, phase: str, args: argparse.Namespace, **extra) -> dict:
     return json.loads(out.read_text())
 
 
+def encode_interleaved(args: argparse.Namespace, sides: list[str]) -> dict[str, dict]:
+    """Encoding throughput and query latency, A/B-interleaved between warm servers.
+
+    Both sides' models stay loaded in their own processes; each round encodes the same slice of
+    documents (and single queries) on one side and then the other, alternating who goes first.
+    On a shared machine, load from other processes then hits both sides alike, and the median of
+    the per-round ratios is the robust figure.
+    """
+    sides = [s for s in sides if s in ("ours", "pylate")]
+    out = args.work_dir / "json" / "encode.json"
+    if args.reuse and out.exists():
+        return json.loads(out.read_text())
+    procs, info = {}, {}
+    (args.work_dir / "logs").mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
+    for side in sides:
+        cmd = _side_cmd(side, "encode", args, args.work_dir / "json" / f"{side}-encode-srv.json")
+        log = (args.work_dir / "logs" / f"{side}-encode.log").open("w")
+        procs[side] = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=env
+        )
+    logger.info("encode: loading %s ...", ", ".join(sides))
+
+    def ask(side: str, obj: dict) -> dict:
+        proc = procs[side]
+        if obj:
+            proc.stdin.write(json.dumps(obj) + "\n")
+            proc.stdin.flush()
+        line = proc.stdout.readline()
+        if not line:
+            msg = (
+                f"{side} encode server exited; see {args.work_dir / 'logs' / f'{side}-encode.log'}"
+            )
+            raise RuntimeError(msg)
+        return json.loads(line)
+
+    for side in sides:
+        info[side] = ask(side, {})
+    rounds = max(1, args.encode_rounds)
+    per = max(1, args.encode_docs // rounds)
+    per_q = max(1, args.latency_queries // rounds)
+    trials: dict[str, list[dict]] = {s: [] for s in sides}
+    qtimes: dict[str, list[float]] = {s: [] for s in sides}
+    for r in range(rounds):
+        order = sides if r % 2 == 0 else sides[::-1]
+        for side in order:
+            trials[side].append(ask(side, {"op": "docs", "start": r * per, "n": per}))
+        for side in order:
+            qtimes[side] += ask(side, {"op": "queries", "start": r * per_q, "n": per_q})["times"]
+        logger.info("encode round %d/%d: %s", r + 1, rounds, {
+            s: round(trials[s][-1]["docs"] / trials[s][-1]["seconds"], 1) for s in sides
+        })  # fmt: skip
+    for side in sides:
+        procs[side].stdin.write(json.dumps({"op": "quit"}) + "\n")
+        procs[side].stdin.close()
+        procs[side].wait(timeout=60)
+    res = {}
+    for side in sides:
+        t = trials[side]
+        secs, docs = sum(x["seconds"] for x in t), sum(x["docs"] for x in t)
+        toks = sum(x["tokens"] for x in t)
+        res[side] = {
+            "docs": docs, "tokens": toks, "seconds": secs, "batch_size": args.batch_size,
+            "docs_per_s": docs / secs, "tokens_per_s": toks / secs,
+            "round_docs_per_s": [x["docs"] / x["seconds"] for x in t],
+            "query_latency": h.latency_stats(qtimes[side]), "device": args.device,
+            "torch_threads": info[side].get("torch_threads"), "rounds": rounds,
+        }  # fmt: skip
+    if len(sides) == 2:
+        a, b = (res[s]["round_docs_per_s"] for s in sides)
+        res[sides[0]]["median_round_ratio"] = median([x / y for x, y in zip(a, b, strict=True)])
+    out.write_text(json.dumps(res, indent=1))
+    return res
+
+
 def bm25_candidates(ds, args) -> Path:
     """BM25 (bm25s) top-100 per query, written once as JSON {query id: [doc ids]}."""
     path = args.work_dir / "bm25-top100.json"
@@ -133,12 +210,14 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--encode-docs", type=int, default=500)
     p.add_argument("--latency-queries", type=int, default=50)
+    p.add_argument("--encode-rounds", type=int, default=5, help="A/B-interleaved rounds")
     p.add_argument(
         "--sides",
         default="ours,pylate,ours-default",
         help="comma list of ours, pylate, ours-default (embedded model, quality rows)",
     )
     p.add_argument("--phases", default=",".join(PHASES))
+    p.add_argument("--index-config", default=None, help="JSON IndexConfig overrides for ours")
     p.add_argument("--baseline-python", type=Path, default=h.BASELINE_PYTHON)
     p.add_argument("--work-dir", type=Path, default=None)
     p.add_argument("--reuse", action="store_true", help="reuse phase JSON already in work-dir")
@@ -163,8 +242,12 @@ def main() -> None:
 
     res: dict[str, dict] = {s: {} for s in sides}
     for phase in phases:
+        if phase == "encode":
+            for side, r in encode_interleaved(args, sides).items():
+                res[side]["encode"] = r
+            continue
         for side in sides:
-            if side == "ours-default" and phase not in ("embed", "index", "search"):
+            if side == "ours-default" and phase == "encode":
                 continue
             if phase == "rerank":
                 cand = bm25_candidates(ds, args)
@@ -172,6 +255,10 @@ def main() -> None:
                 res[side]["rerank"] = run_phase(side, "rerank", args, **extra)
                 if side == "pylate":
                     res[side]["rerank_li"] = run_phase(side, "rerank_li", args, **extra)
+            elif phase == "index" and side != "pylate" and args.index_config:
+                res[side][phase] = run_phase(
+                    side, phase, args, **{"--index-config": args.index_config}
+                )
             else:
                 res[side][phase] = run_phase(side, phase, args)
 
@@ -192,6 +279,7 @@ def main() -> None:
         "started": started.isoformat(timespec="seconds"),
         "finished": dt.datetime.now().isoformat(timespec="seconds"),
         "machine": h.machine_info(),
+        "git": _git_state(),
         "args": {k: str(v) for k, v in vars(args).items()},
     }
     md = render_report(summary, res, meta)
@@ -204,6 +292,20 @@ def main() -> None:
     )
     (args.results_dir / "latest.md").write_text(md)
     print(md)
+
+
+def _git_state() -> str:
+    """HEAD commit, plus a note when the core package has uncommitted changes."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "integrations"], capture_output=True, text=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (" (+ uncommitted changes under integrations/)" if dirty else "")
 
 
 def _slim(value: dict) -> dict:

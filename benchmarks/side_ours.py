@@ -64,38 +64,24 @@ def _sync(device: str) -> None:
 
 
 def phase_encode(args, ds) -> dict:
+    """Serve interleaved encoding trials to run.py (see ``_harness.encode_server``)."""
     import torch
 
     model = _model(args)
-    docs = ds.doc_texts[: args.encode_docs]
-    model.encode_documents(docs[: args.batch_size], batch_size=args.batch_size)  # warm-up
-    _sync(args.device)
-    t0 = time.perf_counter()
-    embs = model.encode_documents(docs, batch_size=args.batch_size, show_progress_bar=False)
-    _sync(args.device)
-    dt = time.perf_counter() - t0
-    n_tok = int(sum(e.shape[0] for e in embs))
-    queries = list(ds.queries.values())[: args.latency_queries]
-    model.encode_queries(queries[:2], batch_size=1)
 
-    def one(q):
-        out = model.encode_queries([q], batch_size=1, show_progress_bar=False)
+    def docs(texts):
+        out = model.encode_documents(texts, batch_size=args.batch_size, show_progress_bar=False)
         _sync(args.device)
         return out
 
-    _, times = h.timed_calls(one, queries)
-    return {
-        "docs": len(docs),
-        "batch_size": args.batch_size,
-        "seconds": dt,
-        "docs_per_s": len(docs) / dt,
-        "tokens": n_tok,
-        "tokens_per_s": n_tok / dt,
-        "query_latency": h.latency_stats(times),
-        "torch_threads": torch.get_num_threads(),
-        "device": args.device,
-        "fingerprint": model.fingerprint(),
-    }
+    def query(text):
+        out = model.encode_queries([text], batch_size=1, show_progress_bar=False)
+        _sync(args.device)
+        return out
+
+    info = {"torch_threads": torch.get_num_threads(), "fingerprint": model.fingerprint()}
+    h.encode_server(docs, query, ds.doc_texts, list(ds.queries.values()), info)
+    return {}
 
 
 def _query_cache(model, texts) -> Path:
@@ -136,7 +122,9 @@ def _index_dir(args) -> Path:
 
 def phase_index(args, ds) -> dict:
     from late_interaction import LateInteractionIndex
+    from late_interaction.config import IndexConfig
 
+    config = IndexConfig(**json.loads(args.index_config)) if args.index_config else None
     model = _model(args)  # the index records the encoder's fingerprint in its manifest
     docs = [np.asarray(d) for d in _doc_embeddings(model, ds, args)]
     n_tok = int(sum(d.shape[0] for d in docs))
@@ -144,7 +132,7 @@ def phase_index(args, ds) -> dict:
     shutil.rmtree(folder, ignore_errors=True)
     with h.MemoryWindow() as mem:
         t0 = time.perf_counter()
-        index = LateInteractionIndex(model=model, path=folder)
+        index = LateInteractionIndex(model=model, path=folder, config=config)
         index.add_embeddings(docs, ds.doc_texts, ids=ds.doc_ids)
         t_add = time.perf_counter() - t0
         index.save()
@@ -246,6 +234,7 @@ def main() -> None:
     p.add_argument("--rerank-queries", type=int, default=None)
     p.add_argument("--candidates", default=None, help="JSON {query id: [doc ids]} for rerank")
     p.add_argument("--work-dir", default=str(h.BENCH_CACHE / "work"))
+    p.add_argument("--index-config", default=None, help="JSON of IndexConfig overrides")
     p.add_argument("--out", default=None)
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")

@@ -93,37 +93,24 @@ def _sync(device: str) -> None:
 
 
 def phase_encode(args, ds) -> dict:
+    """Serve interleaved encoding trials to run.py (see ``_harness.encode_server``)."""
     import torch
 
     model = _model(args)
-    docs = ds.doc_texts[: args.encode_docs]
-    _encode(model, docs[: args.batch_size], is_query=False, batch_size=args.batch_size)  # warm-up
-    _sync(args.device)
-    t0 = time.perf_counter()
-    embs = _encode(model, docs, is_query=False, batch_size=args.batch_size)
-    _sync(args.device)
-    dt = time.perf_counter() - t0
-    n_tok = int(sum(e.shape[0] for e in embs))
-    queries = list(ds.queries.values())[: args.latency_queries]
-    _encode(model, queries[:2], is_query=True, batch_size=1)
 
-    def one(q):
-        out = _encode(model, [q], is_query=True, batch_size=1)
+    def docs(texts):
+        out = _encode(model, texts, is_query=False, batch_size=args.batch_size)
         _sync(args.device)
         return out
 
-    _, times = h.timed_calls(one, queries)
-    return {
-        "docs": len(docs),
-        "batch_size": args.batch_size,
-        "seconds": dt,
-        "docs_per_s": len(docs) / dt,
-        "tokens": n_tok,
-        "tokens_per_s": n_tok / dt,
-        "query_latency": h.latency_stats(times),
-        "torch_threads": torch.get_num_threads(),
-        "device": args.device,
-    }
+    def query(text):
+        out = _encode(model, [text], is_query=True, batch_size=1)
+        _sync(args.device)
+        return out
+
+    h.encode_server(docs, query, ds.doc_texts, list(ds.queries.values()),
+                    {"torch_threads": torch.get_num_threads()})  # fmt: skip
+    return {}
 
 
 def _cache_folder(kind: str, args, texts) -> Path:
