@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from late_interaction._dense import DenseLayer, Projection
+from late_interaction.config import ENCODER_SETTING_NAMES
 from late_interaction.exceptions import CheckpointFormatError
 
 __all__ = ["FORMAT_DEFAULTS", "LoadedCheckpoint", "load_checkpoint", "resolve_folder"]
@@ -86,7 +87,7 @@ _ST_KEYS = (
 )
 # Our own settings, saved by save_pretrained under this key of config_sentence_transformers.json.
 EXTRA_KEY = "late_interaction"
-_EXTRA_KEYS = ("keep_special_tokens", "skiplist_rule")
+_EXTRA_KEYS = tuple(k for k in ENCODER_SETTING_NAMES if k not in _ST_KEYS)
 _HUB_IGNORE = ["*.onnx", "onnx/*", "openvino/*", "*.h5", "*.msgpack", "*.ot", "*.tflite"]
 
 

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from late_interaction._version import __version__
-from late_interaction.config import IndexConfig
+from late_interaction.config import ENCODER_SETTING_NAMES, IndexConfig
 from late_interaction.exceptions import (
     DimensionMismatchError,
     IndexFormatError,
@@ -211,19 +211,6 @@ def check_model(manifest: dict[str, Any], model: Any, path: Path) -> None:
         raise ModelMismatchError(msg)
 
 
-_REBUILD_KEYS = (
-    "query_prefix",
-    "document_prefix",
-    "query_length",
-    "document_length",
-    "do_query_expansion",
-    "attend_to_expansion_tokens",
-    "skiplist_words",
-    "keep_special_tokens",
-    "skiplist_rule",
-)
-
-
 def model_from_fingerprint(fingerprint: dict[str, Any], path: Path) -> Any:
     """Rebuild the encoder an index was saved with (embedded default, local folder or hub id).
 
@@ -240,7 +227,7 @@ def model_from_fingerprint(fingerprint: dict[str, Any], path: Path) -> Any:
         if not name:
             msg = "the fingerprint names no checkpoint"
             raise ValueError(msg)
-        overrides = {key: fingerprint[key] for key in _REBUILD_KEYS if key in fingerprint}
+        overrides = {key: fingerprint[key] for key in ENCODER_SETTING_NAMES if key in fingerprint}
         return ColBERT.from_pretrained(None if name == DEFAULT_MODEL else name, **overrides)
     except Exception as exc:
         msg = (

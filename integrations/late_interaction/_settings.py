@@ -7,22 +7,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from late_interaction._checkpoints import LoadedCheckpoint
+from late_interaction.config import ENCODER_SETTING_NAMES
 
 __all__ = ["SETTING_NAMES", "resolve_settings"]
 
 logger = logging.getLogger(__name__)
 
-SETTING_NAMES = (
-    "query_prefix",
-    "document_prefix",
-    "query_length",
-    "document_length",
-    "do_query_expansion",
-    "attend_to_expansion_tokens",
-    "skiplist_words",
-    "keep_special_tokens",
-    "skiplist_rule",
-)
+SETTING_NAMES = ENCODER_SETTING_NAMES
 
 
 def _check(s: dict[str, Any], max_positions: int | None) -> None:

@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-__all__ = ["EncoderConfig", "IndexConfig"]
+__all__ = ["ENCODER_SETTING_NAMES", "EncoderConfig", "IndexConfig"]
 
 _T = TypeVar("_T")
 
@@ -78,6 +78,21 @@ class EncoderConfig:
 _STORAGE_DTYPES = ("float16", "float32")
 _SPACES = ("cosine", "inner_product")
 _HNSW_STORAGE = ("float32", "e4m3")
+
+
+# The EncoderConfig fields a user may set (everything but the checkpoint's identity and dim):
+# what from_pretrained accepts, what a saved index records to rebuild its encoder.
+ENCODER_SETTING_NAMES = (
+    "query_prefix",
+    "document_prefix",
+    "query_length",
+    "document_length",
+    "do_query_expansion",
+    "attend_to_expansion_tokens",
+    "skiplist_words",
+    "keep_special_tokens",
+    "skiplist_rule",
+)
 
 
 @dataclass(frozen=True)
