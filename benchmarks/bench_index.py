@@ -5,18 +5,25 @@ Recall@10 is the overlap of the ANN top-10 with brute-force exact MaxSim (``exac
 the same index, so it measures candidate generation only.
 
 Usage:
-    python benchmarks/bench_index.py                 # full corpus (5183 docs; slow on 2 cores)
-    python benchmarks/bench_index.py --max-docs 800  # first 800 docs + every judged one
+    python benchmarks/bench_index.py --data ../shared/data/scifact   # full corpus (5183 docs)
+    python benchmarks/bench_index.py --max-docs 800                    # first 800 + judged docs
+    python benchmarks/bench_index.py --build 16,32,float32 --search 32,64 --out results.md
 
-Variants: the default settings and two query-time alternatives on the same graph
-(k_token/query_ef); optionally a float32 token store (``--fp32``) and another M (``--alt-m``),
-each a full rebuild.
+Rows: the default ``IndexConfig`` (one build), query-time alternatives on the same graph
+(``--search k_token,query_ef``, no rebuild) and other graphs (``--build M,ef_construction,
+hnsw_storage``, one full build each). Build time covers ``add_embeddings`` only (store append
+plus Voyager inserts, 512 documents per call); RAM is the resident-memory growth of the build
+(token store, documents, the graph and its spare capacity; Linux only).
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
+import importlib.metadata as md
 import os
+import platform
 import sys
 import tempfile
 import time
@@ -35,20 +42,41 @@ from late_interaction import ColBERT, LateInteractionIndex
 from late_interaction.config import IndexConfig
 
 
-def _dir_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.iterdir())
+def _rss() -> int:
+    with open("/proc/self/statm") as f:  # Linux; elsewhere RAM is reported as 0
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _build(model, embs, ids, texts, config) -> tuple[LateInteractionIndex, float]:
+def _rss_or_zero() -> int:
+    try:
+        return _rss()
+    except OSError:
+        return 0
+
+
+def _release_freed_memory() -> None:
+    gc.collect()
+    try:  # glibc keeps freed small blocks; trimming stops a later build from reusing them unseen
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _build(model, embs, ids, texts, config) -> tuple[LateInteractionIndex, float, int]:
+    _release_freed_memory()
+    before = _rss_or_zero()
     index = LateInteractionIndex(model, config=config)
     start = time.perf_counter()
     for i in range(0, len(embs), 512):  # same publish granularity as add()
         part = slice(i, i + 512)
-        index.add_embeddings([np.asarray(e) for e in embs[part]], texts[part], ids=ids[part])
-    return index, time.perf_counter() - start
+        index.add_embeddings(embs[part], texts[part], ids=ids[part])
+    build_s = time.perf_counter() - start
+    _release_freed_memory()
+    return index, build_s, _rss_or_zero() - before
 
 
-def _measure(name, index, query_mats, exact, build_s, n_tokens, **search_kw) -> dict:
+def _measure(name, index, query_mats, exact, build, n_tokens, **search_kw) -> dict:
+    build_s, ram = build
     times, runs = [], []
     for q in query_mats:
         t = time.perf_counter()
@@ -56,19 +84,47 @@ def _measure(name, index, query_mats, exact, build_s, n_tokens, **search_kw) -> 
         times.append(time.perf_counter() - t)
         runs.append([h.id for h in hits])
     with tempfile.TemporaryDirectory() as tmp:
-        disk = _dir_bytes(index.save(Path(tmp) / "idx"))
-    graph = index._hnsw
-    voyager_bytes = len(graph._index.as_bytes()) if graph is not None else 0
-    ram = index._store.nbytes() + voyager_bytes
+        folder = index.save(Path(tmp) / "idx")
+        disk = sum(p.stat().st_size for p in folder.iterdir())
     return {
         "variant": name,
         "build_s": build_s,
+        "tok_s": n_tokens / build_s,
         "p50_ms": 1000 * float(np.percentile(times, 50)),
         "p95_ms": 1000 * float(np.percentile(times, 95)),
         "disk_B_tok": disk / n_tokens,
         "ram_B_tok": ram / n_tokens,
         "recall@10": overlap_at_k(runs, exact, 10),
+        "load": os.getloadavg()[0],
     }
+
+
+def _describe(c: IndexConfig, k_token: int | None = None, query_ef: int | None = None) -> str:
+    kt, ef = k_token or c.k_token, query_ef or c.query_ef
+    return f"M={c.hnsw_m} efc={c.ef_construction} {c.hnsw_storage} k_token={kt} ef={ef}"
+
+
+def _table(rows: list[dict]) -> list[str]:
+    lines = [
+        "| variant | build s | tokens/s | p50 ms | p95 ms | disk B/tok | RAM B/tok "
+        "| R@10 vs exact | load avg |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['variant']} | {r['build_s']:.1f} | {r['tok_s']:.0f} | {r['p50_ms']:.1f} "
+            f"| {r['p95_ms']:.1f} | {r['disk_B_tok']:.0f} | {r['ram_B_tok']:.0f} "
+            f"| {r['recall@10']:.3f} | {r['load']:.1f} |"
+        )
+    return lines
+
+
+def _pair(text: str, n: int) -> tuple[str, ...]:
+    parts = tuple(text.split(","))
+    if len(parts) != n:
+        msg = f"expected {n} comma-separated values, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return parts
 
 
 def main() -> None:
@@ -76,58 +132,62 @@ def main() -> None:
     parser.add_argument("--data", default=str(SHARED_DATA / "scifact"))
     parser.add_argument("--max-docs", type=int, default=None)
     parser.add_argument("--queries", type=int, default=100, help="queries timed and scored")
-    parser.add_argument("--alt-m", type=int, default=None, help="also build a graph with this M")
-    parser.add_argument("--fp32", action="store_true", help="also build with a float32 store")
+    parser.add_argument(
+        "--search", type=lambda s: _pair(s, 2), action="append", default=None,
+        help="k_token,query_ef on the default graph (repeatable; default 32,64 and 128,256)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--build", type=lambda s: _pair(s, 3), action="append", default=None,
+        help="M,ef_construction,hnsw_storage for another graph (repeatable; default 12,64,float32)",
+    )  # fmt: skip
+    parser.add_argument("--out", type=Path, default=None, help="also write the table here")
     args = parser.parse_args()
+    searches = args.search if args.search is not None else [("32", "64"), ("128", "256")]
+    builds = args.build if args.build is not None else [("12", "64", "float32")]
 
     data = load_beir(args.data, max_docs=args.max_docs)
     model = ColBERT.from_pretrained()
-    embs = cached_document_embeddings(model, data.doc_texts, "scifact")
+    # Copied out of the memory-mapped cache now, so its pages don't count as the first build's RAM.
+    embs = [np.array(e) for e in cached_document_embeddings(model, data.doc_texts, "scifact")]
     queries = list(data.queries.values())[: args.queries]
     query_mats = model.encode_queries(queries)
     n_tokens = sum(e.shape[0] for e in embs)
-    print(
-        f"# SciFact: {len(embs)} docs, {n_tokens} tokens (dim {model.dim}), {len(queries)} queries;"
-        f" cpu={os.cpu_count()}"
-    )
+    head = [
+        f"SciFact: {len(embs)} docs, {n_tokens} tokens (dim {model.dim}), {len(queries)} queries, "
+        f"k=10. Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, voyager {md.version('voyager')}, numpy {np.__version__}, "
+        f"late-interaction {md.version('late-interaction')}. Load average at start: "
+        f"{os.getloadavg()[0]:.1f}.",
+        "Command: python benchmarks/bench_index.py " + " ".join(sys.argv[1:]),
+        "",
+    ]
+    print("\n".join(head), flush=True)
 
     default = IndexConfig()
-    index, build_s = _build(model, embs, data.doc_ids, data.doc_texts, default)
+    index, *build = _build(model, embs, data.doc_ids, data.doc_texts, default)
+    # Exact ranking over the whole corpus: the reference for every row.
     exact = [[h.id for h in index.exact_search(q, k=10)] for q in query_mats]
     rows = [
-        _measure(
-            f"default (M={default.hnsw_m}, k_token={default.k_token}, ef={default.query_ef}, fp16)",
-            index, query_mats, exact, build_s, n_tokens,
-        ),
-        _measure(
-            "k_token=32, ef=64 (same graph)",
-            index, query_mats, exact, build_s, n_tokens, k_token=32, query_ef=64,
-        ),
-        _measure(
-            "k_token=128, ef=256 (same graph)",
-            index, query_mats, exact, build_s, n_tokens, k_token=128, query_ef=256,
-        ),
-    ]  # fmt: skip
+        _measure(f"**default** {_describe(default)}", index, query_mats, exact, build, n_tokens)
+    ]
+    print(_table(rows)[-1], flush=True)
+    for kt, ef in searches:
+        kw = {"k_token": int(kt), "query_ef": int(ef)}
+        name = f"{_describe(default, **kw)} (same graph)"
+        rows.append(_measure(name, index, query_mats, exact, build, n_tokens, **kw))
+        print(_table(rows)[-1], flush=True)
     del index
-    if args.fp32:
-        fp32 = IndexConfig(storage_dtype="float32")
-        index32, build32 = _build(model, embs, data.doc_ids, data.doc_texts, fp32)
-        rows.append(_measure("float32 token store", index32, query_mats, exact, build32, n_tokens))
-        del index32
-    if args.alt_m:
-        alt = IndexConfig(hnsw_m=args.alt_m)
-        index_m, build_m = _build(model, embs, data.doc_ids, data.doc_texts, alt)
-        rows.append(_measure(f"M={args.alt_m}", index_m, query_mats, exact, build_m, n_tokens))
+    for m, efc, storage in builds:
+        config = IndexConfig(hnsw_m=int(m), ef_construction=int(efc), hnsw_storage=storage)
+        other, *build = _build(model, embs, data.doc_ids, data.doc_texts, config)
+        rows.append(_measure(_describe(config), other, query_mats, exact, build, n_tokens))
+        print(_table(rows)[-1], flush=True)
+        del other
 
-    header = f"| {'variant':<52} | build s | p50 ms | p95 ms | disk B/tok | RAM B/tok | R@10 |"
-    print(header)
-    print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
-    for r in rows:
-        print(
-            f"| {r['variant']:<52} | {r['build_s']:7.1f} | {r['p50_ms']:6.1f} "
-            f"| {r['p95_ms']:6.1f} | {r['disk_B_tok']:10.0f} | {r['ram_B_tok']:9.0f} "
-            f"| {r['recall@10']:.3f} |"
-        )
+    lines = [*head, *_table(rows)]
+    print("\n".join(lines))
+    if args.out is not None:
+        args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
