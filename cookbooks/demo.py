@@ -19,9 +19,9 @@ from late_interaction import ColBERT, LateInteractionIndex
 
 CORPUS = Path(__file__).resolve().parent / "data" / "python_reference.jsonl"
 QUESTIONS = [
-    "How do I write an anonymous function?",
+    "What does the assert statement do?",
     "What happens when an exception is raised inside a with statement?",
-    "How can a generator send values back to its caller?",
+    "How do I write a function that takes a variable number of arguments?",
 ]
 
 

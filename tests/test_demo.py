@@ -18,7 +18,7 @@ def test_demo_runs_offline_and_answers(tmp_path):
             "--index-dir",
             str(tmp_path / "idx"),
             "--query",
-            "How do I write an anonymous function with lambda?",
+            "What does the assert statement do?",
         ],
         capture_output=True,
         text=True,
@@ -29,6 +29,6 @@ def test_demo_runs_offline_and_answers(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     lines = out.stdout.splitlines()
     first_hit = next(line for line in lines if line.startswith("  ") and "[" in line)
-    assert "[lambda-" in first_hit, out.stdout
+    assert "[assert-0]" in first_hit, out.stdout
     assert (tmp_path / "idx").is_dir()
     assert any(line.startswith("Rerank of a keyword search") for line in lines)
