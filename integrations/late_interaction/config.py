@@ -114,6 +114,10 @@ class IndexConfig:
             query, robust to slightly unnormalised vectors) or ``"inner_product"``.
         k_token: Default number of nearest document tokens fetched per query token. A search for
             ``k`` documents uses ``max(k_token, 2 * k)``.
+        n_full_scores: Candidate documents scored with exact MaxSim per query. Candidates are
+            first ranked by their ANN hits (for each query token, the best similarity found in
+            that document; summed), and only this many best go to exact scoring (PLAID's
+            ``n_full_scores``). Raised to at least ``4 * k``.
         query_ef: Default HNSW search breadth (Voyager ``query_ef``); raised to at least the
             number of tokens fetched per query token.
         exact_scan_tokens: A ``filter``/``ids`` restriction whose allowed documents hold at most
@@ -135,6 +139,7 @@ class IndexConfig:
     space: str = "cosine"
     k_token: int = 64
     query_ef: int = 128
+    n_full_scores: int = 512
     exact_scan_tokens: int = 20_000
     exact_scan_fraction: float = 0.05
     hnsw_storage: str = "e4m3"
@@ -149,7 +154,7 @@ class IndexConfig:
         if self.space not in _SPACES:
             msg = f"space must be one of {_SPACES}; got {self.space!r}."
             raise ValueError(msg)
-        for name in ("hnsw_m", "ef_construction", "k_token", "query_ef"):
+        for name in ("hnsw_m", "ef_construction", "k_token", "query_ef", "n_full_scores"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 msg = f"{name} must be a positive int; got {value!r}."

@@ -299,3 +299,45 @@ def test_real_model_ann_equals_brute_force_on_scifact(default_model, scifact_enc
     np.testing.assert_allclose(
         [h.score for h in single], [h.score for h in batch[0][:3]], atol=1e-3
     )
+
+
+def test_candidate_pruning_keeps_the_exact_top_k(fake_encoder, ref):
+    # With every token reachable and a float32 graph, each document's ANN-hit score equals its
+    # exact MaxSim, so pruning to 4 * k candidates must still return the brute-force top-k.
+    config = IndexConfig(
+        storage_dtype="float32",
+        hnsw_storage="float32",
+        exact_scan_tokens=0,
+        exact_scan_fraction=0.0,
+        n_full_scores=1,
+    )
+    index, docs, _ = _build(fake_encoder, ref, config=config)
+    for q in QUERIES:
+        qm = fake_encoder.encode_queries([q])[0]
+        _assert_same_ranking(index.search(q, k=5, **WIDE), ref.brute_force(qm, docs, 5))
+
+
+def test_candidate_pruning_cuts_to_n_full_best_by_ann_hits():
+    from types import SimpleNamespace
+
+    from late_interaction._retrieval import best_candidates
+
+    # 3 documents of 2 tokens each (token t belongs to document t // 2); 2 query tokens.
+    snap = SimpleNamespace(token_doc=np.array([0, 0, 1, 1, 2, 2]))
+    token_ids = np.array([[0, 2, 4], [1, 3, 5]])
+    sims = np.array([[0.9, 0.5, 0.1], [0.8, 0.7, 0.2]])  # approx: doc0 1.7, doc1 1.2, doc2 0.3
+    allowed = np.ones(3, dtype=bool)
+    assert best_candidates(snap, allowed, token_ids, sims, 3).tolist() == [0, 1, 2]
+    assert best_candidates(snap, allowed, token_ids, sims, 2).tolist() == [0, 1]
+    assert best_candidates(snap, allowed, token_ids, sims, 1).tolist() == [0]
+    allowed[0] = False  # a filtered-out document is never a candidate
+    assert best_candidates(snap, allowed, token_ids, sims, 1).tolist() == [1]
+    # unpublished token ids (a concurrent add) are ignored
+    assert best_candidates(
+        snap, allowed, np.array([[9, 2]]), np.array([[1.0, 0.1]]), 5
+    ).tolist() == [1]
+
+
+def test_n_full_scores_must_be_positive():
+    with pytest.raises(ValueError, match="n_full_scores"):
+        IndexConfig(n_full_scores=0)
