@@ -181,6 +181,11 @@ def render_report(summary: dict, res: dict, meta: dict) -> str:
         f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB RAM, {m['os']}, "
         f"Python {m['python']}; load average at the end {m['load_avg']}",
     ]
+    if meta.get("reused"):
+        lines.append(
+            "- Phases reused from earlier runs in the same work folder (finished at): "
+            + ", ".join(meta["reused"])
+        )
     for side in ("ours", "pylate"):
         for phase in res.get(side, {}).values():
             if isinstance(phase, dict) and "versions" in phase:

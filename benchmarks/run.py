@@ -37,6 +37,7 @@ from benchmarks.report import render_report
 logger = logging.getLogger("bench")
 
 HERE = Path(__file__).resolve().parent
+REUSED: list[str] = []  # "side/phase (file time)" of results taken from an earlier run
 PHASES = ("encode", "embed", "index", "search", "rerank")
 
 
@@ -66,6 +67,7 @@ def run_phase(side: str, phase: str, args: argparse.Namespace, **extra) -> dict:
     out = args.work_dir / "json" / f"{side}-{phase}.json"
     if args.reuse and out.exists():
         logger.info("reusing %s", out)
+        REUSED.append(f"{side}/{phase} ({dt.datetime.fromtimestamp(out.stat().st_mtime):%H:%M})")
         return json.loads(out.read_text())
     out.unlink(missing_ok=True)
     cmd = _side_cmd(side, phase, args, out, **extra)
@@ -95,6 +97,7 @@ def encode_interleaved(args: argparse.Namespace, sides: list[str]) -> dict[str, 
     sides = [s for s in sides if s in ("ours", "pylate")]
     out = args.work_dir / "json" / "encode.json"
     if args.reuse and out.exists():
+        REUSED.append(f"encode ({dt.datetime.fromtimestamp(out.stat().st_mtime):%H:%M})")
         return json.loads(out.read_text())
     procs, info = {}, {}
     (args.work_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -280,6 +283,7 @@ def main() -> None:
         "finished": dt.datetime.now().isoformat(timespec="seconds"),
         "machine": h.machine_info(),
         "git": _git_state(),
+        "reused": REUSED,
         "args": {k: str(v) for k, v in vars(args).items()},
     }
     md = render_report(summary, res, meta)
