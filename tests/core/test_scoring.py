@@ -104,6 +104,25 @@ def test_torch_path_equals_numpy_path(seed):
     np.testing.assert_allclose(via_torch.numpy(), via_numpy, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("chunk_size", [1, 3, 64])
+def test_torch_path_in_chunks_with_half_precision_documents(chunk_size):
+    from late_interaction.scoring import _maxsim_torch
+
+    rng = np.random.default_rng(7)
+    query = rng.standard_normal((4, 8)).astype(np.float32)
+    docs = [d.astype(np.float16) for d in ragged(rng, 10, 8, max_len=12)]
+    padded, mask = padded_form(docs, 0.0)
+    expected = brute(query, [d.astype(np.float32) for d in docs])  # fp16 values, exact products
+    got = _maxsim_torch(
+        torch.from_numpy(query),
+        torch.from_numpy(padded.astype(np.float16)),
+        torch.from_numpy(mask),
+        chunk_size=chunk_size,
+    )
+    assert got.dtype == torch.float32
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
 def test_empty_document_list_and_shape_errors():
     q = np.ones((2, 3), dtype=np.float32)
     assert maxsim(q, []).shape == (0,)
