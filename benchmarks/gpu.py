@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -90,15 +91,23 @@ def maxsim_reference(query, docs, mask, chunk: int = 8192) -> torch.Tensor:
     return out
 
 
-def encode_bench(encode, texts: list[str], batch_size: int) -> dict:
-    encode(texts[: batch_size * 2], batch_size)  # warm-up (kernels, allocator)
+def encode_bench(encode, texts: list[str], batch_size: int, trials: int = 3) -> dict:
+    """Median of ``trials`` timed passes after a warm-up pass over the same texts.
+
+    The warm-up runs every batch shape once: the first pass at a new shape pays cuBLAS/SDPA
+    kernel selection, which made single-pass timings swing by 1.5x between configurations.
+    """
+    embs = encode(texts, batch_size)  # warm-up (kernels for every shape, allocator)
     _sync()
-    t0 = time.perf_counter()
-    embs = encode(texts, batch_size)
-    _sync()
-    dt = time.perf_counter() - t0
+    times = []
+    for _ in range(trials):
+        t0 = time.perf_counter()
+        embs = encode(texts, batch_size)
+        _sync()
+        times.append(time.perf_counter() - t0)
+    dt = statistics.median(times)
     n_tok = int(sum(e.shape[0] for e in embs))
-    return {"docs": len(texts), "seconds": dt, "docs_per_s": len(texts) / dt,
+    return {"docs": len(texts), "seconds": dt, "trials_s": times, "docs_per_s": len(texts) / dt,
             "tokens": n_tok, "tokens_per_s": n_tok / dt}  # fmt: skip
 
 
