@@ -99,6 +99,16 @@ def _main_table(res: dict) -> list[str]:
         "|---|---:|---:|---:|---|---|",
     ]
     out += [_row(label, *vals, tgt) for label, vals, tgt in rows]
+    auto = res.get("ours-auto", {}).get("encode")
+    if auto and _get(b, "encode", "docs_per_s"):
+        cos = auto.get("token_cosine_vs_float32") or {}
+        label = f"Document encoding, docs/s, ours `dtype='auto'` ({auto.get('dtype')})"
+        out.append(_row(label, auto["docs_per_s"], _get(b, "encode", "docs_per_s"), ge(1.5)))
+        out.append(
+            f"\n`dtype='auto'` row: token vectors vs float32 on 16 documents, cosine min "
+            f"{cos.get('min', float('nan')):.5f}, mean {cos.get('mean', float('nan')):.5f}; median "
+            f"per-round docs/s ratio to PyLate {auto.get('median_round_ratio', float('nan')):.2f}."
+        )
     mr = _get(o, "encode", "median_round_ratio")
     if mr is not None:
         out.append(

@@ -42,7 +42,7 @@ PHASES = ("encode", "embed", "index", "search", "rerank")
 
 
 def _side_cmd(side: str, phase: str, args: argparse.Namespace, out: Path, **extra) -> list[str]:
-    script = HERE / ("side_ours.py" if side in ("ours", "ours-default") else "side_pylate.py")
+    script = HERE / ("side_ours.py" if side.startswith("ours") else "side_pylate.py")
     python = sys.executable if script.name == "side_ours.py" else str(args.baseline_python)
     cmd = [python, str(script), "--phase", phase, "--data", str(args.data), "--out", str(out)]
     opts = {
@@ -54,6 +54,8 @@ def _side_cmd(side: str, phase: str, args: argparse.Namespace, out: Path, **extr
         "--work-dir": str(args.work_dir / side),
         **extra,
     }
+    if side == "ours-auto":  # same checkpoint, dtype="auto" (bfloat16 autocast on a bf16 CPU)
+        opts["--dtype"] = "auto"
     for flag, value in [("--max-docs", args.max_docs), ("--n-queries", args.n_queries)]:
         if value is not None:
             opts[flag] = value
@@ -94,7 +96,7 @@ def encode_interleaved(args: argparse.Namespace, sides: list[str]) -> dict[str, 
     On a shared machine, load from other processes then hits both sides alike, and the median of
     the per-round ratios is the robust figure.
     """
-    sides = [s for s in sides if s in ("ours", "pylate")]
+    sides = [s for s in sides if s in ("ours", "pylate", "ours-auto")]
     out = args.work_dir / "json" / "encode.json"
     if args.reuse and out.exists():
         REUSED.append(f"encode ({dt.datetime.fromtimestamp(out.stat().st_mtime):%H:%M})")
@@ -155,10 +157,13 @@ def encode_interleaved(args: argparse.Namespace, sides: list[str]) -> dict[str, 
             "round_docs_per_s": [x["docs"] / x["seconds"] for x in t],
             "query_latency": h.latency_stats(qtimes[side]), "device": args.device,
             "torch_threads": info[side].get("torch_threads"), "rounds": rounds,
+            "dtype": info[side].get("dtype"),
+            "token_cosine_vs_float32": info[side].get("token_cosine_vs_float32"),
         }  # fmt: skip
-    if len(sides) == 2:
-        a, b = (res[s]["round_docs_per_s"] for s in sides)
-        res[sides[0]]["median_round_ratio"] = median([x / y for x, y in zip(a, b, strict=True)])
+    for side in sides:
+        if side != "pylate" and "pylate" in res:
+            a, b = res[side]["round_docs_per_s"], res["pylate"]["round_docs_per_s"]
+            res[side]["median_round_ratio"] = median([x / y for x, y in zip(a, b, strict=True)])
     out.write_text(json.dumps(res, indent=1))
     return res
 
@@ -216,8 +221,9 @@ def main() -> None:
     p.add_argument("--encode-rounds", type=int, default=5, help="A/B-interleaved rounds")
     p.add_argument(
         "--sides",
-        default="ours,pylate,ours-default",
-        help="comma list of ours, pylate, ours-default (embedded model, quality rows)",
+        default="ours,pylate,ours-default,ours-auto",
+        help="comma list of ours, pylate, ours-default (embedded model, quality rows), "
+        "ours-auto (encoding only, dtype='auto')",
     )
     p.add_argument("--phases", default=",".join(PHASES))
     p.add_argument("--index-config", default=None, help="JSON IndexConfig overrides for ours")
@@ -250,7 +256,7 @@ def main() -> None:
                 res[side]["encode"] = r
             continue
         for side in sides:
-            if side == "ours-default" and phase == "encode":
+            if side == "ours-auto":  # an encoding-only side
                 continue
             if phase == "rerank":
                 cand = bm25_candidates(ds, args)

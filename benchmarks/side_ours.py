@@ -53,7 +53,14 @@ def _model(args: argparse.Namespace):
     from late_interaction import ColBERT
 
     path = None if args.checkpoint == "default" else args.checkpoint
-    return ColBERT.from_pretrained(path, device=args.device)
+    return ColBERT.from_pretrained(path, device=args.device, dtype=args.dtype)
+
+
+def abs_norm(x):
+    """Row norms in float64."""
+    import numpy as np
+
+    return np.linalg.norm(x.astype(np.float64), axis=1)
 
 
 def _sync(device: str) -> None:
@@ -80,6 +87,17 @@ def phase_encode(args, ds) -> dict:
         return out
 
     info = {"torch_threads": torch.get_num_threads(), "fingerprint": model.fingerprint()}
+    if args.dtype is not None:  # how far the faster precision moves the vectors
+        sample = list(ds.doc_texts[:16])
+        reference = _model(argparse.Namespace(**{**vars(args), "dtype": None}))
+        pairs = zip(model.encode_documents(sample), reference.encode_documents(sample), strict=True)
+        cos = [(a.astype("float64") * b).sum(1) / (abs_norm(a) * abs_norm(b)) for a, b in pairs]
+        info["dtype"] = str(model.dtype)
+        info["token_cosine_vs_float32"] = {
+            "min": float(min(c.min() for c in cos)),
+            "mean": float(sum(c.sum() for c in cos) / sum(len(c) for c in cos)),
+        }
+        del reference
     h.encode_server(docs, query, ds.doc_texts, list(ds.queries.values()), info)
     return {}
 
@@ -227,6 +245,7 @@ def main() -> None:
         "--checkpoint", default=str(h.CHECKPOINT_DIR), help="folder, or 'default' (embedded)"
     )
     p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default=None, help="ColBERT dtype (None: float32; 'auto')")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--encode-docs", type=int, default=500)
     p.add_argument("--latency-queries", type=int, default=50)

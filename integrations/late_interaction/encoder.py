@@ -257,6 +257,11 @@ class ColBERT:
         return self._device
 
     @property
+    def dtype(self) -> torch.dtype:
+        """Compute precision (on CPU, bfloat16 runs as autocast over float32 weights)."""
+        return self._dtype
+
+    @property
     def name_or_path(self) -> str:
         """Hub id or resolved local folder the weights came from."""
         return self.config.name_or_path
