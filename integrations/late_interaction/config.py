@@ -130,6 +130,11 @@ class IndexConfig:
             default) stores a quarter of the bytes per vector, roughly halving an index on disk
             and in RAM, at a slower build and search (no SIMD distance for 8-bit floats);
             ``"float32"`` is the choice when build speed or latency matters more than memory.
+        pool_factor: Token pooling on insert (:func:`late_interaction.pooling.pool_tokens`):
+            each document keeps about ``1 / pool_factor`` of its vectors (cluster means; the
+            first vector is kept). 1 (the default) stores every vector, so search is exact
+            MaxSim over the encoder's output; 2 halves the index on disk and in RAM and the
+            search work, at a small quality cost measured in ``benchmarks/results/``.
     """
 
     storage_dtype: str = "float16"
@@ -143,6 +148,7 @@ class IndexConfig:
     exact_scan_tokens: int = 20_000
     exact_scan_fraction: float = 0.05
     hnsw_storage: str = "e4m3"
+    pool_factor: int = 1
 
     def __post_init__(self) -> None:
         if self.storage_dtype not in _STORAGE_DTYPES:
@@ -154,7 +160,8 @@ class IndexConfig:
         if self.space not in _SPACES:
             msg = f"space must be one of {_SPACES}; got {self.space!r}."
             raise ValueError(msg)
-        for name in ("hnsw_m", "ef_construction", "k_token", "query_ef", "n_full_scores"):
+        positive = ("hnsw_m", "ef_construction", "k_token", "query_ef", "n_full_scores")
+        for name in (*positive, "pool_factor"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 msg = f"{name} must be a positive int; got {value!r}."

@@ -29,6 +29,7 @@ from late_interaction._persistence import (
 from late_interaction._retrieval import Filter, Snapshot, prepare_search, rank, search_snapshot
 from late_interaction.config import IndexConfig
 from late_interaction.index import VoyagerTokenIndex
+from late_interaction.pooling import pool_tokens
 from late_interaction.store import (
     DocumentStore,
     TokenStore,
@@ -242,6 +243,8 @@ class LateInteractionIndex:
         if self._store is None or self._hnsw is None:
             self._store = TokenStore(self.dim, self.config.storage_dtype)
             self._hnsw = VoyagerTokenIndex.from_config(self.dim, self.config)
+        if self.config.pool_factor > 1:
+            matrices = [pool_tokens(m, self.config.pool_factor) for m in matrices]
         first_slot, first_row = self._store.append(matrices)
         self._docs.append(ids, texts, metas)
         # Graph first, then publish: a reader meeting the new token ids early drops them, as

@@ -7,10 +7,13 @@ import doctest
 import pytest
 
 import late_interaction
+import late_interaction.pooling
 import late_interaction.scoring
 
 
-@pytest.mark.parametrize("module", [late_interaction, late_interaction.scoring])
+@pytest.mark.parametrize(
+    "module", [late_interaction, late_interaction.scoring, late_interaction.pooling]
+)
 def test_doctests(module):
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0
