@@ -306,3 +306,22 @@ def test_insert_precomputed_embeddings_equals_encoding(colbert):
     assert [n.node.node_id for n in a] == [n.node.node_id for n in b]
     np.testing.assert_allclose([n.score for n in a], [n.score for n in b], atol=1e-3)
     assert a[0].node.metadata == b[0].node.metadata
+
+
+def test_from_defaults_passes_the_index_config_and_persist_keeps_it(colbert, tmp_path):
+    from late_interaction.config import IndexConfig
+
+    small = make_nodes(step=13)
+    pooled = ColBERTRetriever.from_defaults(
+        nodes=small, model=colbert, index_config=IndexConfig(pool_factor=2), exact=True
+    )
+    plain = ColBERTRetriever.from_defaults(nodes=small, model=colbert, exact=True)
+    assert pooled.index.config.pool_factor == 2 and plain.index.config.pool_factor == 1
+    # Pooled documents keep fewer vectors, so their exact scores differ from the plain index's.
+    pooled_hits = {n.node.node_id: n.score for n in pooled.retrieve(QUERY)}
+    plain_hits = {n.node.node_id: n.score for n in plain.retrieve(QUERY)}
+    shared = set(pooled_hits) & set(plain_hits)
+    assert shared and any(abs(pooled_hits[i] - plain_hits[i]) > 1e-3 for i in shared)
+    pooled.persist(tmp_path / "p")
+    loaded = ColBERTRetriever.from_persist_dir(tmp_path / "p", model=colbert)
+    assert loaded.index.config.pool_factor == 2

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from llama_index.core.indices.vector_store.base import VectorStoreIndex
     from llama_index.core.storage.docstore.types import BaseDocumentStore
 
+    from late_interaction.config import IndexConfig
+
 logger = logging.getLogger(__name__)
 
 PERSIST_FILENAME = "retriever.json"
@@ -105,6 +107,7 @@ class ColBERTRetriever(BaseRetriever):
         filters: MetadataFilters | None = None,
         transformations: list[Any] | None = None,
         batch_size: int = 32,
+        index_config: IndexConfig | None = None,
         **kwargs: Any,
     ) -> ColBERTRetriever:
         """Encode nodes from exactly one source into a new index and wrap it.
@@ -120,6 +123,9 @@ class ColBERTRetriever(BaseRetriever):
             transformations: Node parsers for ``documents``; default a ``SentenceSplitter``
                 whose chunks fit the encoder's ``document_length`` (longer text is truncated).
             batch_size: Encoding batch size.
+            index_config: Storage and search settings of the new index
+                (``late_interaction.config.IndexConfig``, e.g. ``pool_factor=2``); None for the
+                defaults.
             **kwargs: Other ``ColBERTRetriever`` arguments.
 
         Raises:
@@ -130,7 +136,8 @@ class ColBERTRetriever(BaseRetriever):
         found = collect_nodes(
             nodes, documents, index, docstore, chunk_size=size, transformations=transformations
         )
-        retriever = cls(LateInteractionIndex(model=encoder), similarity_top_k, filters, **kwargs)
+        core_index = LateInteractionIndex(model=encoder, config=index_config)
+        retriever = cls(core_index, similarity_top_k, filters, **kwargs)
         retriever.insert_nodes(found, batch_size=batch_size)
         return retriever
 
