@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Builds the baselines' own virtual environment (.venv-baselines), kept apart from ours:
+# Builds the baselines' own virtual environment (.venv-baselines), kept apart from ours, and
+# adds the benchmark tools (bm25s, psutil, LlamaIndex's HF embeddings) to our .venv.
+#
 # PyLate 1.6.0 pins sentence-transformers==5.3.0 and transformers<=5.3.0, and its fast-plaid
 # pin has no build for torch 2.13, so it is installed with --no-deps plus its other pins.
 # Usage: bash benchmarks/setup_baselines.sh [VENV_DIR]
@@ -27,3 +29,6 @@ def __getattr__(name):
     raise ImportError("fast-plaid is stubbed in this benchmark environment (no build for torch 2.13)")
 PY
 "$py" -c "import pylate, voyager; from pylate import models, indexes, retrieve, rank; print('pylate', pylate.__version__ if hasattr(pylate,'__version__') else 'ok', 'voyager', voyager.__version__ if hasattr(voyager,'__version__') else '')"
+# Our side: the project's .venv as the README's set-up makes it, plus the bench dependency group.
+bash "$here/.ci/setup.sh"
+(cd "$here" && .venv/bin/python -m pip install -q --group bench)
