@@ -132,6 +132,11 @@ def _rerank_table(summary: dict, res: dict) -> list[str]:
         )
     for label, side, key in [
         ("ours: `ColBERT.rerank`", "ours", "rerank_quality"),
+        (
+            "ours, `dtype='auto'` (bfloat16 autocast): `ColBERT.rerank`",
+            "ours-auto",
+            "rerank_quality",
+        ),
         ("PyLate: encode + `rank.rerank`", "pylate", "rerank_quality"),
         ("LlamaIndex: `ColbertRerank` (raw 384-d hidden states)", "pylate", "rerank_li_quality"),
         ("ours, embedded default model: `ColBERT.rerank`", "ours-default", "rerank_quality"),

@@ -256,7 +256,7 @@ def main() -> None:
                 res[side]["encode"] = r
             continue
         for side in sides:
-            if side == "ours-auto":  # an encoding-only side
+            if side == "ours-auto" and phase != "rerank":  # encoding and rerank speed only
                 continue
             if phase == "rerank":
                 cand = bm25_candidates(ds, args)
