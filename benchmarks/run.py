@@ -56,6 +56,8 @@ def _side_cmd(side: str, phase: str, args: argparse.Namespace, out: Path, **extr
     }
     if side == "ours-auto":  # same checkpoint, dtype="auto" (bfloat16 autocast on a bf16 CPU)
         opts["--dtype"] = "auto"
+    if side == "ours-default" and args.default_settings:
+        opts["--encoder-settings"] = args.default_settings
     for flag, value in [("--max-docs", args.max_docs), ("--n-queries", args.n_queries)]:
         if value is not None:
             opts[flag] = value
@@ -231,6 +233,9 @@ def main() -> None:
     p.add_argument("--work-dir", type=Path, default=None)
     p.add_argument("--reuse", action="store_true", help="reuse phase JSON already in work-dir")
     p.add_argument("--results-dir", type=Path, default=HERE / "results")
+    p.add_argument(
+        "--default-settings", default=None, help="JSON encoder overrides for ours-default"
+    )
     p.add_argument("--tag", default=None, help="suffix for the result file name")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",

@@ -53,7 +53,8 @@ def _model(args: argparse.Namespace):
     from late_interaction import ColBERT
 
     path = None if args.checkpoint == "default" else args.checkpoint
-    return ColBERT.from_pretrained(path, device=args.device, dtype=args.dtype)
+    settings = json.loads(args.encoder_settings) if args.encoder_settings else {}
+    return ColBERT.from_pretrained(path, device=args.device, dtype=args.dtype, **settings)
 
 
 def abs_norm(x):
@@ -246,6 +247,7 @@ def main() -> None:
     )
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default=None, help="ColBERT dtype (None: float32; 'auto')")
+    p.add_argument("--encoder-settings", default=None, help="JSON of from_pretrained overrides")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--encode-docs", type=int, default=500)
     p.add_argument("--latency-queries", type=int, default=50)
