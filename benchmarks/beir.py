@@ -185,3 +185,23 @@ def cached_document_embeddings(
     tokens = np.load(tokens_path, mmap_mode="r")
     offsets = np.load(offsets_path)
     return [tokens[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]
+
+
+def quality_run_setup(description: str) -> tuple[Any, BeirDataset, dict[str, str], dict]:
+    """Options and data of the framework quality scripts (``quality_*.py``).
+
+    Returns:
+        ``(args, dataset, queries, qrels)``: queries cut to ``--max-queries``, qrels to match.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--data", default=str(SHARED_DATA / "scifact"))
+    parser.add_argument("--max-docs", type=int, default=None, help="first N docs + all judged ones")
+    parser.add_argument("--max-queries", type=int, default=None)
+    parser.add_argument("--rerank-depth", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=32)
+    args = parser.parse_args()
+    ds = load_beir(args.data, max_docs=args.max_docs)
+    queries = dict(list(ds.queries.items())[: args.max_queries])
+    return args, ds, queries, {q: ds.qrels[q] for q in queries}

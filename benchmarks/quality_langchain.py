@@ -18,7 +18,6 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.beir import cached_document_embeddings, load_beir, ndcg_at_k, recall_at_k
+from benchmarks.beir import cached_document_embeddings, ndcg_at_k, quality_run_setup, recall_at_k
 
 K = 10
 
@@ -54,15 +53,7 @@ def _minilm_embeddings(batch_size: int):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--data", default=str(Path(__file__).resolve().parents[2] / "shared/data/scifact")
-    )
-    parser.add_argument("--max-docs", type=int, default=None, help="first N docs + all judged ones")
-    parser.add_argument("--max-queries", type=int, default=None)
-    parser.add_argument("--rerank-depth", type=int, default=30)
-    parser.add_argument("--batch-size", type=int, default=32)
-    args = parser.parse_args()
+    args, ds, queries, qrels = quality_run_setup(__doc__.splitlines()[0])
     logging.basicConfig(level=logging.WARNING)
 
     from langchain_core.documents import Document
@@ -71,9 +62,6 @@ def main() -> None:
     from langchain_late_interaction import ColBERTReranker, ColBERTRetriever
     from late_interaction import ColBERT, LateInteractionIndex
 
-    ds = load_beir(args.data, max_docs=args.max_docs)
-    queries = dict(list(ds.queries.items())[: args.max_queries])
-    qrels = {q: ds.qrels[q] for q in queries}
     docs = [Document(id=i, page_content=t) for i, t in zip(ds.doc_ids, ds.doc_texts, strict=True)]
     print(f"{ds.name}: {len(docs)} docs, {len(queries)} queries", file=sys.stderr)
 
