@@ -40,8 +40,9 @@ class TokenRules:
     expansion_id: int
     skiplist: tuple[int, ...]
     do_lower_case: bool
-    # Fast tokenizers mutate their truncation/padding state on each call, so concurrent calls
-    # (queries and documents from two threads) fail with "Already borrowed"; serialise them.
+    # Guards ``backends`` and the ``tokenizer(...)`` fallback: a fast tokenizer's ``__call__``
+    # mutates its truncation/padding state, so concurrent calls (queries and documents from two
+    # threads) fail with "Already borrowed".
     lock: Any
     # Configured copies of the Rust tokenizer, keyed by (max_length, pad_to_max_length).
     backends: dict[tuple[int, bool], Any] = field(default_factory=dict)

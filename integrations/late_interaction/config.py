@@ -161,8 +161,10 @@ class IndexConfig:
         if self.space not in _SPACES:
             msg = f"space must be one of {_SPACES}; got {self.space!r}."
             raise ValueError(msg)
-        positive = ("hnsw_m", "ef_construction", "k_token", "query_ef", "n_full_scores")
-        for name in (*positive, "pool_factor"):
+        positive = (
+            "hnsw_m", "ef_construction", "k_token", "query_ef", "n_full_scores", "pool_factor"
+        )  # fmt: skip
+        for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 msg = f"{name} must be a positive int; got {value!r}."
