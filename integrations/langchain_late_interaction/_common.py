@@ -15,28 +15,7 @@ SCORE_KEY = "relevance_score"
 
 Filter = dict[str, Any] | Callable[[dict[str, Any]], bool] | None
 StrPath = str | os.PathLike[str]
-SEARCH_KWARGS = frozenset({"query_ef", "k_token", "ids"})
-
-
-def resolve_model(model: Any, *, device: str | None = None) -> Any:
-    """Return a core ``ColBERT`` for a name, a path, a loaded encoder or None (embedded default)."""
-    from late_interaction import ColBERT
-
-    if isinstance(model, ColBERT):
-        if device is not None:
-            msg = (
-                f"device={device!r} only applies when the model is loaded by name; got an already "
-                "loaded ColBERT. Pass device to ColBERT.from_pretrained(...) instead."
-            )
-            raise ValueError(msg)
-        return model
-    if model is None or isinstance(model, (str, os.PathLike)):
-        return ColBERT.from_pretrained(model, device=device)
-    msg = (
-        "model must be None (embedded default), a checkpoint name or path, or a "
-        f"late_interaction.ColBERT; got {type(model).__name__}."
-    )
-    raise TypeError(msg)
+SEARCH_KWARGS = frozenset({"query_ef", "k_token", "ids", "exact"})
 
 
 def check_search_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:

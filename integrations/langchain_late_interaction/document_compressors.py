@@ -14,7 +14,9 @@ from langchain_core.runnables import Runnable, RunnableLambda, RunnableParallel,
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 from typing_extensions import Self
 
-from langchain_late_interaction._common import SCORE_KEY, resolve_model
+from langchain_late_interaction._common import SCORE_KEY
+from late_interaction import resolve_model
+from late_interaction.scoring import rerank
 
 __all__ = ["ColBERTReranker"]
 
@@ -41,7 +43,8 @@ class ColBERTReranker(BaseDocumentCompressor):
         batch_size: int
             Encoding batch size.
         device: str | None
-            Device used when loading the model by name (``"cpu"``, ``"cuda"``...).
+            Device used when loading the model by name (``"cpu"``, ``"cuda"``...); with a loaded
+            model it must name the model's device.
 
     Instantiate:
         .. code-block:: python
@@ -88,7 +91,7 @@ class ColBERTReranker(BaseDocumentCompressor):
     """Encoding batch size."""
 
     device: str | None = None
-    """Device for loading ``model`` by name; must be None when ``model`` is a loaded ColBERT."""
+    """Device for loading ``model`` by name; with a loaded model, it must be the model's."""
 
     _encoder: Any = PrivateAttr(default=None)
 
@@ -123,7 +126,7 @@ class ColBERTReranker(BaseDocumentCompressor):
             return []
         texts = [d.page_content if isinstance(d, Document) else d for d in documents]
         limit = self.top_n if top_n == -1 else top_n
-        results = self._encoder.rerank(query, texts, top_k=limit, batch_size=self.batch_size)
+        results = rerank(self._encoder, query, texts, limit, batch_size=self.batch_size)
         return [{"index": r.position, SCORE_KEY: float(r.score)} for r in results]
 
     def compress_documents(

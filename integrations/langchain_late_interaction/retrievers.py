@@ -21,10 +21,9 @@ from langchain_late_interaction._common import (
     SearchKwargs,
     StrPath,
     check_search_kwargs,
-    resolve_model,
     unpack,
 )
-from late_interaction import LateInteractionIndex
+from late_interaction import IndexConfig, LateInteractionIndex, resolve_model
 
 __all__ = ["ColBERTRetriever"]
 
@@ -49,7 +48,8 @@ class ColBERTRetriever(BaseRetriever):
         filter: dict | Callable[[dict], bool] | None
             Metadata filter: ``{key: value}`` (a list value means "any of") or a predicate.
         search_kwargs: dict
-            ``query_ef``, ``k_token`` or ``ids`` passed to ``LateInteractionIndex.search``.
+            ``query_ef``, ``k_token``, ``ids`` or ``exact`` passed to
+            ``LateInteractionIndex.search``.
 
     Instantiate:
         .. code-block:: python
@@ -102,7 +102,7 @@ class ColBERTRetriever(BaseRetriever):
     """Default metadata filter (core semantics); ``invoke(query, filter=...)`` replaces it."""
 
     search_kwargs: SearchKwargs = Field(default_factory=dict)
-    """Extra ``LateInteractionIndex.search`` arguments: ``query_ef``, ``k_token``, ``ids``."""
+    """Extra ``index.search`` options: ``query_ef``, ``k_token``, ``ids``, ``exact``."""
 
     def _get_relevant_documents(
         self,
@@ -139,8 +139,9 @@ class ColBERTRetriever(BaseRetriever):
         ids: Sequence[str] | None = None,
         *,
         model: Any = None,
+        device: str | None = None,
         path: StrPath | None = None,
-        index_config: Any = None,
+        index_config: IndexConfig | None = None,
         batch_size: int = 32,
         **kwargs: Any,
     ) -> ColBERTRetriever:
@@ -152,12 +153,14 @@ class ColBERTRetriever(BaseRetriever):
             ids: One id per text, or None to generate them.
             model: A loaded ``late_interaction.ColBERT``, a checkpoint name or path, or None
                 (the embedded offline default).
+            device: Device for a model loaded by name (``"cpu"``, ``"cuda"``...; None: the
+                core's choice); with a loaded model it must be the model's device.
             path: If given, the index is saved there after indexing (must not hold an index).
-            index_config: A ``late_interaction.config.IndexConfig``, or None for defaults.
+            index_config: A ``late_interaction.IndexConfig``, or None for defaults.
             batch_size: Encoding batch size.
             **kwargs: Retriever fields (``k``, ``filter``, ``search_kwargs``, ``tags``, ...).
         """
-        index = LateInteractionIndex(resolve_model(model), path, config=index_config)
+        index = LateInteractionIndex(resolve_model(model, device=device), path, config=index_config)
         index.add(list(texts), ids=ids, metadatas=metadatas, batch_size=batch_size)
         if path is not None:
             index.save()
@@ -170,16 +173,20 @@ class ColBERTRetriever(BaseRetriever):
         return cls.from_texts(texts, metadatas, ids, **kwargs)
 
     @classmethod
-    def load(cls, path: StrPath, model: Any = None, **kwargs: Any) -> ColBERTRetriever:
+    def load(
+        cls, path: StrPath, model: Any = None, *, device: str | None = None, **kwargs: Any
+    ) -> ColBERTRetriever:
         """Return a retriever over an index saved by :meth:`save` / ``LateInteractionIndex.save``.
 
         Args:
             path: The index folder.
             model: None rebuilds the recorded encoder; else it must match (ModelMismatchError).
+            device: Device for a model loaded by name (or ``model=None``).
             **kwargs: Retriever fields (``k``, ``filter``, ``search_kwargs``, ...).
         """
-        encoder = None if model is None else resolve_model(model)
-        return cls(index=LateInteractionIndex.load(path, model=encoder), **kwargs)
+        encoder = None if model is None else resolve_model(model, device=device)
+        index = LateInteractionIndex.load(path, encoder, device=None if model else device)
+        return cls(index=index, **kwargs)
 
     def save(self, path: StrPath | None = None) -> Path:
         """Save the index atomically to ``path`` (default: the index's own path); return it."""

@@ -3,6 +3,14 @@
 Framework-free core shared by the LlamaIndex and LangChain adapters. Importing this package is
 cheap: torch, transformers and voyager load only when a name that needs them is first used.
 
+Public names (everything else is private and may change):
+
+* :class:`ColBERT` (encoder), :class:`LateInteractionIndex` (searchable, saveable index),
+  :func:`maxsim` (exact scoring), :func:`resolve_model` (the model resolution adapters use);
+* :class:`EncoderConfig`, :class:`IndexConfig` (settings), :class:`Encoder` (the encoder seam);
+* result types :class:`SearchHit`, :class:`RerankResult`, :class:`StoredDocument`;
+* errors, all under :class:`LateInteractionError`.
+
 Example:
     >>> from late_interaction import maxsim
     >>> import numpy as np
@@ -16,8 +24,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from late_interaction._version import __version__
+from late_interaction.config import EncoderConfig, IndexConfig
 from late_interaction.exceptions import (
     CheckpointFormatError,
+    CheckpointNotFoundError,
     DimensionMismatchError,
     EmptyIndexError,
     IndexFormatError,
@@ -25,17 +35,22 @@ from late_interaction.exceptions import (
     ModelMismatchError,
 )
 from late_interaction.scoring import maxsim
-from late_interaction.types import RerankResult, SearchHit, StoredDocument
+from late_interaction.types import Encoder, RerankResult, SearchHit, StoredDocument
 
 if TYPE_CHECKING:  # pragma: no cover
+    from late_interaction._encoding.resolve import resolve_model
     from late_interaction.encoder import ColBERT
-    from late_interaction.searcher import LateInteractionIndex
+    from late_interaction.index import LateInteractionIndex
 
 __all__ = [
     "CheckpointFormatError",
+    "CheckpointNotFoundError",
     "ColBERT",
     "DimensionMismatchError",
     "EmptyIndexError",
+    "Encoder",
+    "EncoderConfig",
+    "IndexConfig",
     "IndexFormatError",
     "LateInteractionError",
     "LateInteractionIndex",
@@ -45,10 +60,16 @@ __all__ = [
     "StoredDocument",
     "__version__",
     "maxsim",
+    "resolve_model",
 ]
 
-# PEP 562: torch-backed names resolve on first use, keeping `import late_interaction` light.
-_LAZY = {"ColBERT": "late_interaction.encoder", "LateInteractionIndex": "late_interaction.searcher"}
+# PEP 562: torch- and voyager-backed names resolve on first use, keeping `import late_interaction`
+# light (resolve_model itself imports torch only when it loads a model by name).
+_LAZY = {
+    "ColBERT": "late_interaction.encoder",
+    "LateInteractionIndex": "late_interaction.index",
+    "resolve_model": "late_interaction._encoding.resolve",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -1,19 +1,65 @@
-"""Frozen, JSON-round-trippable configuration objects.
+"""Every setting and its default, once: frozen, JSON-round-trippable configuration objects.
 
-``EncoderConfig`` describes how a checkpoint turns text into token matrices (owned by the encoder);
-``IndexConfig`` describes how a :class:`~late_interaction.LateInteractionIndex` stores and searches
-them. Both are saved as JSON beside what they describe.
+``EncoderConfig`` describes how a checkpoint turns text into token matrices (owned by the encoder),
+with the built-in defaults of each checkpoint format in :data:`FORMAT_DEFAULTS`; ``IndexConfig``
+describes how a :class:`~late_interaction.LateInteractionIndex` stores and searches them. Both are
+saved as JSON beside what they describe.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+import string
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
 
-__all__ = ["ENCODER_SETTING_NAMES", "EncoderConfig", "IndexConfig"]
+__all__ = ["FORMAT_DEFAULTS", "EncoderConfig", "IndexConfig"]
 
 _T = TypeVar("_T")
+_PUNCT = tuple(string.punctuation)
+
+#: Built-in encoder settings per checkpoint format: the last step of "explicit argument >
+#: checkpoint config > format default". ``"plain"`` covers ``"sentence-transformers"`` and ``"hf"``.
+FORMAT_DEFAULTS: dict[str, dict[str, Any]] = {
+    # PyLate's ColBERT.__init__ defaults.
+    "pylate": {
+        "query_prefix": "[Q] ",
+        "document_prefix": "[D] ",
+        "query_length": 32,
+        "document_length": 180,
+        "do_query_expansion": True,
+        "attend_to_expansion_tokens": False,
+        "skiplist_words": _PUNCT,
+        "skiplist_rule": "vocab",
+        "keep_special_tokens": True,
+    },
+    # colbert-ai's settings.py defaults.
+    "stanford": {
+        "query_prefix": "[unused0]",
+        "document_prefix": "[unused1]",
+        "query_length": 32,
+        "document_length": 220,
+        "do_query_expansion": True,
+        "attend_to_expansion_tokens": False,
+        "skiplist_words": _PUNCT,
+        "skiplist_rule": "encode",
+        "keep_special_tokens": True,
+    },
+    # Encoders not trained as ColBERT (the embedded MiniLM default included): no markers, no
+    # expansion; chosen by measurement (benchmarks/results/default_settings_probe.md).
+    "plain": {
+        "query_prefix": "",
+        "document_prefix": "",
+        "query_length": 32,
+        "document_length": 256,
+        "do_query_expansion": False,
+        "attend_to_expansion_tokens": False,
+        "skiplist_words": _PUNCT,
+        "skiplist_rule": "encode",
+        "keep_special_tokens": True,
+    },
+}
+_PYLATE = FORMAT_DEFAULTS["pylate"]
 
 
 def _from_dict(cls: type[_T], data: dict[str, Any]) -> _T:
@@ -48,18 +94,32 @@ class EncoderConfig:
             tokenizers only.
     """
 
+    #: The fields a user may set (everything but the checkpoint's identity and dim): what
+    #: ``ColBERT.from_pretrained`` accepts and what a saved index records to rebuild its encoder.
+    SETTINGS: ClassVar[tuple[str, ...]] = (
+        "query_prefix",
+        "document_prefix",
+        "query_length",
+        "document_length",
+        "do_query_expansion",
+        "attend_to_expansion_tokens",
+        "skiplist_words",
+        "keep_special_tokens",
+        "skiplist_rule",
+    )
+
     name_or_path: str
     checkpoint_format: str
     dim: int
-    query_prefix: str = "[Q] "
-    document_prefix: str = "[D] "
-    query_length: int = 32
-    document_length: int = 180
-    do_query_expansion: bool = True
-    attend_to_expansion_tokens: bool = False
-    skiplist_words: tuple[str, ...] = field(default_factory=tuple)
-    keep_special_tokens: bool = True
-    skiplist_rule: str = "vocab"
+    query_prefix: str = _PYLATE["query_prefix"]
+    document_prefix: str = _PYLATE["document_prefix"]
+    query_length: int = _PYLATE["query_length"]
+    document_length: int = _PYLATE["document_length"]
+    do_query_expansion: bool = _PYLATE["do_query_expansion"]
+    attend_to_expansion_tokens: bool = _PYLATE["attend_to_expansion_tokens"]
+    skiplist_words: tuple[str, ...] = _PYLATE["skiplist_words"]
+    keep_special_tokens: bool = _PYLATE["keep_special_tokens"]
+    skiplist_rule: str = _PYLATE["skiplist_rule"]
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict."""
@@ -78,21 +138,6 @@ class EncoderConfig:
 _STORAGE_DTYPES = ("float16", "float32")
 _SPACES = ("cosine", "inner_product")
 _HNSW_STORAGE = ("float32", "e4m3")
-
-
-# The EncoderConfig fields a user may set (everything but the checkpoint's identity and dim):
-# what from_pretrained accepts, what a saved index records to rebuild its encoder.
-ENCODER_SETTING_NAMES = (
-    "query_prefix",
-    "document_prefix",
-    "query_length",
-    "document_length",
-    "do_query_expansion",
-    "attend_to_expansion_tokens",
-    "skiplist_words",
-    "keep_special_tokens",
-    "skiplist_rule",
-)
 
 
 @dataclass(frozen=True)
@@ -131,7 +176,7 @@ class IndexConfig:
             default) stores a quarter of the bytes per vector, roughly halving an index on disk
             and in RAM, at a slower build and search (no SIMD distance for 8-bit floats);
             ``"float32"`` is the choice when build speed or latency matters more than memory.
-        pool_factor: Token pooling on insert (:func:`late_interaction.pooling.pool_tokens`):
+        pool_factor: Token pooling on insert (Ward clustering of each document's vectors):
             each document keeps about ``1 / pool_factor`` of its vectors (cluster means; the
             first vector is kept). 1 (the default) stores every vector, so search is exact
             MaxSim over the encoder's output; 2 halves the index on disk and in RAM and the

@@ -3,19 +3,23 @@
 Hierarchy::
 
     LateInteractionError(Exception)
-    ├── CheckpointFormatError            a checkpoint folder or hub id is not a format we load
+    ├── CheckpointFormatError            a checkpoint folder is not in a format we load
+    ├── CheckpointNotFoundError(…, FileNotFoundError)   no such folder, hub repo or revision
     ├── EmptyIndexError                  search on an index with no live documents
     ├── IndexFormatError                 an index folder is missing, damaged or of another version
     ├── ModelMismatchError               an index is opened with a model other than its own
     └── DimensionMismatchError(…, ValueError)   embedding dims differ (also a ValueError)
 
-Every message says what was expected, what was found and how to fix it.
+Every message says what was expected, what was found and how to fix it. A hub download that
+fails for want of a network (or with ``HF_HUB_OFFLINE=1``) raises the builtin ``ConnectionError``:
+the checkpoint may well exist.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "CheckpointFormatError",
+    "CheckpointNotFoundError",
     "DimensionMismatchError",
     "EmptyIndexError",
     "IndexFormatError",
@@ -30,6 +34,10 @@ class LateInteractionError(Exception):
 
 class CheckpointFormatError(LateInteractionError):
     """A checkpoint is not in a format we can load (PyLate, Stanford colbert-ai, plain HF/ST)."""
+
+
+class CheckpointNotFoundError(LateInteractionError, FileNotFoundError):
+    """No checkpoint at that path, or no such repository or revision on the Hugging Face Hub."""
 
 
 class EmptyIndexError(LateInteractionError):

@@ -1,216 +1,294 @@
-"""Voyager HNSW over token vectors: the candidate generator of a LateInteractionIndex.
+"""LateInteractionIndex: a durable store of documents searchable by exact late interaction.
 
-Token ids are rows of the exact token store (``0..n_tokens-1``). This wrapper keeps its own live
-mask because Voyager 2.2's ``len()``, ``ids`` and ``in`` still count deleted items, clamps ``k``
-to the live count (Voyager raises ``RecallError`` otherwise) and grows capacity geometrically
-before bulk inserts (Voyager's own growth resizes to exactly the needed size on every add).
-
-.. warning::
-    Vectors read back from Voyager are normalised (``cosine``) or quantised; never score with
-    them. Exact scores come from :class:`~late_interaction.store.TokenStore`.
+Search is two-stage, as colbert-live: every query token fetches its nearest document tokens from
+a Voyager HNSW graph (candidate generation), then the union of their documents is scored by
+exact MaxSim on the token store (float16/float32 copies of the encoder output, never vectors
+read back from Voyager). The machinery lives in the private ``_index`` package: ``state.py``
+(writes and snapshots), ``search_api.py`` (the search methods this class inherits), ``search.py``
+and ``candidates.py`` (the read path), ``persistence.py`` (the folder).
 """
 
 from __future__ import annotations
 
-import logging
+import threading
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import voyager
 
+from late_interaction._index.document_store import validate_documents
+from late_interaction._index.persistence import (
+    check_model,
+    model_from_fingerprint,
+    read_index,
+    write_index,
+)
+from late_interaction._index.search_api import SearchMethods
+from late_interaction._index.state import IndexState
+from late_interaction._validation import as_list, as_texts, as_token_matrices
 from late_interaction.config import IndexConfig
-from late_interaction.exceptions import IndexFormatError
+from late_interaction.types import Encoder, StoredDocument
 
-__all__ = ["RecallError", "VoyagerTokenIndex"]
+__all__ = ["LateInteractionIndex"]
 
-logger = logging.getLogger(__name__)
-
-
-RecallError = voyager.RecallError
+_PROGRESS_MIN_TEXTS = 1000  # show a progress bar by default from this many texts on
+_ADD_CHUNK = 256  # documents encoded and published per step of add()
 
 
-def _space(name: str) -> Any:
-    return {"cosine": voyager.Space.Cosine, "inner_product": voyager.Space.InnerProduct}[name]
-
-
-def _storage(name: str) -> Any:
-    return {"float32": voyager.StorageDataType.Float32, "e4m3": voyager.StorageDataType.E4M3}[name]
-
-
-class VoyagerTokenIndex:
-    """Token vectors in a Voyager HNSW index, addressed by integer token id.
-
-    One writer at a time (the caller serialises writes); queries may run concurrently with one
-    writer, as Voyager locks internally and releases the GIL.
+class LateInteractionIndex(SearchMethods):
+    """A searchable, saveable collection of documents encoded by a ColBERT model.
 
     Args:
-        dim: Vector dimension.
-        space: ``"cosine"`` or ``"inner_product"``.
-        m: HNSW graph degree.
-        ef_construction: Build-time candidate list size.
-        random_seed: Voyager's seed.
-        storage: Precision of the graph's own vector copy, ``"float32"`` or ``"e4m3"`` (8-bit
-            float: a quarter of the bytes, coarser candidate distances).
+        model: An :class:`~late_interaction.Encoder` (``late_interaction.ColBERT`` or any object
+            with ``encode_queries``, ``encode_documents``, ``fingerprint()`` and ``dim``). None
+            loads the embedded default model (``ColBERT.from_pretrained()``) on first use.
+        path: Default folder for :meth:`save`; must not already hold an index (use :meth:`load`).
+        config: Storage and search settings; defaults to ``IndexConfig()``.
+
+    Raises:
+        FileExistsError: If ``path`` already holds a saved index.
+        TypeError: If ``config`` is not an ``IndexConfig``.
+
+    Example:
+        >>> index = LateInteractionIndex()  # doctest: +SKIP
+        >>> _ = index.add(["ColBERT scores tokens.", "BM25 counts."])  # doctest: +SKIP
+        >>> index.search("token-level matching", k=1)[0].text  # doctest: +SKIP
+        'ColBERT scores tokens.'
+
+    .. warning::
+        Candidate generation is approximate (HNSW): a document that no query token reaches is
+        never scored. Raise ``k_token``/``query_ef`` for recall, or search with ``exact=True``.
+        Deleted documents keep their space until :meth:`compact`.
     """
 
     def __init__(
         self,
-        dim: int,
+        model: Encoder | None = None,
+        path: str | Path | None = None,
         *,
-        space: str = "cosine",
-        m: int = 12,
-        ef_construction: int = 200,
-        random_seed: int = 1,
-        storage: str = "float32",
+        config: IndexConfig | None = None,
     ) -> None:
-        self.dim = int(dim)
-        self.space = space
-        self._index = voyager.Index(
-            _space(space),
-            num_dimensions=self.dim,
-            M=m,
-            ef_construction=ef_construction,
-            random_seed=random_seed,
-            max_elements=16,
-            storage_data_type=_storage(storage),
-        )
-        self._live = np.zeros(0, dtype=bool)
-        self.n_live = 0
-
-    @classmethod
-    def from_config(cls, dim: int, config: IndexConfig) -> VoyagerTokenIndex:
-        """An empty graph with the HNSW settings of an :class:`IndexConfig`."""
-        return cls(
-            dim,
-            space=config.space,
-            m=config.hnsw_m,
-            ef_construction=config.ef_construction,
-            random_seed=config.random_seed,
-            storage=config.hnsw_storage,
-        )
+        config = config if config is not None else IndexConfig()
+        if not isinstance(config, IndexConfig):
+            msg = f"config must be an IndexConfig; got {type(config).__name__}."
+            raise TypeError(msg)
+        self.path = Path(path) if path is not None else None
+        if self.path is not None and (self.path / "config.json").exists():
+            msg = (
+                f"{self.path} already holds a saved index; open it with "
+                "LateInteractionIndex.load(path) or choose another folder."
+            )
+            raise FileExistsError(msg)
+        self._model = model
+        self._model_lock = threading.Lock()
+        self._state = IndexState(config)
 
     @property
-    def num_elements(self) -> int:
-        """Number of token ids ever inserted (deleted ones included)."""
-        return int(self._index.num_elements)
+    def config(self) -> IndexConfig:
+        """Storage and search settings (fixed for the index's life)."""
+        return self._state.config
 
-    def add(self, vectors: np.ndarray, first_id: int) -> None:
-        """Insert vectors with consecutive ids ``first_id, first_id + 1, ...``.
+    @property
+    def model(self) -> Encoder:
+        """The encoder; the embedded default ColBERT is loaded on first access if none was given."""
+        if self._model is None:
+            with self._model_lock:
+                if self._model is None:
+                    from late_interaction.encoder import ColBERT
 
-        Args:
-            vectors: Shape ``(n, dim)``; converted to float32.
-            first_id: Id of the first vector; must equal :attr:`num_elements` (append-only ids).
+                    self._model = ColBERT.from_pretrained()
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        """Token vector dimension (the encoder's)."""
+        return int(self.model.dim)
+
+    def __len__(self) -> int:
+        return self._state.snap.n_live
+
+    def __contains__(self, doc_id: object) -> bool:
+        return isinstance(doc_id, str) and self._state.resolve([doc_id])[1][0] is not None
+
+    def __repr__(self) -> str:
+        return f"LateInteractionIndex(documents={len(self)}, path={self.path!r})"
+
+    @property
+    def ids(self) -> list[str]:
+        """Ids of live documents, in storage order (an upserted document moves to the end)."""
+        snap = self._state.snap
+        return [snap.docs.ids[s] for s in np.flatnonzero(snap.live).tolist()]  # type: ignore[misc]
+
+    def get(self, ids: str | Iterable[str]) -> list[StoredDocument]:
+        """Return stored documents (metadata copied) by id, in the order asked.
 
         Raises:
-            ValueError: If ids would not be consecutive with the existing ones.
+            KeyError: Listing every id that is not in the index.
         """
-        n = vectors.shape[0]
-        if n == 0:
-            return
-        if first_id != self.num_elements:
-            msg = (
-                f"token ids must be appended in order: expected {self.num_elements}, got {first_id}"
-            )
-            raise ValueError(msg)
-        needed = first_id + n
-        if needed > self._index.max_elements:
-            # Performance note: Voyager grows to exactly the needed size on each add; doubling
-            # here keeps many small adds from reallocating the whole graph every time.
-            self._index.resize(max(needed, 2 * self._index.max_elements))
-        ids = np.arange(first_id, needed, dtype=np.uint64)
-        self._index.add_items(np.ascontiguousarray(vectors, dtype=np.float32), ids=ids)
-        if needed > self._live.shape[0]:
-            live = np.zeros(max(needed, 2 * self._live.shape[0]), dtype=bool)
-            live[: self._live.shape[0]] = self._live
-            self._live = live
-        self._live[first_id:needed] = True
-        self.n_live += n
+        return self._state.get(as_list(ids, "ids"))
 
-    def add_all(self, tokens: np.ndarray, chunk: int = 65_536) -> None:
-        """Insert every row of a token store (float16 rows are widened chunk by chunk)."""
-        for start in range(0, tokens.shape[0], chunk):
-            self.add(np.asarray(tokens[start : start + chunk], np.float32), start)
+    def add(
+        self,
+        texts: str | Sequence[str],
+        ids: Sequence[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        *,
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+    ) -> list[str]:
+        """Encode and add documents; an id already in the index is replaced (upsert).
 
-    def mark_deleted(self, ids: np.ndarray) -> None:
-        """Hide token ids from queries (space is reclaimed only by a rebuild)."""
-        for token_id in np.asarray(ids, dtype=np.int64).tolist():
-            if token_id < self._live.shape[0] and self._live[token_id]:
-                self._index.mark_deleted(token_id)
-                self._live[token_id] = False
-                self.n_live -= 1
-
-    def query(self, vectors: np.ndarray, k: int, query_ef: int) -> tuple[np.ndarray, np.ndarray]:
-        """Nearest live token ids for each query vector.
+        Documents are published every few hundred: a concurrent search sees whole batches.
 
         Args:
-            vectors: Query token vectors. Shape: ``(n, dim)``.
-            k: Neighbours per vector; clamped to the live count.
-            query_ef: HNSW search breadth; raised to at least ``k``.
+            texts: Document texts (a bare string is one document).
+            ids: One unique string id per text; None generates uuid4 hex ids.
+            metadatas: One JSON-serialisable dict (or None) per text; stored as its JSON round
+                trip (tuples become lists).
+            batch_size: Encoder batch size.
+            show_progress_bar: tqdm bar; None shows it from 1000 texts on.
 
         Returns:
-            ``(ids, distances)``, int64 and float32 arrays of shape ``(n, k')`` with ``k' <= k``.
+            The ids of the added documents, in input order.
 
         Raises:
-            RecallError: (``voyager.RecallError``) If the graph, degraded by many deletions,
-                cannot return ``k'`` live neighbours even after a wider retry; ``compact()``
-                fixes it.
+            ValueError: On length mismatches, duplicate ids, or non-JSON metadata.
+            TypeError: On non-string texts or ids.
         """
-        k = min(int(k), self.n_live)
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if k < 1 or vectors.shape[0] == 0:
-            return np.zeros((vectors.shape[0], 0), np.int64), np.zeros(
-                (vectors.shape[0], 0), np.float32
-            )
-        ef = max(int(query_ef), k)
-        try:
-            ids, dists = self._index.query(vectors, k=k, query_ef=ef)
-        except RecallError:
-            # Deleted nodes still occupy the graph; a wider beam usually finds enough live ones.
-            logger.info("Voyager RecallError at k=%d ef=%d; retrying with ef=%d", k, ef, 4 * ef)
-            ids, dists = self._index.query(vectors, k=k, query_ef=4 * ef)
-        return ids.astype(np.int64), dists
+        texts = as_texts(texts, "texts")
+        id_list, metas = validate_documents(texts, ids, metadatas)
+        show = len(texts) >= _PROGRESS_MIN_TEXTS if show_progress_bar is None else show_progress_bar
+        encode = self._encode_documents(batch_size)
+        return self._state.add(self.dim, encode, texts, id_list, metas, show_progress_bar=show)
 
-    def save(self, path: Path) -> None:
-        """Write Voyager's own file format to ``path``."""
-        self._index.save(str(path))
+    def add_embeddings(
+        self,
+        embeddings: Sequence[Any],
+        texts: str | Sequence[str],
+        ids: Sequence[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+    ) -> list[str]:
+        """Add documents whose token matrices were computed already (by this index's encoder).
+
+        Args:
+            embeddings: One ``(n_tokens_i, dim)`` matrix per document, ``n_tokens_i >= 1``.
+            texts: The texts they encode.
+            ids: As in :meth:`add`.
+            metadatas: As in :meth:`add`.
+
+        Returns:
+            The ids, in input order.
+
+        Raises:
+            DimensionMismatchError: If a matrix's dim differs from the encoder's.
+            ValueError: On empty or non-finite matrices, or any :meth:`add` validation error.
+        """
+        texts = as_texts(texts, "texts")
+        embeddings = list(embeddings)
+        if len(embeddings) != len(texts):
+            msg = f"got {len(embeddings)} embeddings for {len(texts)} texts; pass one per text."
+            raise ValueError(msg)
+        id_list, metas = validate_documents(texts, ids, metadatas)
+        matrices = as_token_matrices(embeddings, self.dim, "embeddings")
+        return self._state.add(
+            self.dim,
+            lambda texts, start: matrices[start : start + len(texts)],
+            texts,
+            id_list,
+            metas,
+        )
+
+    def _encode_documents(self, batch_size: int) -> Any:
+        def encode(texts: list[str], start: int) -> list[np.ndarray]:
+            embs = self.model.encode_documents(
+                texts, batch_size=batch_size, show_progress_bar=False
+            )
+            return as_token_matrices(embs, self.dim, "embeddings")
+
+        return encode
+
+    def delete(self, ids: str | Iterable[str]) -> None:
+        """Delete documents by id (their space is reclaimed by :meth:`compact`).
+
+        Raises:
+            KeyError: Listing every id that is not in the index; nothing is deleted then.
+        """
+        wanted = list(dict.fromkeys(as_list(ids, "ids")))
+        with self._state.write_lock:
+            self._state.delete(wanted)
+
+    def compact(self) -> None:
+        """Rebuild the HNSW graph and token store without deleted documents (ids are kept).
+
+        Searches continue on the old structures meanwhile. Costs a full graph build.
+        """
+        with self._state.write_lock:
+            self._state.compact(self.dim)
+
+    def save(self, path: str | Path | None = None) -> Path:
+        """Write the index to a folder, atomically; pickle-free (JSON, .npy, Voyager's file).
+
+        A crash at any point leaves the previously saved folder loadable. Searches may run
+        during a save; writes wait for it.
+
+        Args:
+            path: Target folder; defaults to the ``path`` given at construction or load.
+
+        Returns:
+            The absolute folder path.
+
+        Raises:
+            ValueError: If no path was given now or before.
+            FileExistsError: If ``path`` is a non-empty folder that holds no index.
+        """
+        target = Path(path) if path is not None else self.path
+        if target is None:
+            msg = "save() needs a path: pass index.save(path) or construct the index with path=."
+            raise ValueError(msg)
+        state = self._state
+        with state.write_lock:
+            saved = write_index(
+                target, config=self.config, fingerprint=self.model.fingerprint(), dim=self.dim,
+                store=state.store, docs=state.docs, live=state.snap.live, hnsw=state.hnsw,
+            )  # fmt: skip
+        if self.path is None:
+            self.path = saved
+        return saved
 
     @classmethod
     def load(
-        cls, path: Path, *, dim: int, space: str, live: np.ndarray, storage: str | None = None
-    ) -> VoyagerTokenIndex:
-        """Load a file written by :meth:`save`.
+        cls, path: str | Path, model: Encoder | None = None, *, device: str | None = None
+    ) -> LateInteractionIndex:
+        """Open a folder written by :meth:`save` (token store memory-mapped, read-only).
+
+        An interrupted save is recovered first (to the old or the new complete state).
 
         Args:
-            path: The ``tokens.voyager`` file.
-            dim: Expected dimension.
-            space: Expected space name.
-            storage: Expected vector precision (``IndexConfig.hnsw_storage``); None accepts
-                whatever the file holds.
-            live: Boolean mask over token ids, true for tokens of live documents.
+            path: The index folder.
+            model: The encoder that built it; None rebuilds it from the saved fingerprint.
+            device: Device of the rebuilt encoder (``model=None`` only; None: the core's choice).
+
+        Returns:
+            The index; later :meth:`save` calls default to ``path``.
 
         Raises:
-            IndexFormatError: If the file is unreadable or disagrees with ``dim``/``live``.
+            FileNotFoundError: If nothing was saved at ``path``.
+            IndexFormatError: If files are missing, damaged or of an unknown format version.
+            DimensionMismatchError: If ``model`` produces vectors of another dimension.
+            ModelMismatchError: If ``model`` is not the encoder that built the index.
+            ValueError: If ``model`` is None and the saved fingerprint names no checkpoint, or
+                ``device`` comes with a ``model``.
         """
-        try:
-            index = voyager.Index.load(str(path))
-        except Exception as exc:  # Voyager raises RuntimeError/ValueError/OSError variants
-            msg = f"cannot load the HNSW file {path}: {exc}. The index folder is damaged."
-            raise IndexFormatError(msg) from exc
-        if (
-            index.num_dimensions != dim
-            or index.num_elements != live.shape[0]
-            or index.space != _space(space)
-            or (storage is not None and index.storage_data_type != _storage(storage))
-        ):
-            msg = (
-                f"{path} holds {index.num_elements} vectors of dim {index.num_dimensions} in "
-                f"{index.space} ({index.storage_data_type}); expected {live.shape[0]} of dim "
-                f"{dim} in {space} ({storage or 'any precision'}). Rebuild it."
-            )
-            raise IndexFormatError(msg)
-        self = cls.__new__(cls)
-        self.dim, self.space, self._index = dim, space, index
-        self._live = np.array(live, dtype=bool)
-        self.n_live = int(self._live.sum())
+        if model is not None and device is not None:
+            msg = "device applies to the encoder rebuilt with model=None; move the given model."
+            raise ValueError(msg)
+        loaded = read_index(Path(path))
+        if model is None:
+            fingerprint = loaded.manifest.get("encoder") or {}
+            model = model_from_fingerprint(fingerprint, Path(path), device=device)
+        check_model(loaded.manifest, model, Path(path))
+        self = cls(model, config=loaded.config)
+        self.path = Path(path)
+        self._state = IndexState.from_loaded(loaded)
         return self

@@ -10,6 +10,8 @@ Two implementations share one contract:
 * :func:`maxsim_packed` (numpy): documents are rows of one contiguous ``(n_tokens, dim)`` array
   with ``offsets``; one matrix product, then a segmented max (``np.maximum.reduceat``). No padding
   is ever materialised, which is what makes it fast on CPU for documents of very different lengths.
+* :func:`score_slots`: :func:`maxsim_packed` over chosen documents of an index's token store, in
+  bounded chunks (what a search scores); :func:`rerank`: encode, score, sort.
 * the torch path of :func:`maxsim`: pads to ``(n_docs, max_len, dim)`` with a boolean mask and fills
   masked similarities with ``-inf`` before the max; it runs on whatever device the query is on,
   in chunks of documents, and multiplies half-precision documents as they are on an accelerator.
@@ -22,10 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from late_interaction._validation import as_texts
+from late_interaction.types import Encoder, RerankResult
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["maxsim", "maxsim_packed", "pack"]
+__all__ = ["maxsim", "maxsim_packed", "pack", "rerank", "score_slots"]
 
 
 def _check_query(query: np.ndarray) -> None:
@@ -213,3 +218,83 @@ def maxsim(
     if len(offsets) == 1:
         return np.zeros(0, dtype=np.float32)
     return maxsim_packed(query, tokens, offsets)
+
+
+def score_slots(
+    query: np.ndarray,
+    tokens: np.ndarray,
+    offsets: np.ndarray,
+    slots: np.ndarray,
+    *,
+    chunk_tokens: int = 16_384,
+) -> np.ndarray:
+    """Exact MaxSim of ``query`` against the documents in ``slots`` of a token store.
+
+    Args:
+        query: float32 query matrix. Shape: ``(n_query_tokens, dim)``.
+        tokens: Token store rows. Shape: ``(n_tokens, dim)``.
+        offsets: Slot offsets into ``tokens``. Shape: ``(n_slots + 1,)``.
+        slots: Slot numbers to score, ascending. Shape: ``(n,)``.
+        chunk_tokens: Rows gathered (and widened to float32) at a time, bounding temporary RAM.
+
+    Returns:
+        float32 scores aligned with ``slots``.
+    """
+    out = np.empty(len(slots), dtype=np.float32)
+    if len(slots) == 0:
+        return out
+    starts = offsets[slots]
+    lengths = offsets[slots + 1] - starts
+    ends = np.cumsum(lengths)
+    cuts = np.searchsorted(ends, np.arange(chunk_tokens, ends[-1], chunk_tokens), side="left") + 1
+    edges = np.unique(np.concatenate([[0], cuts, [len(slots)]]))
+    for a, b in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True):
+        s, n = starts[a:b], lengths[a:b]
+        local = np.zeros(b - a + 1, dtype=np.int64)
+        np.cumsum(n, out=local[1:])
+        if (s[1:] == s[:-1] + n[:-1]).all():  # adjacent slots: a slice, no gather
+            rows = tokens[s[0] : s[0] + local[-1]]
+        else:
+            rows = tokens[np.repeat(s - local[:-1], n) + np.arange(local[-1])]
+        out[a:b] = maxsim_packed(query, rows, local)
+    return out
+
+
+def rerank(
+    encoder: Encoder,
+    query: str,
+    documents: Sequence[str],
+    top_k: int | None = None,
+    *,
+    batch_size: int = 32,
+) -> list[RerankResult]:
+    """Score documents against a query with exact MaxSim, best first.
+
+    Args:
+        encoder: Any :class:`~late_interaction.Encoder` (e.g. a ``ColBERT``).
+        query: The query text.
+        documents: Candidate texts.
+        top_k: Keep only the best ``top_k`` (None keeps all).
+        batch_size: Documents per forward pass.
+
+    Returns:
+        ``RerankResult(position, score)`` sorted by score, descending (ties by position);
+        ``[]`` for no documents.
+
+    Raises:
+        TypeError: If ``query`` or a document is not a str.
+        ValueError: If ``top_k`` < 1.
+    """
+    if not isinstance(query, str):
+        msg = f"query must be a str; got {type(query).__name__}."
+        raise TypeError(msg)
+    if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
+        msg = f"top_k must be None or an int >= 1; got {top_k!r}."
+        raise ValueError(msg)
+    documents = as_texts(documents, "documents")
+    if not documents:
+        return []
+    q = encoder.encode_queries([query], batch_size=1)[0]
+    scores = maxsim(q, encoder.encode_documents(documents, batch_size=batch_size))
+    order = np.argsort(-scores, kind="stable")[:top_k]
+    return [RerankResult(position=int(i), score=float(scores[i])) for i in order]

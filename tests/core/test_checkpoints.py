@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from late_interaction import CheckpointFormatError, ColBERT
-from late_interaction._checkpoints import detect_format
+from late_interaction import CheckpointFormatError, CheckpointNotFoundError, ColBERT
+from late_interaction._encoding.checkpoints import detect_format
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "pylate_golden.npz"
 QUERIES = ["What is the capital of France?", "cats", "", "Hello WORLD, unknownword!"]
@@ -232,19 +232,32 @@ def test_unknown_folder_names_what_it_found(tmp_path):
 
 
 def test_missing_path_and_file_path(tmp_path):
-    _error(tmp_path / "nope" / "deeper" / "x", "does not exist")
+    with pytest.raises(CheckpointNotFoundError, match="does not exist") as info:
+        ColBERT.from_pretrained(tmp_path / "nope" / "deeper" / "x", device="cpu")
+    assert isinstance(info.value, FileNotFoundError)
     (tmp_path / "f.bin").write_bytes(b"x")
     _error(tmp_path / "f.bin", "is a file")
 
 
-def test_hub_failure_is_a_checkpoint_error(monkeypatch):
+def test_unreachable_hub_is_a_connection_error():
+    # No hub is reachable here (and CI sets HF_HUB_OFFLINE=1): a real download attempt.
+    with pytest.raises(ConnectionError, match="could not be downloaded") as info:
+        ColBERT.from_pretrained("some-org/some-colbert", device="cpu")
+    assert not isinstance(info.value, CheckpointFormatError)  # the checkpoint may well exist
+
+
+def test_unknown_hub_repo_is_checkpoint_not_found(monkeypatch):
+    import httpx
     import huggingface_hub
+    from huggingface_hub.errors import RepositoryNotFoundError
 
-    def offline(*args, **kwargs):
-        raise huggingface_hub.errors.LocalEntryNotFoundError("offline")
+    def missing(repo_id, **kwargs):
+        request = httpx.Request("GET", f"https://huggingface.co/api/models/{repo_id}")
+        raise RepositoryNotFoundError("404", response=httpx.Response(404, request=request))
 
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
-    _error("some-org/some-colbert", "could not be fetched from the Hugging Face Hub")
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", missing)  # the hub, not our code
+    with pytest.raises(CheckpointNotFoundError, match="has no such repository at revision 'v2'"):
+        ColBERT.from_pretrained("some-org/typo-colbert", revision="v2", device="cpu")
 
 
 def test_stanford_without_linear_weight(tiny_stanford_path, tmp_path):

@@ -7,12 +7,12 @@ import doctest
 import pytest
 
 import late_interaction
-import late_interaction.pooling
+import late_interaction._index.pooling
 import late_interaction.scoring
 
 
 @pytest.mark.parametrize(
-    "module", [late_interaction, late_interaction.scoring, late_interaction.pooling]
+    "module", [late_interaction, late_interaction.scoring, late_interaction._index.pooling]
 )
 def test_doctests(module):
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)

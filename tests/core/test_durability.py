@@ -22,7 +22,7 @@ from late_interaction import (
     LateInteractionIndex,
     ModelMismatchError,
 )
-from late_interaction.config import IndexConfig
+from late_interaction import IndexConfig
 
 FILES = {
     "config.json",
@@ -60,13 +60,13 @@ def test_round_trip_preserves_everything(fake_encoder, ref, tmp_path):
     assert loaded.config == index.config
     for q in ["w1 w2", "w100 w3 w45"]:
         assert loaded.search(q, k=10) == index.search(q, k=10)
-        assert loaded.exact_search(q, k=10) == index.exact_search(q, k=10)
+        assert loaded.search(q, k=10, exact=True) == index.search(q, k=10, exact=True)
 
 
 def test_loaded_index_is_mmapped_and_writable(fake_encoder, ref, tmp_path):
     path = _index(fake_encoder, ref).save(tmp_path / "idx")
     loaded = LateInteractionIndex.load(path, fake_encoder)
-    assert isinstance(loaded._snap.tokens, np.memmap)
+    assert isinstance(loaded._state.snap.tokens, np.memmap)
     loaded.add(["zz1 zz2"], ids=["new"])
     loaded.delete("d1")
     assert loaded.save() == path.absolute()  # defaults to the load path; reads its own mmap
@@ -93,6 +93,23 @@ def test_path_guards(fake_encoder, ref, tmp_path):
         LateInteractionIndex(fake_encoder).save()
     with pytest.raises(FileNotFoundError):
         LateInteractionIndex.load(tmp_path / "nothing", fake_encoder)
+
+
+def test_rebuild_failures_say_what_happened(fake_encoder, ref, tiny_pylate_path, tmp_path):
+    from late_interaction import CheckpointNotFoundError, ColBERT
+
+    # A custom encoder leaves no checkpoint name to rebuild from: a ValueError, not a mismatch.
+    path = _index(fake_encoder, ref, n=5).save(tmp_path / "fake")
+    with pytest.raises(ValueError, match="cannot rebuild"):
+        LateInteractionIndex.load(path)
+    # The checkpoint that built the index is gone: that error, with the fix, not a mismatch.
+    folder = shutil.copytree(tiny_pylate_path, tmp_path / "ckpt")
+    index = LateInteractionIndex(ColBERT.from_pretrained(folder, device="cpu"))
+    index.add(["the cat sat"], ids=["a"])
+    saved = index.save(tmp_path / "real")
+    shutil.rmtree(folder)
+    with pytest.raises(CheckpointNotFoundError, match="does not exist.*Pass it explicitly"):
+        LateInteractionIndex.load(saved)
 
 
 def test_model_checks(fake_encoder, ref, tmp_path):
@@ -182,7 +199,7 @@ _CHILD = textwrap.dedent(
     import os, sys, time
     import numpy as np
     from late_interaction import LateInteractionIndex
-    from late_interaction.config import IndexConfig
+    from late_interaction import IndexConfig
 
     class Model:
         dim = 32
@@ -237,7 +254,7 @@ def _check_state(path: Path, last_reported: int) -> int:
     seed = 10_000 + n - 1 if n else 0
     m = np.random.default_rng(seed).standard_normal((20, 32)).astype(np.float32)
     m /= np.linalg.norm(m, axis=1, keepdims=True)
-    hit = index.exact_search(m, k=1)[0]  # the stored tokens are the ones saved with this doc
+    hit = index.search(m, k=1, exact=True)[0]  # the stored tokens are the ones saved with this doc
     assert hit.id == probe and hit.text == doc.text
     assert abs(hit.score - float((m @ m.T).max(axis=1).sum())) < 0.05
     return n

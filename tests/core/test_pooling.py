@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from late_interaction import LateInteractionIndex
-from late_interaction.config import IndexConfig
-from late_interaction.pooling import pool_tokens
+from late_interaction import IndexConfig
+from late_interaction._index.pooling import pool_tokens
 
 
 def _unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
@@ -58,7 +58,7 @@ def test_index_stores_pooled_vectors_and_keeps_the_setting(fake_encoder, tmp_pat
     reloaded = LateInteractionIndex.load(tmp_path / "idx", model=fake_encoder)
     assert reloaded.config.pool_factor == 2
     query = _unit(rng, 4, fake_encoder.dim)
-    hits = reloaded.exact_search(query, k=3)
+    hits = reloaded.search(query, k=3, exact=True)
     pooled_scores = {
         doc_id: (query @ pool_tokens(doc, 2).T).max(axis=1).sum()
         for doc_id, doc in zip("abc", docs, strict=True)

@@ -5,14 +5,19 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import types
 
 import late_interaction
 
 EXPECTED_ALL = [
     "CheckpointFormatError",
+    "CheckpointNotFoundError",
     "ColBERT",
     "DimensionMismatchError",
     "EmptyIndexError",
+    "Encoder",
+    "EncoderConfig",
+    "IndexConfig",
     "IndexFormatError",
     "LateInteractionError",
     "LateInteractionIndex",
@@ -22,11 +27,26 @@ EXPECTED_ALL = [
     "StoredDocument",
     "__version__",
     "maxsim",
+    "resolve_model",
 ]
 
 
 def test_all_is_pinned():
     assert sorted(late_interaction.__all__) == sorted(EXPECTED_ALL)
+
+
+def test_nothing_public_is_left_out_of_all():
+    # httpx's rule: every public non-module attribute of the package is in __all__ (submodules
+    # such as late_interaction.config are reachable as modules, not names to import).
+    for name in late_interaction.__all__:
+        getattr(late_interaction, name)  # resolve the lazy names too
+    public = {
+        name
+        for name, value in vars(late_interaction).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+    }
+    assert public - {"annotations", "importlib", "TYPE_CHECKING", "Any"} <= set(EXPECTED_ALL)
+    assert set(EXPECTED_ALL) - {"__version__"} <= public
 
 
 def test_every_name_in_all_resolves():
@@ -70,3 +90,42 @@ def test_core_names_load_no_framework():
     )
     assert loaded["llama_index.core"] is False
     assert loaded["langchain_core"] is False
+
+
+ADAPTERS = (
+    "llama_index.retrievers.late_interaction",
+    "llama_index.postprocessor.late_interaction_rerank",
+    "langchain_late_interaction",
+)
+
+
+def test_adapters_import_without_torch():
+    # Importing an adapter must stay cheap: torch loads when a model is first loaded.
+    loaded = _modules_after("; ".join(f"import {name}" for name in ADAPTERS))
+    assert loaded["torch"] is False and loaded["transformers"] is False
+
+
+_BLOCK = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == {blocked!r} or name.startswith({blocked!r} + "."):
+            raise ModuleNotFoundError(f"No module named {{name!r}}")
+sys.meta_path.insert(0, Block())
+try:
+    import {adapter}
+except ImportError as exc:
+    print(exc)
+"""
+
+
+def test_missing_framework_names_the_extra_to_install():
+    cases = [
+        ("llama_index.core", ADAPTERS[0], "llama-index"),
+        ("llama_index.core", ADAPTERS[1], "llama-index"),
+        ("langchain_core", ADAPTERS[2], "langchain"),
+    ]
+    for blocked, adapter, extra in cases:
+        code = _BLOCK.format(blocked=blocked, adapter=adapter)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert f'pip install "late-interaction[{extra}]"' in out.stdout, (adapter, out)

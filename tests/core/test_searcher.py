@@ -19,7 +19,7 @@ from late_interaction import (
     SearchHit,
     StoredDocument,
 )
-from late_interaction.config import IndexConfig
+from late_interaction import IndexConfig
 
 # float32 storage so scores match the float64 reference to 1e-4; no shortcut to an exact scan
 ANN_ONLY = IndexConfig(storage_dtype="float32", exact_scan_tokens=0, exact_scan_fraction=0.0)
@@ -56,7 +56,7 @@ def test_wide_ann_equals_brute_force(fake_encoder, ref, dtype):
     for q in QUERIES:
         qm = fake_encoder.encode_queries([q])[0]
         _assert_same_ranking(index.search(q, k=10, **WIDE), ref.brute_force(qm, docs, 10))
-        _assert_same_ranking(index.exact_search(q, k=10), ref.brute_force(qm, docs, 10))
+        _assert_same_ranking(index.search(q, k=10, exact=True), ref.brute_force(qm, docs, 10))
 
 
 def test_default_ann_finds_the_obvious_best(fake_encoder, ref):
@@ -68,10 +68,14 @@ def test_default_ann_finds_the_obvious_best(fake_encoder, ref):
 def test_search_batch_and_embeddings_agree_with_search(fake_encoder, ref):
     index, _, _ = _build(fake_encoder, ref)
     batch = index.search_batch(QUERIES, k=5)
-    for q, hits in zip(QUERIES, batch, strict=True):
-        assert hits == index.search(q, k=5)
-        assert hits == index.search_embeddings(fake_encoder.encode_queries([q])[0], k=5)
+    matrices = [fake_encoder.encode_queries([q])[0] for q in QUERIES]
+    mixed = index.search_batch([QUERIES[0], *matrices[1:]], k=5)  # texts and matrices together
+    for q, m, hits, hits_mixed in zip(QUERIES, matrices, batch, mixed, strict=True):
+        assert hits == index.search(q, k=5) == hits_mixed
+        assert hits == index.search(m, k=5)
     assert index.search_batch([], k=3) == []
+    with pytest.raises(TypeError, match="Wrap a single token matrix in a list"):
+        index.search_batch(matrices[0], k=5)
 
 
 def test_hits_carry_text_and_a_metadata_copy(fake_encoder, ref):
@@ -102,8 +106,14 @@ def test_errors(fake_encoder, ref):
         index.search("w1", k_token=0)
     with pytest.raises(TypeError, match="filter must be"):
         index.search("w1", filter=["group"])
+    with pytest.raises(TypeError, match="query must be a str or a"):
+        index.search(42)
+    with pytest.raises(TypeError, match="exact must be True or False"):
+        index.search("w1", exact="yes")
+    with pytest.raises(ValueError, match="exact=True skips"):
+        index.search("w1", exact=True, k_token=8)
     with pytest.raises(DimensionMismatchError):
-        index.search_embeddings(np.ones((3, 5), np.float32))
+        index.search(np.ones((3, 5), np.float32))
     with pytest.raises(DimensionMismatchError):
         index.add_embeddings([np.ones((3, 5), np.float32)], ["x"])
     with pytest.raises(ValueError, match="JSON"):
@@ -188,7 +198,7 @@ def test_filter_matches_brute_force(fake_encoder, ref, config, case):
         assert all(h.id in allowed for h in hits)
         _assert_same_ranking(hits, ref.brute_force(qm, docs, 10, allowed))
         _assert_same_ranking(
-            index.exact_search(q, k=10, filter=flt), ref.brute_force(qm, docs, 10, allowed)
+            index.search(q, k=10, filter=flt, exact=True), ref.brute_force(qm, docs, 10, allowed)
         )
         # default ANN settings: never a document failing the filter, and k results if possible
         default_hits = index.search(q, k=10, filter=flt)
@@ -292,7 +302,7 @@ def test_real_model_ann_equals_brute_force_on_scifact(default_model, scifact_enc
     batch = index.search_batch(queries, k=10, **wide)
     for qm, hits in zip(query_mats, batch, strict=True):
         _assert_same_ranking(hits, ref.brute_force(qm, docs, 10), atol=1e-3)
-        filtered = index.search_embeddings(qm, k=5, filter={"even": True}, **wide)
+        filtered = index.search(qm, k=5, filter={"even": True}, **wide)
         _assert_same_ranking(filtered, ref.brute_force(qm, docs, 5, allowed), atol=1e-3)
     single = index.search(queries[0], k=3, **wide)  # batched encoding may differ by float noise
     assert [h.id for h in single] == [h.id for h in batch[0][:3]]
@@ -318,20 +328,18 @@ def test_candidate_pruning_keeps_the_exact_top_k(fake_encoder, ref):
 
 
 def test_candidate_pruning_cuts_to_n_full_best_by_ann_hits():
-    from types import SimpleNamespace
-
-    from late_interaction._retrieval import best_candidates
+    from late_interaction._index.candidates import best_candidates
 
     # 3 documents of 2 tokens each (token t belongs to document t // 2); 2 query tokens.
-    snap = SimpleNamespace(token_doc=np.array([0, 0, 1, 1, 2, 2]))
+    token_doc = np.array([0, 0, 1, 1, 2, 2])
     token_ids = np.array([[0, 2, 4], [1, 3, 5]])
     sims = np.array([[0.9, 0.5, 0.1], [0.8, 0.7, 0.2]])  # approx: doc0 1.7, doc1 1.2, doc2 0.3
     allowed = np.ones(3, dtype=bool)
-    assert best_candidates(snap, allowed, token_ids, sims, 3).tolist() == [0, 1, 2]
-    assert best_candidates(snap, allowed, token_ids, sims, 2).tolist() == [0, 1]
-    assert best_candidates(snap, allowed, token_ids, sims, 1).tolist() == [0]
+    assert best_candidates(token_doc, allowed, token_ids, sims, 3).tolist() == [0, 1, 2]
+    assert best_candidates(token_doc, allowed, token_ids, sims, 2).tolist() == [0, 1]
+    assert best_candidates(token_doc, allowed, token_ids, sims, 1).tolist() == [0]
     allowed[0] = False  # a filtered-out document is never a candidate
-    assert best_candidates(snap, allowed, token_ids, sims, 1).tolist() == [1]
+    assert best_candidates(token_doc, allowed, token_ids, sims, 1).tolist() == [1]
     # unpublished token ids (a concurrent add) are ignored
     assert best_candidates(
         snap, allowed, np.array([[9, 2]]), np.array([[1.0, 0.1]]), 5

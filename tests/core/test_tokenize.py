@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from late_interaction import _tokenize
+from late_interaction._encoding import tokenize as _tokenize
 
 TEXTS = [
     "",
@@ -23,7 +23,7 @@ MODELS = ["tiny_pylate_model", "tiny_stanford_model", "default_model"]
 @pytest.mark.parametrize("pad_to_max", [False, True])
 def test_direct_path_equals_transformers_call(request, model_name, pad_to_max):
     model = request.getfixturevalue(model_name)
-    tokenizer, rules = model._tokenizer, model._rules
+    tokenizer, rules = model._pipeline.tokenizer, model._pipeline.rules
     max_length = 24
     fast = _tokenize._encode(tokenizer, rules, TEXTS, max_length, pad_to_max)
     assert rules.backends[(max_length, pad_to_max)] is not None  # the direct path was taken
@@ -43,7 +43,7 @@ def test_direct_path_equals_transformers_call(request, model_name, pad_to_max):
 
 
 def test_direct_path_leaves_the_users_tokenizer_untouched(tiny_pylate_model):
-    tokenizer = tiny_pylate_model._tokenizer
+    tokenizer = tiny_pylate_model._pipeline.tokenizer
     before = (tokenizer.backend_tokenizer.truncation, tokenizer.backend_tokenizer.padding)
     tiny_pylate_model.encode_documents(["some text to encode"])
     assert (tokenizer.backend_tokenizer.truncation, tokenizer.backend_tokenizer.padding) == before

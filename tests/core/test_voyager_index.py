@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from late_interaction.config import IndexConfig
+from late_interaction import IndexConfig
 from late_interaction.exceptions import IndexFormatError
-from late_interaction.index import VoyagerTokenIndex
+from late_interaction._index.hnsw import VoyagerTokenIndex
 
 
 def _unit(rng, n, dim=12):

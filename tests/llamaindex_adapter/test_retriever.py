@@ -309,7 +309,7 @@ def test_insert_precomputed_embeddings_equals_encoding(colbert):
 
 
 def test_from_defaults_passes_the_index_config_and_persist_keeps_it(colbert, tmp_path):
-    from late_interaction.config import IndexConfig
+    from late_interaction import IndexConfig
 
     small = make_nodes(step=13)
     pooled = ColBERTRetriever.from_defaults(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.callbacks import CBEventType, EventPayload
@@ -12,7 +12,11 @@ from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRan
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
-from late_interaction import ColBERT
+from late_interaction import resolve_model
+from late_interaction.scoring import rerank
+
+if TYPE_CHECKING:
+    from late_interaction import ColBERT, Encoder
 
 dispatcher = get_dispatcher(__name__)
 
@@ -54,6 +58,7 @@ class ColBERTRerank(BaseNodePostprocessor):
 
     Raises:
         ValueError: If ``top_n < 1`` or ``device`` contradicts a given ``ColBERT``.
+        TypeError: If ``model`` is not a name, a path, a loaded encoder or None.
     """
 
     model: str = Field(description="Checkpoint id or path of the ColBERT encoder.")
@@ -65,11 +70,11 @@ class ColBERTRerank(BaseNodePostprocessor):
     )
     batch_size: int = Field(default=32, description="Encoding batch size.")
 
-    _model: ColBERT = PrivateAttr()
+    _model: Any = PrivateAttr()
 
     def __init__(
         self,
-        model: str | ColBERT | None = None,
+        model: str | ColBERT | Encoder | None = None,
         top_n: int = 5,
         device: str | None = None,
         keep_retrieval_score: bool = False,
@@ -79,18 +84,12 @@ class ColBERTRerank(BaseNodePostprocessor):
         if top_n < 1:
             msg = f"top_n must be >= 1, got {top_n}."
             raise ValueError(msg)
-        if isinstance(model, ColBERT):
-            if device is not None and str(model.device) != str(device):
-                msg = f"device={device!r} but the given ColBERT is on {model.device}; "
-                msg += "move the model or leave device=None."
-                raise ValueError(msg)
-            encoder = model
-        else:
-            encoder = ColBERT.from_pretrained(model, device=device)
+        encoder = resolve_model(model, device=device)
+        own_device = getattr(encoder, "device", None)
         super().__init__(
-            model=encoder.name_or_path,
+            model=str(getattr(encoder, "name_or_path", type(encoder).__name__)),
             top_n=top_n,
-            device=str(encoder.device),
+            device=None if own_device is None else str(own_device),
             keep_retrieval_score=keep_retrieval_score,
             batch_size=batch_size,
             **kwargs,
@@ -103,8 +102,8 @@ class ColBERTRerank(BaseNodePostprocessor):
         return "ColBERTRerank"
 
     @property
-    def encoder(self) -> ColBERT:
-        """The loaded ``ColBERT`` encoder."""
+    def encoder(self) -> Encoder:
+        """The loaded encoder (a ``ColBERT``, unless another encoder was given)."""
         return self._model
 
     def _postprocess_nodes(
@@ -133,8 +132,8 @@ class ColBERTRerank(BaseNodePostprocessor):
             },
         ) as event:
             texts = [n.node.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]
-            ranked = self._model.rerank(
-                query_bundle.query_str, texts, top_k=self.top_n, batch_size=self.batch_size
+            ranked = rerank(
+                self._model, query_bundle.query_str, texts, self.top_n, batch_size=self.batch_size
             )
             new_nodes = [self._rescored(nodes[r.position], r.score) for r in ranked]
             event.on_end(payload={EventPayload.NODES: new_nodes})

@@ -138,7 +138,7 @@ def collect_nodes(
     index: Any,
     docstore: Any,
     *,
-    chunk_size: int,
+    chunk_size: int | None,
     transformations: list[Any] | None = None,
 ) -> list[BaseNode]:
     """Return the nodes of exactly one source (as ``from_defaults`` takes them).
@@ -149,7 +149,7 @@ def collect_nodes(
             ``chunk_size`` tokens, since text beyond the encoder's document length is cut off).
         index: A ``VectorStoreIndex``: the nodes of its docstore.
         docstore: A docstore: its nodes.
-        chunk_size: Default chunk size for ``documents``.
+        chunk_size: Default chunk size for ``documents`` (None: ``SentenceSplitter``'s default).
         transformations: Node parsers for ``documents``.
 
     Returns:
@@ -174,6 +174,9 @@ def collect_nodes(
         from llama_index.core.ingestion import run_transformations
         from llama_index.core.node_parser import SentenceSplitter
 
-        splitter = SentenceSplitter(chunk_size=chunk_size, chunk_overlap=chunk_size // 8)
+        if chunk_size is None:
+            splitter = SentenceSplitter()
+        else:
+            splitter = SentenceSplitter(chunk_size=chunk_size, chunk_overlap=chunk_size // 8)
         return list(run_transformations(list(documents), transformations or [splitter]))
     return list(nodes or [])

@@ -15,14 +15,14 @@ from llama_index.core.schema import BaseNode, IndexNode, MetadataMode, NodeWithS
 from llama_index.core.vector_stores.types import MetadataFilters
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
 
-from late_interaction import ColBERT, LateInteractionIndex
+from late_interaction import LateInteractionIndex, resolve_model
 from llama_index.retrievers.late_interaction._translate import collect_nodes, to_predicate
 
 if TYPE_CHECKING:
     from llama_index.core.indices.vector_store.base import VectorStoreIndex
     from llama_index.core.storage.docstore.types import BaseDocumentStore
 
-    from late_interaction.config import IndexConfig
+    from late_interaction import ColBERT, Encoder, IndexConfig
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,8 @@ class ColBERTRetriever(BaseRetriever):
         callback_manager, objects, object_map, verbose: As ``BaseRetriever``.
 
     Raises:
-        ValueError: If ``similarity_top_k < 1`` or a filter uses an unsupported operator.
+        ValueError: If ``similarity_top_k < 1``, a filter uses an unsupported operator, or
+            ``query_ef`` comes with ``exact=True``.
     """
 
     def __init__(
@@ -84,6 +85,9 @@ class ColBERTRetriever(BaseRetriever):
         if similarity_top_k < 1:
             msg = f"similarity_top_k must be >= 1, got {similarity_top_k}."
             raise ValueError(msg)
+        if exact and query_ef is not None:
+            msg = "query_ef tunes the ANN stage, which exact=True skips; pass one of them."
+            raise ValueError(msg)
         to_predicate(filters, doc_ids)  # validate now: a bad operator fails here, not later
         self._index = index
         self.similarity_top_k = similarity_top_k
@@ -102,12 +106,13 @@ class ColBERTRetriever(BaseRetriever):
         documents: Sequence[BaseNode] | None = None,
         index: VectorStoreIndex | None = None,
         docstore: BaseDocumentStore | None = None,
-        model: str | ColBERT | None = None,
+        model: str | ColBERT | Encoder | None = None,
         similarity_top_k: int = 10,
         filters: MetadataFilters | None = None,
         transformations: list[Any] | None = None,
         batch_size: int = 32,
         index_config: IndexConfig | None = None,
+        device: str | None = None,
         **kwargs: Any,
     ) -> ColBERTRetriever:
         """Encode nodes from exactly one source into a new index and wrap it.
@@ -124,15 +129,17 @@ class ColBERTRetriever(BaseRetriever):
                 whose chunks fit the encoder's ``document_length`` (longer text is truncated).
             batch_size: Encoding batch size.
             index_config: Storage and search settings of the new index
-                (``late_interaction.config.IndexConfig``, e.g. ``pool_factor=2``); None for the
-                defaults.
+                (``late_interaction.IndexConfig``, e.g. ``pool_factor=2``); None for the defaults.
+            device: Device for a model loaded by name (``"cpu"``, ``"cuda"``...; None: the
+                core's choice); with a loaded model it must be the model's device.
             **kwargs: Other ``ColBERTRetriever`` arguments.
 
         Raises:
             ValueError: Unless exactly one of nodes, documents, index, docstore is given.
         """
-        encoder = model if isinstance(model, ColBERT) else ColBERT.from_pretrained(model)
-        size = encoder.config.document_length
+        encoder = resolve_model(model, device=device)
+        # Chunks that fit the encoder's document length (None for an encoder without a config).
+        size = getattr(getattr(encoder, "config", None), "document_length", None)
         found = collect_nodes(
             nodes, documents, index, docstore, chunk_size=size, transformations=transformations
         )
@@ -181,24 +188,35 @@ class ColBERTRetriever(BaseRetriever):
 
     @classmethod
     def from_persist_dir(
-        cls, path: str | Path, model: ColBERT | None = None, **kwargs: Any
+        cls,
+        path: str | Path,
+        model: str | ColBERT | Encoder | None = None,
+        device: str | None = None,
+        **kwargs: Any,
     ) -> ColBERTRetriever:
-        """Load a retriever written by :meth:`persist`; ``kwargs`` override saved settings."""
+        """Load a retriever written by :meth:`persist`; ``kwargs`` override saved settings.
+
+        Args:
+            path: The folder given to :meth:`persist`.
+            model: None rebuilds the saved encoder; else a checkpoint name/path or loaded encoder
+                that must be the one that built the index (``ModelMismatchError`` otherwise).
+            device: Device for a model loaded by name (or rebuilt with ``model=None``).
+            **kwargs: ``ColBERTRetriever`` arguments overriding the saved settings.
+        """
         settings = json.loads(Path(path, PERSIST_FILENAME).read_text(encoding="utf-8"))
         if settings.get("filters"):
             settings["filters"] = MetadataFilters.model_validate(settings["filters"])
         settings.update(kwargs)
-        return cls(LateInteractionIndex.load(path, model=model), **settings)
+        encoder = None if model is None else resolve_model(model, device=device)
+        index = LateInteractionIndex.load(path, encoder, device=None if model else device)
+        return cls(index, **settings)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         if len(self._index) == 0:
             return []
         q, k = query_bundle.query_str, min(self.similarity_top_k, len(self._index))
         opts = {"filter": to_predicate(self.filters, self.doc_ids), "ids": self.node_ids}
-        if self.exact:
-            hits = self._index.exact_search(q, k, **opts)
-        else:
-            hits = self._index.search(q, k, query_ef=self.query_ef, **opts)
+        hits = self._index.search(q, k, exact=self.exact, query_ef=self.query_ef, **opts)
         return [NodeWithScore(node=metadata_dict_to_node(h.metadata), score=h.score) for h in hits]
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:

@@ -26,8 +26,6 @@ import torch
 
 from late_interaction.config import EncoderConfig
 
-__all__ = ["TokenRules", "skiplist_ids", "tokenize"]
-
 logger = logging.getLogger(__name__)
 
 

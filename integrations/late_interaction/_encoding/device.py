@@ -7,8 +7,6 @@ from typing import Any
 
 import torch
 
-__all__ = ["cpu_has_fast_bfloat16", "resolve_device", "resolve_dtype"]
-
 logger = logging.getLogger(__name__)
 
 _DTYPES = {

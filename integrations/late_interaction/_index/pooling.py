@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["pool_tokens"]
-
 
 def pool_tokens(matrix: np.ndarray, pool_factor: int, protected: int = 1) -> np.ndarray:
     """Merge a document's token vectors into about ``n / pool_factor`` cluster means.

@@ -6,14 +6,10 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from late_interaction._checkpoints import LoadedCheckpoint
-from late_interaction.config import ENCODER_SETTING_NAMES
-
-__all__ = ["SETTING_NAMES", "resolve_settings"]
+from late_interaction._encoding.checkpoints import LoadedCheckpoint
+from late_interaction.config import EncoderConfig
 
 logger = logging.getLogger(__name__)
-
-SETTING_NAMES = ENCODER_SETTING_NAMES
 
 
 def _check(s: dict[str, Any], max_positions: int | None) -> None:
@@ -66,24 +62,35 @@ def resolve_settings(
         name: Model name for the log lines.
 
     Returns:
-        Every setting of :data:`SETTING_NAMES`, validated; ``skiplist_words`` as a tuple.
+        Every setting of ``EncoderConfig.SETTINGS``, validated; ``skiplist_words`` as a tuple.
 
     Raises:
-        ValueError: On an out-of-range length or an unknown skiplist rule.
+        ValueError: On an out-of-range length, an unknown skiplist rule, or an explicit
+            ``attend_to_expansion_tokens=True`` without query expansion.
         TypeError: On a setting of the wrong type.
     """
-    settings = {}
-    for key in SETTING_NAMES:
+    settings, sources = {}, {}
+    for key in EncoderConfig.SETTINGS:
         if arguments.get(key) is not None:
-            value, source = arguments[key], "argument"
+            settings[key], sources[key] = arguments[key], "argument"
         elif key in checkpoint.settings:
-            value, source = checkpoint.settings[key], checkpoint.settings_source
+            settings[key], sources[key] = checkpoint.settings[key], checkpoint.settings_source
         else:
-            value, source = checkpoint.defaults[key], f"{checkpoint.checkpoint_format} default"
-        logger.debug("%s: %s=%r (from %s)", name, key, value, source)
-        settings[key] = value
-    if not settings["do_query_expansion"]:
-        settings["attend_to_expansion_tokens"] = False  # as PyLate: nothing to attend to
+            settings[key] = checkpoint.defaults[key]
+            sources[key] = f"{checkpoint.checkpoint_format} default"
+    if not settings["do_query_expansion"] and settings["attend_to_expansion_tokens"]:
+        if sources["attend_to_expansion_tokens"] == "argument":
+            msg = (
+                "attend_to_expansion_tokens=True needs query expansion, but do_query_expansion is "
+                f"False (from {sources['do_query_expansion']}): there are no expansion tokens to "
+                "attend to. Pass do_query_expansion=True, or drop attend_to_expansion_tokens."
+            )
+            raise ValueError(msg)
+        # A stored or default attention rule is moot without expansion (PyLate does the same).
+        settings["attend_to_expansion_tokens"] = False
+        sources["attend_to_expansion_tokens"] = "no query expansion"
+    for key, value in settings.items():
+        logger.debug("%s: %s=%r (from %s)", name, key, value, sources[key])
     _check(settings, _max_positions(checkpoint.backbone, checkpoint.tokenizer))
     settings["skiplist_words"] = tuple(settings["skiplist_words"])
     return settings

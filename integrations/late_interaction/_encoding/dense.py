@@ -21,8 +21,6 @@ from torch import nn
 
 from late_interaction.exceptions import CheckpointFormatError
 
-__all__ = ["DenseLayer", "Projection"]
-
 logger = logging.getLogger(__name__)
 
 _IDENTITY = "torch.nn.modules.linear.Identity"

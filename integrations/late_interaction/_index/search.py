@@ -1,0 +1,123 @@
+"""The read path of LateInteractionIndex: a typed request, candidates, exact ranking.
+
+Everything here works on an immutable :class:`~late_interaction._index.snapshot.View`, so a search
+never sees a half-applied write. Small restrictions and ``exact=True`` are answered by exact
+MaxSim over every allowed document; otherwise ANN candidates (``candidates.py``) are scored.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+
+from late_interaction._index.candidates import ann_candidates
+from late_interaction._index.snapshot import Snapshot, View
+from late_interaction._validation import positive_int
+from late_interaction.config import IndexConfig
+from late_interaction.scoring import score_slots
+from late_interaction.types import SearchHit
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """The validated options of one ``search``/``search_batch`` call.
+
+    Attributes:
+        k: Results per query.
+        exact: Brute-force exact MaxSim over every allowed document (no ANN stage).
+        query_ef: HNSW search breadth override (None: ``IndexConfig.query_ef``).
+        k_token: Neighbours per query token override (None: ``max(IndexConfig.k_token, 2k)``).
+    """
+
+    k: int
+    exact: bool = False
+    query_ef: int | None = None
+    k_token: int | None = None
+
+    @classmethod
+    def validated(
+        cls, k: object, exact: object, query_ef: object, k_token: object
+    ) -> SearchRequest:
+        """Check the public arguments.
+
+        Raises:
+            ValueError: If ``k``, ``query_ef`` or ``k_token`` is not a positive integer, or
+                ``query_ef``/``k_token`` (ANN settings) come with ``exact=True``.
+            TypeError: If ``exact`` is not a bool.
+        """
+        if not isinstance(exact, (bool, np.bool_)):
+            msg = f"exact must be True or False; got {exact!r}."
+            raise TypeError(msg)
+        request = cls(
+            k=positive_int(k, "k"),  # type: ignore[arg-type]
+            exact=bool(exact),
+            query_ef=positive_int(query_ef, "query_ef", optional=True),
+            k_token=positive_int(k_token, "k_token", optional=True),
+        )
+        if request.exact and (request.query_ef is not None or request.k_token is not None):
+            msg = (
+                "query_ef and k_token tune the ANN stage, which exact=True skips; drop them or "
+                "search with exact=False."
+            )
+            raise ValueError(msg)
+        return request
+
+
+def run_search(
+    view: View, queries: list[np.ndarray], request: SearchRequest, config: IndexConfig
+) -> list[list[SearchHit]]:
+    """Answer ``request`` for each query: ANN candidates then exact MaxSim, or an exact scan.
+
+    Args:
+        view: Snapshot and restriction.
+        queries: float32 query matrices, each ``(n_query_tokens, dim)``.
+        request: Validated options.
+        config: Defaults for ``k_token``, ``query_ef``, ``n_full_scores`` and the exact-scan
+            thresholds.
+
+    Returns:
+        One best-first hit list per query.
+    """
+    snap, allowed, k = view.snap, view.mask(), request.k
+    n_allowed = int(allowed.sum())
+    if n_allowed == 0:
+        return [[] for _ in queries]
+    small = max(config.exact_scan_tokens, config.exact_scan_fraction * snap.n_live_tokens)
+    everything = np.flatnonzero(allowed)
+    if request.exact or snap.hnsw is None or view.allowed_tokens() <= small:
+        return [rank(snap, q, everything, k) for q in queries]
+    per_token = request.k_token if request.k_token is not None else max(config.k_token, 2 * k)
+    query_ef = request.query_ef if request.query_ef is not None else config.query_ef
+    n_full = max(config.n_full_scores, 4 * k)
+    candidates = ann_candidates(view, queries, per_token, query_ef, n_full)
+    if candidates is None:
+        return [rank(snap, q, everything, k) for q in queries]
+    results = []
+    for q, slots in zip(queries, candidates, strict=True):
+        if len(slots) < min(k, n_allowed):
+            # Too few candidates (tight filter, small k_token): scan the allowed set exactly.
+            slots = everything
+        results.append(rank(snap, q, slots, k))
+    return results
+
+
+def rank(snap: Snapshot, query: np.ndarray, slots: np.ndarray, k: int) -> list[SearchHit]:
+    """Score ``slots`` exactly and return the top ``k`` (ties broken by storage order)."""
+    scores = score_slots(query, snap.tokens, snap.offsets, slots)
+    if len(slots) > 4 * k:
+        top = np.argpartition(-scores, k)[: k + 1]
+        scores, slots = scores[top], slots[top]
+    order = np.lexsort((slots, -scores))[:k].tolist()
+    docs = snap.docs
+    return [
+        SearchHit(
+            id=docs.ids[slots[i]],  # type: ignore[arg-type]
+            score=float(scores[i]),
+            rank=position,
+            text=docs.texts[slots[i]],
+            metadata=copy.deepcopy(docs.metadatas[slots[i]]),
+        )
+        for position, i in enumerate(order)
+    ]

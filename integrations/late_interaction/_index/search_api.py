@@ -1,0 +1,142 @@
+"""The read methods of :class:`~late_interaction.LateInteractionIndex`: search and search_batch.
+
+Kept apart from ``index.py`` (construction, writes, persistence) so each file stays one concept;
+``LateInteractionIndex`` inherits them. The work is in ``search.py`` and ``candidates.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from late_interaction._index.filters import Filter, filter_predicate, restrict
+from late_interaction._index.search import SearchRequest, run_search
+from late_interaction._index.snapshot import View
+from late_interaction._validation import as_list, as_token_matrices
+from late_interaction.exceptions import EmptyIndexError
+from late_interaction.types import SearchHit
+
+if TYPE_CHECKING:  # pragma: no cover
+    from late_interaction._index.state import IndexState
+    from late_interaction.config import IndexConfig
+    from late_interaction.types import Encoder
+
+Query = str | np.ndarray
+
+
+class SearchMethods:
+    """``search`` and ``search_batch``, over the state and encoder of the inheriting index."""
+
+    _state: IndexState
+    model: Encoder
+    dim: int
+    config: IndexConfig
+
+    def search(
+        self,
+        query: Query,
+        k: int = 10,
+        *,
+        filter: Filter = None,
+        ids: Iterable[str] | None = None,
+        exact: bool = False,
+        query_ef: int | None = None,
+        k_token: int | None = None,
+    ) -> list[SearchHit]:
+        """Find the ``k`` documents with the highest exact MaxSim (among ANN candidates).
+
+        Args:
+            query: Query text, or its token matrix of shape ``(n_query_tokens, dim)``.
+            k: Number of results; more than the allowed documents returns all of them.
+            filter: None, a mapping ``{key: value}`` (every key must equal; a list/tuple/set
+                value means "any of"; a missing key fails) or a callable taking a copy of the
+                metadata dict and returning a bool.
+            ids: Only search these document ids (ids not in the index are ignored).
+            exact: Score every allowed document with exact MaxSim (no ANN stage): the answer
+                that misses nothing, at a cost that grows with the index.
+            query_ef: HNSW search breadth (default ``config.query_ef``, at least ``k_token``).
+            k_token: Document tokens fetched per query token (default
+                ``max(config.k_token, 2 * k)``).
+
+        Returns:
+            Hits, best first, with ranks 0..n-1, texts and metadata copies.
+
+        Raises:
+            EmptyIndexError: If the index holds no documents.
+            ValueError: If ``k``, ``query_ef`` or ``k_token`` is not a positive integer, or an
+                ANN setting comes with ``exact=True``.
+            TypeError: If ``query`` is neither a str nor a matrix, or ``filter`` is neither a
+                mapping nor a callable.
+
+        .. note::
+            A restriction whose allowed documents are few (``config.exact_scan_tokens``,
+            ``exact_scan_fraction``) is answered by an exact scan of them; otherwise candidates
+            are over-fetched and filtered, with an exact scan of the allowed set when fewer than
+            ``k`` pass. A document failing the filter is never returned.
+        """
+        if not isinstance(query, (str, np.ndarray)) and not hasattr(query, "detach"):
+            got = type(query).__name__
+            msg = f"query must be a str or a (n_query_tokens, dim) matrix; got {got}."
+            raise TypeError(msg)
+        return self.search_batch(
+            [query], k, filter=filter, ids=ids, exact=exact, query_ef=query_ef, k_token=k_token
+        )[0]
+
+    def search_batch(
+        self,
+        queries: Sequence[Query],
+        k: int = 10,
+        *,
+        filter: Filter = None,
+        ids: Iterable[str] | None = None,
+        exact: bool = False,
+        query_ef: int | None = None,
+        k_token: int | None = None,
+        batch_size: int = 32,
+    ) -> list[list[SearchHit]]:
+        """:meth:`search` for many queries: texts encoded in one pass, one HNSW query.
+
+        Args:
+            queries: Query texts and/or token matrices (a list; not one bare matrix).
+            k: As in :meth:`search`; so are ``filter``, ``ids``, ``exact``, ``query_ef`` and
+                ``k_token``, applied to every query.
+            filter: See :meth:`search`.
+            ids: See :meth:`search`.
+            exact: See :meth:`search`.
+            query_ef: See :meth:`search`.
+            k_token: See :meth:`search`.
+            batch_size: Encoder batch size for the texts.
+
+        Returns:
+            One best-first hit list per query, in input order.
+        """
+        request = SearchRequest.validated(k, exact, query_ef, k_token)
+        view = self._view(filter, ids)
+        queries = as_list(queries, "queries")
+        if not queries:
+            return []
+        texts = [i for i, q in enumerate(queries) if isinstance(q, str)]
+        matrices: list[Any] = list(queries)
+        if texts:
+            encoded = self.model.encode_queries(
+                [queries[i] for i in texts], batch_size=batch_size, show_progress_bar=False
+            )
+            for i, matrix in zip(texts, encoded, strict=True):
+                matrices[i] = matrix
+        return run_search(
+            view, as_token_matrices(matrices, self.dim, "query"), request, self.config
+        )
+
+    def _view(self, filter: Filter, ids: Iterable[str] | None) -> View:
+        """Validate the restriction and take the snapshot it applies to (before any encoding)."""
+        predicate = filter_predicate(filter)
+        if ids is not None:
+            snap, slots = self._state.resolve(as_list(ids, "ids"))
+        else:
+            snap, slots = self._state.snap, None
+        if snap.n_live == 0:
+            msg = "the index holds no documents; add documents before searching."
+            raise EmptyIndexError(msg)
+        return restrict(snap, slots, predicate)

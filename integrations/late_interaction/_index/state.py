@@ -1,0 +1,191 @@
+"""The mutable contents of a LateInteractionIndex and how writes publish them.
+
+Concurrency: reads run concurrently; writes (add, delete, compact, save) are serialised by a
+re-entrant lock that the caller holds. A writer appends to the stores and inserts into the graph
+first and then publishes a new immutable :class:`Snapshot` in one assignment, so a search sees the
+index before or after each published batch.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from late_interaction._index.document_store import DocumentStore
+from late_interaction._index.hnsw import VoyagerTokenIndex
+from late_interaction._index.persistence import LoadedIndex
+from late_interaction._index.pooling import pool_tokens
+from late_interaction._index.snapshot import Snapshot
+from late_interaction._index.token_store import TokenStore
+from late_interaction.config import IndexConfig
+from late_interaction.types import StoredDocument
+
+
+class IndexState:
+    """Token store, document store, HNSW graph, id -> slot map and the published snapshot.
+
+    Args:
+        config: Storage and search settings.
+    """
+
+    def __init__(self, config: IndexConfig) -> None:
+        self.config = config
+        self.write_lock = threading.RLock()
+        self._publish_lock = threading.Lock()  # short: pairs the id map with the snapshot
+        self.store: TokenStore | None = None
+        self.docs = DocumentStore()
+        self.hnsw: VoyagerTokenIndex | None = None
+        self._slot_of: dict[str, int] = {}
+        self.snap = Snapshot.empty(self.docs)
+
+    @classmethod
+    def from_loaded(cls, loaded: LoadedIndex) -> IndexState:
+        """The state of an index read back from a folder."""
+        self = cls(loaded.config)
+        self.store, self.docs, self.hnsw = loaded.store, loaded.docs, loaded.hnsw
+        live_slots = np.flatnonzero(loaded.live).tolist()
+        self._slot_of = {self.docs.ids[s]: s for s in live_slots}  # type: ignore[misc]
+        if self.store is not None:
+            self.snap = Snapshot.build(self.store, self.docs, loaded.live, self.hnsw)
+        return self
+
+    def resolve(self, ids: Sequence[Any]) -> tuple[Snapshot, list[int | None]]:
+        """The current snapshot and the slot of each id in it (None if absent or not a str)."""
+        with self._publish_lock:  # the id map and the snapshot must be read together
+            snap = self.snap
+            return snap, [self._slot_of.get(i) if isinstance(i, str) else None for i in ids]
+
+    def add(
+        self,
+        dim: int,
+        encode: Callable[[list[str], int], list[np.ndarray]],
+        texts: list[str],
+        ids: list[str],
+        metas: list[dict[str, Any]],
+        *,
+        show_progress_bar: bool = False,
+        chunk: int = 256,
+    ) -> list[str]:
+        """Encode and publish documents ``chunk`` at a time under the write lock; return ids.
+
+        Args:
+            dim: Token vector dimension.
+            encode: ``(texts, start) -> matrices`` for ``texts`` starting at position ``start``.
+            texts: Document texts (validated).
+            ids: One id per text (validated, unique).
+            metas: One normalised metadata dict per text.
+            show_progress_bar: Show a tqdm bar.
+            chunk: Documents encoded and published per step.
+        """
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(texts), disable=not show_progress_bar, desc="Indexing")
+        with self.write_lock, bar:
+            for start in range(0, len(texts), chunk):
+                part = slice(start, start + chunk)
+                matrices = encode(texts[part], start)
+                self.insert(dim, matrices, texts[part], ids[part], metas[part])
+                bar.update(len(matrices))
+        return ids
+
+    def get(self, ids: list[Any]) -> list[StoredDocument]:
+        """Stored documents (metadata copied) by id, in the order asked.
+
+        Raises:
+            KeyError: Listing every id that is not in the index.
+        """
+        snap, slots = self.resolve(ids)
+        missing = [i for i, s in zip(ids, slots, strict=True) if s is None]
+        if missing:
+            msg = f"ids not in the index: {missing[:20]}{' ...' if len(missing) > 20 else ''}"
+            raise KeyError(msg)
+        docs = snap.docs
+        return [
+            StoredDocument(docs.ids[s], docs.texts[s], copy.deepcopy(docs.metadatas[s]))  # type: ignore[arg-type,index]
+            for s in slots
+        ]
+
+    def insert(
+        self,
+        dim: int,
+        matrices: list[np.ndarray],
+        texts: list[str],
+        ids: list[str],
+        metas: list[dict[str, Any]],
+    ) -> None:
+        """Append documents and publish them; an id already present is replaced (upsert).
+
+        The caller holds :attr:`write_lock`.
+        """
+        if self.store is None or self.hnsw is None:
+            self.store = TokenStore(dim, self.config.storage_dtype)
+            self.hnsw = VoyagerTokenIndex.from_config(dim, self.config)
+        if self.config.pool_factor > 1:
+            matrices = [pool_tokens(m, self.config.pool_factor) for m in matrices]
+        first_slot, first_row = self.store.append(matrices)
+        self.docs.append(ids, texts, metas)
+        # Graph first, then publish: a reader meeting the new token ids early drops them, as
+        # they lie beyond its snapshot's token count.
+        self.hnsw.add(np.concatenate(matrices), first_row)
+        live = np.zeros(self.store.n_docs, dtype=bool)
+        live[: self.snap.live.shape[0]] = self.snap.live
+        live[first_slot:] = True
+        replaced = [self._slot_of[i] for i in ids if i in self._slot_of]
+        slots = range(first_slot, self.store.n_docs)
+        self._publish(live, replaced, dict(zip(ids, slots, strict=True)))
+
+    def delete(self, ids: list[str]) -> None:
+        """Delete documents by id; the caller holds :attr:`write_lock`.
+
+        Raises:
+            KeyError: Listing every id that is not in the index; nothing is deleted then.
+        """
+        _, slots = self.resolve(ids)
+        missing = [i for i, s in zip(ids, slots, strict=True) if s is None]
+        if missing:
+            msg = f"cannot delete ids that are not in the index: {missing[:20]}"
+            raise KeyError(msg)
+        if ids:
+            self._publish(self.snap.live.copy(), slots, dict.fromkeys(ids))  # type: ignore[arg-type]
+
+    def _publish(
+        self, live: np.ndarray, dead: list[int], id_updates: dict[str, int | None]
+    ) -> None:
+        """Mark ``dead`` slots dead, update the id map and swap in a new snapshot."""
+        live[dead] = False
+        snap = Snapshot.build(self.store, self.docs, live, self.hnsw)  # type: ignore[arg-type]
+        offsets = snap.offsets
+        with self._publish_lock:
+            for doc_id, slot in id_updates.items():
+                if slot is None:
+                    self._slot_of.pop(doc_id, None)
+                else:
+                    self._slot_of[doc_id] = slot
+            self.snap = snap
+        for slot in dead:  # after publishing: no published snapshot needs these tokens
+            self.hnsw.mark_deleted(np.arange(offsets[slot], offsets[slot + 1]))  # type: ignore[union-attr]
+
+    def compact(self, dim: int) -> None:
+        """Rebuild graph and token store without deleted documents; the caller holds the lock."""
+        snap = self.snap
+        if self.store is None or snap.n_live == snap.live.shape[0]:
+            return
+        keep = np.flatnonzero(snap.live)
+        store = self.store.compacted(keep)
+        docs = DocumentStore()
+        docs.append(
+            [snap.docs.ids[s] for s in keep.tolist()],  # type: ignore[misc]
+            [snap.docs.texts[s] for s in keep.tolist()],
+            [snap.docs.metadatas[s] for s in keep.tolist()],
+        )
+        hnsw = VoyagerTokenIndex.from_config(dim, self.config)
+        hnsw.add_all(store.views()[0])
+        new = Snapshot.build(store, docs, np.ones(store.n_docs, bool), hnsw)
+        slot_of = {doc_id: slot for slot, doc_id in enumerate(docs.ids)}
+        self.store, self.docs, self.hnsw = store, docs, hnsw
+        with self._publish_lock:
+            self._slot_of, self.snap = slot_of, new  # type: ignore[assignment]
