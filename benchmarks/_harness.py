@@ -1,17 +1,25 @@
-"""Plumbing shared by both benchmark sides: memory probes, timing stats, packed-array caches.
+"""Plumbing shared by every benchmark: paths, the cache, result files, memory and timing probes.
 
 Imported by scripts running in *both* virtual environments (ours and ``.venv-baselines``), so it
-uses only the standard library and numpy. Each benchmark phase runs in a fresh process; a phase
-reports its result as one JSON file, which the orchestrator (``benchmarks/run.py``) reads.
+uses only the standard library and numpy. Each phase of ``benchmarks.compare`` runs in a fresh
+process and reports its result as one JSON file, which the orchestrator reads.
+
+Every path the benchmarks read or write is defined here: one cache root (``CACHE``, git-ignored)
+and one results folder with one naming scheme (:func:`result_stem`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import json
 import os
 import platform
 import resource
+import shlex
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -21,9 +29,17 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-BENCH_CACHE = REPO / ".cache" / "bench"
-CHECKPOINT_DIR = REPO / ".cache" / "minilm-colbert-128"
+SHARED_DATA = REPO.parent / "shared" / "data"
+RESULTS = REPO / "benchmarks" / "results"
 BASELINE_PYTHON = REPO / ".venv-baselines" / "bin" / "python"
+
+# The one cache root; everything below it can be deleted at any time (it is rebuilt on demand).
+CACHE = REPO / ".cache" / "benchmarks"
+EMBEDDINGS = CACHE / "embeddings"  # token matrices, keyed by encoder fingerprint + texts
+CHECKPOINT_DIR = CACHE / "minilm-colbert-128"  # shared PyLate checkpoint (built by PyLate)
+RUNS = CACHE / "runs"  # compare: per-run work folders (phase JSON, logs, indexes)
+SCALE = CACHE / "scale"  # studies.scale: passages, indexes, phase JSON
+GPU_CARRY = CACHE / "gpu-carry"  # studies/gpu_prepare.sh: what studies.gpu needs on a GPU box
 
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -120,6 +136,13 @@ def timed_calls(fn: Callable[[Any], Any], items: Sequence[Any]) -> tuple[list[An
     return outs, times
 
 
+def timed_run(fn: Callable[[str], list[str]], qids: Sequence[str]) -> dict[str, Any]:
+    """Rank every query id with ``fn`` after one warm-up call: latency stats and the run."""
+    fn(qids[0])  # warm-up
+    runs, times = timed_calls(fn, qids)
+    return {"latency": latency_stats(times), "run": dict(zip(qids, runs, strict=True))}
+
+
 def encode_server(
     encode_docs: Callable[[list[str]], list[Any]],
     encode_query: Callable[[str], Any],
@@ -168,7 +191,11 @@ def dir_bytes(path: Path) -> int:
 
 
 def save_packed(folder: Path, matrices: Sequence[np.ndarray]) -> None:
-    """Store ragged float token matrices as one float16 array plus int64 offsets (atomic)."""
+    """Store ragged float token matrices as one float16 array plus int64 offsets (atomic).
+
+    Written to a per-process temp folder and renamed into place: two processes filling the same
+    folder never clash, and the loser of the race keeps the winner's (identical) arrays.
+    """
     folder = Path(folder)
     offsets = np.zeros(len(matrices) + 1, dtype=np.int64)
     np.cumsum([m.shape[0] for m in matrices], out=offsets[1:])
@@ -177,11 +204,19 @@ def save_packed(folder: Path, matrices: Sequence[np.ndarray]) -> None:
     tokens = np.concatenate([np.asarray(m, dtype=np.float16) for m in matrices])
     np.save(tmp / "tokens.npy", tokens)
     np.save(tmp / "offsets.npy", offsets)
-    tmp.rename(folder)
+    try:
+        tmp.rename(folder)
+    except OSError:
+        if not packed_exists(folder):
+            raise
+        shutil.rmtree(tmp)
 
 
 def load_packed(folder: Path, *, dtype: Any = np.float32) -> list[np.ndarray]:
-    """Inverse of :func:`save_packed`: one ``(n_tokens, dim)`` array per item, as ``dtype``."""
+    """Inverse of :func:`save_packed`: one ``(n_tokens, dim)`` array per item, as ``dtype``.
+
+    ``dtype=np.float16`` gives read-only views of the memory-mapped file (no copy).
+    """
     tokens = np.load(Path(folder) / "tokens.npy", mmap_mode="r")
     offsets = np.load(Path(folder) / "offsets.npy")
     return [
@@ -194,6 +229,49 @@ def packed_exists(folder: Path) -> bool:
     return (Path(folder) / "tokens.npy").exists() and (Path(folder) / "offsets.npy").exists()
 
 
+def cached_embeddings(
+    name: str,
+    fingerprint: Any,
+    texts: Sequence[str],
+    encode: Callable[[list[str]], Sequence[np.ndarray]],
+    *,
+    dtype: Any = np.float16,
+) -> list[np.ndarray]:
+    """Token matrices of ``texts`` from ``encode``, cached under ``EMBEDDINGS`` (float16).
+
+    The folder is ``<name>-<hash>``, the hash covering the encoder ``fingerprint`` (any
+    JSON-serialisable value), ``name`` and every text, so a changed encoder setting or corpus
+    never reuses stale vectors. ``encode`` runs only on a cache miss (load the model inside it
+    to skip loading on a hit). Returns memory-mapped float16 views, or copies as ``dtype``.
+    """
+    digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True, default=str).encode())
+    digest.update(name.encode())
+    for t in texts:
+        digest.update(hashlib.sha1(t.encode()).digest())
+    folder = EMBEDDINGS / f"{name}-{digest.hexdigest()[:16]}"
+    if not packed_exists(folder):
+        t0 = time.perf_counter()
+        save_packed(folder, encode(list(texts)))
+        print(f"encoded {len(texts)} texts into {folder} in {time.perf_counter() - t0:.1f}s",
+              file=sys.stderr, flush=True)  # fmt: skip
+    return load_packed(folder, dtype=dtype)
+
+
+def document_embeddings(
+    model: Any, texts: Sequence[str], name: str, *, batch_size: int = 32
+) -> list[np.ndarray]:
+    """Cached ``model.encode_documents`` (a ``late_interaction.ColBERT``) of ``texts``.
+
+    ``name`` is a short label for the cache folder, e.g. the dataset name. Returns read-only
+    float16 views of the memory-mapped cache, one ``(n_tokens, dim)`` matrix per text.
+    """
+
+    def encode(batch: list[str]) -> list[np.ndarray]:
+        return model.encode_documents(batch, batch_size=batch_size, show_progress_bar=True)
+
+    return cached_embeddings(name, model.fingerprint(), texts, encode)
+
+
 def exact_maxsim_topk(
     queries: Sequence[np.ndarray],
     documents: Sequence[np.ndarray],
@@ -202,7 +280,7 @@ def exact_maxsim_topk(
 ) -> list[list[int]]:
     """Brute-force exact MaxSim ranking (positions into ``documents``), numpy only.
 
-    The reference for the baseline's ANN recall (ours uses ``LateInteractionIndex.exact_search``).
+    The reference for the baseline's ANN recall (ours uses ``index.search(..., exact=True)``).
     Documents are processed in chunks so memory stays bounded on large corpora.
     """
     lengths = np.array([d.shape[0] for d in documents], dtype=np.int64)
@@ -247,6 +325,116 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def git_state() -> str:
+    """HEAD commit, plus a note when the core package has uncommitted changes."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, check=True, cwd=REPO,
+        ).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "integrations"],
+            capture_output=True, text=True, check=False, cwd=REPO,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (" (+ uncommitted changes under integrations/)" if dirty else "")
+
+
+def command_line() -> str:
+    """The command that started this process, as ``python -m benchmarks....`` when run so."""
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    argv = ["-m", spec.name, *sys.argv[1:]] if spec is not None else sys.argv
+    python = Path(sys.executable).absolute()
+    shown = repo_relative(python) if python.is_relative_to(REPO) else python.name
+    return shlex.join([shown, *argv])
+
+
+def repo_relative(path: str | Path) -> str:
+    """``path`` relative to the repository root where it lies inside it (for result files)."""
+    path = Path(path).absolute()
+    return str(path.relative_to(REPO) if path.is_relative_to(REPO) else path)
+
+
+def run_meta(started: dt.datetime) -> dict[str, Any]:
+    """Command, start and end time, code version and machine of a run (for result headers)."""
+    return {
+        "command": command_line(),
+        "started": started.isoformat(timespec="seconds"),
+        "finished": dt.datetime.now().isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "git": git_state(),
+    }
+
+
+def header_lines(title: str, meta: dict[str, Any]) -> list[str]:
+    """The first lines of every result file: title, command, time and code, machine."""
+    m = meta["machine"]
+    return [
+        f"# {title}",
+        "",
+        f"- Command: `{meta['command']}`",
+        f"- When: {meta['started']} → {meta['finished']}; code: {meta.get('git', '?')}",
+        f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB RAM, {m['os']}, "
+        f"Python {m['python']}; load average at the end {m['load_avg']}",
+    ]
+
+
+def dataset_label(name: str, n_docs: int, max_docs: int | None) -> str:
+    """The dataset part of a result name: ``scifact``, or ``scifact1227`` for a cut corpus."""
+    return name if max_docs is None else f"{name}{n_docs}"
+
+
+def result_stem(study: str, dataset: str, started: dt.datetime, *variant: str | None) -> str:
+    """``<study>-<dataset>-<YYYYMMDD>-<HHMM>[-<variant>...]``: the one result naming scheme."""
+    parts = [study, dataset, f"{started:%Y%m%d-%H%M}", *(v for v in variant if v)]
+    return "-".join(p.replace("-", "") if i < 2 else p for i, p in enumerate(parts))
+
+
+def result_options(parser: Any) -> None:
+    """``--results-dir`` and ``--tag``, taken by every script that writes a result file."""
+    parser.add_argument("--results-dir", type=Path, default=RESULTS,
+                        help="where the result file goes (default benchmarks/results)")  # fmt: skip
+    parser.add_argument("--tag", default=None, help="variant suffix for the result file name")
+
+
+def save_result(
+    results_dir: Path, stem: str, markdown: str, data: dict[str, Any] | None = None
+) -> Path:
+    """Write ``<stem>.md`` (and ``<stem>.json`` when ``data`` is given); return the .md path."""
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / f"{stem}.md"
+    path.write_text(markdown, encoding="utf-8")
+    if data is not None:
+        text = json.dumps(data, indent=1, default=float)
+        (results_dir / f"{stem}.json").write_text(text, encoding="utf-8")
+    print(f"wrote {path}", file=sys.stderr)
+    return path
+
+
+def publish(
+    args: Any,
+    study: str,
+    dataset: str,
+    started: dt.datetime,
+    title: str,
+    body: Sequence[str],
+    *variant: str | None,
+    data: dict[str, Any] | None = None,
+) -> str:
+    """Print a study's result and save it under the naming scheme; return the markdown.
+
+    The file is the header (:func:`header_lines`), a blank line and ``body``, written to
+    ``args.results_dir`` as ``<study>-<dataset>-<YYYYMMDD>-<HHMM>[-<variant>...][-<args.tag>]``.
+    """
+    md = "\n".join([*header_lines(title, run_meta(started)), "", *body]) + "\n"
+    print(md)
+    stem = result_stem(study, dataset, started, *variant, args.tag)
+    save_result(args.results_dir, stem, md, data)
+    return md
+
+
 def write_result(path: str | Path | None, result: dict[str, Any]) -> None:
     """Write a phase's JSON result (or print it when no path is given)."""
     text = json.dumps(result, indent=1, default=float)
@@ -283,9 +471,9 @@ def sync(device: str) -> None:
 
 
 def side_arguments(parser: Any, phases: Sequence[str]) -> None:
-    """The command-line options both sides take (run.py passes the same ones to each)."""
+    """The command-line options both sides take (compare passes the same ones to each)."""
     parser.add_argument("--phase", required=True, choices=list(phases))
-    parser.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "scifact"))
+    parser.add_argument("--data", default=str(SHARED_DATA / "scifact"))
     parser.add_argument("--max-docs", type=int, default=None)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -294,5 +482,5 @@ def side_arguments(parser: Any, phases: Sequence[str]) -> None:
     parser.add_argument("--n-queries", type=int, default=None)
     parser.add_argument("--rerank-queries", type=int, default=None)
     parser.add_argument("--candidates", default=None, help="JSON {query id: [doc ids]} for rerank")
-    parser.add_argument("--work-dir", default=str(BENCH_CACHE / "work"))
+    parser.add_argument("--work-dir", default=str(RUNS / "manual"))
     parser.add_argument("--out", default=None)

@@ -342,7 +342,7 @@ def test_candidate_pruning_cuts_to_n_full_best_by_ann_hits():
     assert best_candidates(token_doc, allowed, token_ids, sims, 1).tolist() == [1]
     # unpublished token ids (a concurrent add) are ignored
     assert best_candidates(
-        snap, allowed, np.array([[9, 2]]), np.array([[1.0, 0.1]]), 5
+        token_doc, allowed, np.array([[9, 2]]), np.array([[1.0, 0.1]]), 5
     ).tolist() == [1]
 
 
