@@ -18,11 +18,11 @@ import pytest
 
 from late_interaction import (
     DimensionMismatchError,
+    IndexConfig,
     IndexFormatError,
     LateInteractionIndex,
     ModelMismatchError,
 )
-from late_interaction import IndexConfig
 
 FILES = {
     "config.json",
@@ -108,7 +108,7 @@ def test_rebuild_failures_say_what_happened(fake_encoder, ref, tiny_pylate_path,
     index.add(["the cat sat"], ids=["a"])
     saved = index.save(tmp_path / "real")
     shutil.rmtree(folder)
-    with pytest.raises(CheckpointNotFoundError, match="does not exist.*Pass it explicitly"):
+    with pytest.raises(CheckpointNotFoundError, match=r"does not exist.*Pass it explicitly"):
         LateInteractionIndex.load(saved)
 
 

@@ -19,7 +19,13 @@ TEXTS = ["Paris is the capital of France.", "cats", "", "The cat sat on the mat,
 
 
 def _tokens(model: ColBERT, texts, is_query: bool):
-    return tokenize(model._pipeline.tokenizer, model._pipeline.rules, model.config, list(texts), is_query=is_query)
+    return tokenize(
+        model._pipeline.tokenizer,
+        model._pipeline.rules,
+        model.config,
+        list(texts),
+        is_query=is_query,
+    )
 
 
 def _naive_maxsim(q: np.ndarray, d: np.ndarray) -> float:
@@ -259,7 +265,10 @@ def test_missing_marker_is_refused_unless_asked_for(tiny_stanford_path):
 def test_explicit_attention_without_expansion_is_refused(tiny_pylate_path):
     with pytest.raises(ValueError, match="attend_to_expansion_tokens=True needs query expansion"):
         ColBERT.from_pretrained(
-            tiny_pylate_path, device="cpu", attend_to_expansion_tokens=True, do_query_expansion=False
+            tiny_pylate_path,
+            device="cpu",
+            attend_to_expansion_tokens=True,
+            do_query_expansion=False,
         )
 
 

@@ -7,8 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from late_interaction import IndexFormatError, LateInteractionIndex
-from late_interaction import IndexConfig
+from late_interaction import IndexConfig, IndexFormatError, LateInteractionIndex
 from late_interaction._index.hnsw import VoyagerTokenIndex
 
 _ANN_ONLY = {"hnsw_m": 8, "ef_construction": 32, "exact_scan_tokens": 0, "exact_scan_fraction": 0}

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from late_interaction import LateInteractionIndex
-from late_interaction import IndexConfig
+from late_interaction import IndexConfig, LateInteractionIndex
 from late_interaction._index.pooling import pool_tokens
 
 

@@ -129,3 +129,30 @@ def test_missing_framework_names_the_extra_to_install():
         code = _BLOCK.format(blocked=blocked, adapter=adapter)
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert f'pip install "late-interaction[{extra}]"' in out.stdout, (adapter, out)
+
+
+def test_resolve_model_kinds(tiny_pylate_path, tiny_pylate_model, fake_encoder):
+    from late_interaction import ColBERT, resolve_model
+    from late_interaction._encoding.resolve import same_device
+
+    assert resolve_model(tiny_pylate_model) is tiny_pylate_model
+    assert resolve_model(tiny_pylate_model, device="cpu") is tiny_pylate_model
+    assert resolve_model(fake_encoder) is fake_encoder  # any Encoder, not only ColBERT
+    loaded = resolve_model(str(tiny_pylate_path), device="cpu")
+    assert isinstance(loaded, ColBERT) and loaded.fingerprint() == tiny_pylate_model.fingerprint()
+    for bad in (123, ["a"], object()):
+        try:
+            resolve_model(bad)
+        except TypeError as exc:
+            assert "model must be None" in str(exc)
+        else:
+            raise AssertionError(f"{bad!r} accepted")
+    try:
+        resolve_model(fake_encoder, device="cpu")  # no device of its own: device cannot apply
+    except ValueError as exc:
+        assert "device" in str(exc)
+    else:
+        raise AssertionError("device accepted for an encoder without one")
+    # "cuda" is the current CUDA device (0 without CUDA), as torch reads it: equal to "cuda:0".
+    assert same_device("cuda", "cuda:0") and same_device("cpu", "cpu")
+    assert not same_device("cuda:1", "cuda") and not same_device("cpu", "cuda:0")

@@ -15,11 +15,11 @@ import pytest
 from late_interaction import (
     DimensionMismatchError,
     EmptyIndexError,
+    IndexConfig,
     LateInteractionIndex,
     SearchHit,
     StoredDocument,
 )
-from late_interaction import IndexConfig
 
 # float32 storage so scores match the float64 reference to 1e-4; no shortcut to an exact scan
 ANN_ONLY = IndexConfig(storage_dtype="float32", exact_scan_tokens=0, exact_scan_fraction=0.0)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from late_interaction import IndexConfig
-from late_interaction.exceptions import IndexFormatError
 from late_interaction._index.hnsw import VoyagerTokenIndex
+from late_interaction.exceptions import IndexFormatError
 
 
 def _unit(rng, n, dim=12):

@@ -1,4 +1,4 @@
-"""Fixtures for the LangChain adapter tests: the embedded MiniLM encoder and real passages.
+"""Fixtures for the LangChain adapter tests: a tiny locally built encoder and real passages.
 
 The encoder and a read-only corpus retriever are built once per session (encoding is the slow
 part); tests that write to an index build their own small one.
@@ -29,9 +29,9 @@ def corpus_documents(step: int = 3) -> list[Document]:
 
 
 @pytest.fixture(scope="session")
-def colbert(default_model):
-    """The embedded offline default encoder (tests/conftest.py loads it once per run)."""
-    return default_model
+def colbert(tiny_pylate_model):
+    """The tiny PyLate-format checkpoint (fast; adapter tests check translation, not quality)."""
+    return tiny_pylate_model
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from langchain_core.documents import Document
 from langchain_core.language_models.fake_chat_models import (
-    GenericFakeChatModel,
     ParrotFakeChatModel,
 )
 from langchain_core.output_parsers import StrOutputParser
@@ -44,17 +43,6 @@ def test_retriever_in_a_chain_feeds_the_model_its_documents(corpus_retriever):
     answer = chain.invoke(QUESTION)
     expected = format_docs(corpus_retriever.invoke(QUESTION))
     assert answer == f"Context:\n{expected}\n\nQuestion: {QUESTION}"
-
-
-def test_chain_returns_the_model_answer(corpus_retriever):
-    model = GenericFakeChatModel(messages=iter(["Use a try statement with an except clause."]))
-    chain = (
-        {"context": corpus_retriever | format_docs, "question": RunnablePassthrough()}
-        | PROMPT
-        | model
-        | StrOutputParser()
-    )
-    assert chain.invoke(QUESTION) == "Use a try statement with an except clause."
 
 
 async def test_retriever_and_reranker_composition(colbert, documents):

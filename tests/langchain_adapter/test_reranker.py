@@ -111,8 +111,9 @@ def test_shares_a_loaded_encoder(colbert, reranker):
 
 
 def test_invalid_configuration_is_rejected(colbert):
-    with pytest.raises(ValueError, match="device"):
-        ColBERTReranker(model=colbert, device="cpu")
+    assert ColBERTReranker(model=colbert, device="cpu").encoder is colbert  # its own device
+    with pytest.raises(ValueError, match="device='cuda:1' but the given encoder is on"):
+        ColBERTReranker(model=colbert, device="cuda:1")
     with pytest.raises(TypeError, match="model must be"):
         ColBERTReranker(model=42)
     with pytest.raises(ValidationError):

@@ -1,4 +1,4 @@
-"""Fixtures for the LlamaIndex adapter tests: the embedded MiniLM encoder and real passages.
+"""Fixtures for the LlamaIndex adapter tests: a tiny locally built encoder and real passages.
 
 The encoder and the shared corpus index are built once per session (encoding is the slow part);
 tests that write to an index build their own small one.
@@ -42,9 +42,9 @@ def make_nodes(step: int = 3) -> list[TextNode]:
 
 
 @pytest.fixture(scope="session")
-def colbert(default_model):
-    """The embedded offline default encoder, shared with the rest of the suite (read-only)."""
-    return default_model
+def colbert(tiny_pylate_model):
+    """The tiny PyLate-format checkpoint (fast; adapter tests check translation, not quality)."""
+    return tiny_pylate_model
 
 
 @pytest.fixture(scope="session")

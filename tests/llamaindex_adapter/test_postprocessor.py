@@ -77,6 +77,9 @@ def test_shares_the_given_encoder(colbert):
     assert rerank.model == colbert.name_or_path and rerank.device == str(colbert.device)
     with pytest.raises(ValueError, match="device"):
         ColBERTRerank(model=colbert, device="meta")
+    assert ColBERTRerank(model=colbert, device="cpu").encoder is colbert  # its own device
+    with pytest.raises(TypeError, match="model must be None"):
+        ColBERTRerank(model=123)  # never looked up as a hub id
     with pytest.raises(ValueError, match="top_n"):
         ColBERTRerank(model=colbert, top_n=0)
 

@@ -178,10 +178,34 @@ def test_exact_scores_equal_naive_maxsim(colbert, corpus_index, nodes):
     np.testing.assert_allclose([n.score for n in got], [s for _, s in reference], atol=2e-2)
 
 
-def test_ann_top_k_matches_exact_on_small_corpus(corpus_index):
-    ann = ColBERTRetriever(corpus_index, similarity_top_k=5).retrieve(QUERY)
-    exact = ColBERTRetriever(corpus_index, similarity_top_k=5, exact=True).retrieve(QUERY)
-    assert [n.node.node_id for n in ann] == [n.node.node_id for n in exact]
+def test_ann_path_matches_brute_force(colbert, nodes, monkeypatch):
+    # Force the ANN stage (no exact-scan shortcut for a small corpus) and candidate pruning
+    # (n_full_scores below the corpus size), with candidates wide enough to reach every token
+    # and float32 graph vectors, so the result must equal brute force through the HNSW graph.
+    from late_interaction import IndexConfig
+    from late_interaction._index.hnsw import VoyagerTokenIndex
+
+    config = IndexConfig(
+        exact_scan_tokens=0, exact_scan_fraction=0.0, n_full_scores=8, hnsw_storage="float32",
+        k_token=5000, query_ef=5000,
+    )  # fmt: skip
+    kw = {"nodes": nodes, "model": colbert, "similarity_top_k": 5, "index_config": config}
+    retriever = ColBERTRetriever.from_defaults(**kw)
+    calls = []
+    query = VoyagerTokenIndex.query
+    monkeypatch.setattr(
+        VoyagerTokenIndex, "query", lambda self, *a: calls.append(a) or query(self, *a)
+    )
+    got = retriever.retrieve(QUERY)
+    reference = naive_maxsim_ranking(colbert, QUERY, nodes)[:5]
+    assert [n.node.node_id for n in got] == [i for i, _ in reference]
+    np.testing.assert_allclose([n.score for n in got], [s for _, s in reference], atol=2e-2)
+    retriever.filters = MetadataFilters(filters=[F("rank", 5.0, FilterOperator.GTE)])
+    got = retriever.retrieve(QUERY)
+    kept = [n for n in nodes if n.metadata["rank"] >= 5.0]
+    reference = naive_maxsim_ranking(colbert, QUERY, kept)[:5]
+    assert [n.node.node_id for n in got] == [i for i, _ in reference]
+    assert len(calls) == 2  # both answered through the HNSW graph, not by an exact scan
 
 
 def test_returns_original_nodes(corpus_index, nodes):
@@ -219,9 +243,22 @@ def test_insert_delete_and_delete_ref_doc(colbert):
     # Upsert: re-inserting an id replaces its content.
     changed = small[5].model_copy(update={"text": "Completely different words about lambda."})
     retriever.insert_nodes([changed])
-    top = retriever.retrieve("anonymous lambda function")[0]
-    assert top.node.node_id == changed.node_id and top.node.text == changed.text
+    found = {n.node.node_id: n.node for n in retriever.retrieve("anonymous lambda function")}
+    assert found[changed.node_id].text == changed.text
     assert set(retriever.index.ids) == left | {changed.node_id}
+
+
+def test_from_defaults_model_and_device(colbert, tiny_pylate_path, nodes):
+    same = ColBERTRetriever.from_defaults(nodes=nodes[:3], model=colbert, device="cpu")
+    assert same.index.model is colbert
+    by_path = ColBERTRetriever.from_defaults(
+        nodes=nodes[:3], model=str(tiny_pylate_path), device="cpu"
+    )
+    assert by_path.index.model.fingerprint() == colbert.fingerprint()
+    with pytest.raises(ValueError, match="device='cuda:1' but the given encoder is on"):
+        ColBERTRetriever.from_defaults(nodes=nodes[:3], model=colbert, device="cuda:1")
+    with pytest.raises(ValueError, match="exact=True skips"):
+        ColBERTRetriever(same.index, exact=True, query_ef=64)
 
 
 def test_empty_index_returns_nothing(colbert):
