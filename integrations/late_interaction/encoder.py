@@ -51,7 +51,7 @@ class ColBERT:
     first position is kept.
 
     Attributes:
-        config: The :class:`~late_interaction.config.EncoderConfig` in effect.
+        config: The :class:`~late_interaction.EncoderConfig` in effect.
     """
 
     def __init__(self, pipeline: Pipeline) -> None:

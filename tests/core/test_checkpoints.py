@@ -231,6 +231,11 @@ def test_unknown_folder_names_what_it_found(tmp_path):
     _error(tmp_path, r"found \['notes.txt'\].*Expected modules.json")
 
 
+def test_stanford_l2_similarity_is_refused(builders, tmp_path):
+    folder = builders.build_stanford(tmp_path / "l2", metadata={"similarity": "l2"})
+    _error(folder, "similarity='l2'; only colbert-ai's 'cosine'")
+
+
 def test_missing_path_and_file_path(tmp_path):
     with pytest.raises(CheckpointNotFoundError, match="does not exist") as info:
         ColBERT.from_pretrained(tmp_path / "nope" / "deeper" / "x", device="cpu")

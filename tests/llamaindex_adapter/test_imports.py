@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import llama_index.postprocessor.late_interaction_rerank as rerank_root
-import llama_index.retrievers.late_interaction as retriever_root
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
+
+import llama_index.postprocessor.late_interaction_rerank as rerank_root
+import llama_index.retrievers.late_interaction as retriever_root
 
 
 def test_all_is_pinned():

@@ -67,7 +67,11 @@ def stanford_settings(folder: Path) -> tuple[dict[str, Any], str]:
     if meta.get("mask_punctuation") is False:
         settings["skiplist_words"] = ()
     if meta.get("similarity", "cosine") != "cosine":
-        logger.warning(
-            "%s: similarity=%r is not supported; scoring uses cosine.", folder, meta["similarity"]
+        # Scoring such a checkpoint by cosine MaxSim would rank differently from what it was
+        # trained for: refuse rather than warn.
+        msg = (
+            f"{folder}: artifact.metadata says similarity={meta['similarity']!r}; only "
+            "colbert-ai's 'cosine' (MaxSim over normalised vectors) is supported."
         )
+        raise CheckpointFormatError(msg)
     return settings, "artifact.metadata"
