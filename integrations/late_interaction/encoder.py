@@ -248,21 +248,15 @@ class ColBERT:
         *,
         batch_size: int = 32,
     ) -> list[RerankResult]:
-        """Score documents against a query with exact MaxSim, best first.
+        """Rerank ``documents`` for ``query`` by exact MaxSim with this encoder, best first.
+
+        The same as :func:`late_interaction.scoring.rerank` (its Returns and Raises apply).
 
         Args:
             query: The query text.
             documents: Candidate texts.
-            top_k: Keep only the best ``top_k`` (None keeps all).
+            top_k: How many results to keep (None: all).
             batch_size: Documents per forward pass.
-
-        Returns:
-            ``RerankResult(position, score)`` sorted by score, descending (ties by position);
-            ``[]`` for no documents.
-
-        Raises:
-            TypeError: If ``query`` or a document is not a str.
-            ValueError: If ``top_k`` < 1.
         """
         return rerank(self, query, documents, top_k, batch_size=batch_size)
 

@@ -30,18 +30,11 @@ from late_interaction.exceptions import CheckpointFormatError
 
 logger = logging.getLogger(__name__)
 
-ST_KEYS = (
-    "query_prefix",
-    "document_prefix",
-    "query_length",
-    "document_length",
-    "do_query_expansion",
-    "attend_to_expansion_tokens",
-    "skiplist_words",
-)
-# Our own settings, saved by save_pretrained under this key of config_sentence_transformers.json.
+# Our own settings (PyLate has no such keys), saved by save_pretrained under this key of
+# config_sentence_transformers.json; the other settings use PyLate's own keys there.
 EXTRA_KEY = "late_interaction"
-EXTRA_KEYS = tuple(k for k in EncoderConfig.SETTINGS if k not in ST_KEYS)
+EXTRA_KEYS = ("keep_special_tokens", "skiplist_rule")
+ST_KEYS = tuple(k for k in EncoderConfig.SETTINGS if k not in EXTRA_KEYS)
 
 
 @dataclass
