@@ -13,6 +13,8 @@ import string
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
+from late_interaction._validation import positive_int
+
 __all__ = ["FORMAT_DEFAULTS", "EncoderConfig", "IndexConfig"]
 
 _T = TypeVar("_T")
@@ -209,11 +211,8 @@ class IndexConfig:
         positive = (
             "hnsw_m", "ef_construction", "k_token", "query_ef", "n_full_scores", "pool_factor"
         )  # fmt: skip
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                msg = f"{name} must be a positive int; got {value!r}."
-                raise ValueError(msg)
+        for name in positive:  # stored as plain ints, so the config stays JSON-serialisable
+            object.__setattr__(self, name, positive_int(getattr(self, name), name))
         if not 0.0 <= self.exact_scan_fraction <= 1.0 or self.exact_scan_tokens < 0:
             msg = (
                 "exact_scan_fraction must be in [0, 1] and exact_scan_tokens >= 0; got "

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from late_interaction._validation import as_texts
+from late_interaction._validation import as_texts, positive_int
 from late_interaction.types import Encoder, RerankResult
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -288,9 +288,7 @@ def rerank(
     if not isinstance(query, str):
         msg = f"query must be a str; got {type(query).__name__}."
         raise TypeError(msg)
-    if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
-        msg = f"top_k must be None or an int >= 1; got {top_k!r}."
-        raise ValueError(msg)
+    top_k = positive_int(top_k, "top_k", optional=True)
     documents = as_texts(documents, "documents")
     if not documents:
         return []
