@@ -16,7 +16,7 @@ from typing_extensions import Self
 
 from langchain_late_interaction._common import SCORE_KEY
 from late_interaction import resolve_model
-from late_interaction.scoring import rerank
+from late_interaction.reranking import rerank
 
 __all__ = ["ColBERTReranker"]
 

@@ -8,7 +8,8 @@ Public names (everything else is private and may change):
 * :class:`ColBERT` (encoder), :class:`LateInteractionIndex` (searchable, saveable index),
   :func:`maxsim` (exact scoring), :func:`resolve_model` (the model resolution adapters use);
 * :class:`EncoderConfig`, :class:`IndexConfig` (settings), :class:`Encoder` (the encoder seam);
-* result types :class:`SearchHit`, :class:`RerankResult`, :class:`StoredDocument`;
+* result types :class:`SearchHit`, :class:`RerankResult`, :class:`StoredDocument`,
+  :class:`Explanation` and :class:`TokenMatch` (``explain=True``);
 * errors, all under :class:`LateInteractionError`.
 
 Example:
@@ -35,7 +36,14 @@ from late_interaction.exceptions import (
     ModelMismatchError,
 )
 from late_interaction.scoring import maxsim
-from late_interaction.types import Encoder, RerankResult, SearchHit, StoredDocument
+from late_interaction.types import (
+    Encoder,
+    Explanation,
+    RerankResult,
+    SearchHit,
+    StoredDocument,
+    TokenMatch,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from late_interaction._encoding.resolve import resolve_model
@@ -50,6 +58,7 @@ __all__ = [
     "EmptyIndexError",
     "Encoder",
     "EncoderConfig",
+    "Explanation",
     "IndexConfig",
     "IndexFormatError",
     "LateInteractionError",
@@ -58,6 +67,7 @@ __all__ = [
     "RerankResult",
     "SearchHit",
     "StoredDocument",
+    "TokenMatch",
     "__version__",
     "maxsim",
     "resolve_model",

@@ -2,16 +2,12 @@
 
 .. code-block:: python
 
-    from late_interaction import ColBERT
-
-    model = ColBERT.from_pretrained()  # embedded all-MiniLM-L6-v2, offline
-    model = ColBERT.from_pretrained("answerdotai/answerai-colbert-small-v1")  # PyLate format
-    model = ColBERT.from_pretrained("colbert-ir/colbertv2.0")  # Stanford colbert-ai format
-    queries = model.encode_queries(["what is late interaction?"])  # [array (32, 96)]
+    model = ColBERT.from_pretrained()  # embedded all-MiniLM-L6-v2, offline; or a PyLate
+    model = ColBERT.from_pretrained("colbert-ir/colbertv2.0")  # or Stanford colbert-ai checkpoint
+    queries = model.encode_queries(["what is late interaction?"])  # [array (n_tokens, dim)]
     ranked = model.rerank("what is late interaction?", ["doc one", "doc two"], top_k=1)
 
-Loading (``_encoding/checkpoints.py``, ``hub.py``), the tokenisation rules (``tokenize.py``) and the
-forward pass (``pipeline.py``) live in the private ``_encoding`` package.
+Loading, the tokenisation rules and the forward pass live in the private ``_encoding`` package.
 """
 
 from __future__ import annotations
@@ -23,13 +19,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from late_interaction._encoding.explain import explain_pair
 from late_interaction._encoding.load import DEFAULT_MODEL, default_model_path, load_pipeline
 from late_interaction._encoding.pipeline import Pipeline
 from late_interaction._encoding.save import save_pylate
 from late_interaction._validation import as_texts
 from late_interaction.config import EncoderConfig
-from late_interaction.scoring import rerank
-from late_interaction.types import RerankResult
+from late_interaction.reranking import rerank
+from late_interaction.types import Explanation, RerankResult
 
 __all__ = ["DEFAULT_MODEL", "ColBERT"]
 
@@ -121,17 +118,8 @@ class ColBERT:
                 the vocabulary (see ``add_missing_markers``).
             TypeError: On a setting of the wrong type.
         """
-        arguments = {
-            "query_prefix": query_prefix,
-            "document_prefix": document_prefix,
-            "query_length": query_length,
-            "document_length": document_length,
-            "do_query_expansion": do_query_expansion,
-            "attend_to_expansion_tokens": attend_to_expansion_tokens,
-            "skiplist_words": skiplist_words,
-            "keep_special_tokens": keep_special_tokens,
-            "skiplist_rule": skiplist_rule,
-        }
+        given = locals()  # the encoder settings by name: one argument per EncoderConfig.SETTINGS
+        arguments = {name: given[name] for name in EncoderConfig.SETTINGS}
         pipeline = load_pipeline(
             name_or_path,
             arguments,
@@ -247,6 +235,7 @@ class ColBERT:
         top_k: int | None = None,
         *,
         batch_size: int = 32,
+        explain: bool = False,
     ) -> list[RerankResult]:
         """Rerank ``documents`` for ``query`` by exact MaxSim with this encoder, best first.
 
@@ -257,8 +246,31 @@ class ColBERT:
             documents: Candidate texts.
             top_k: How many results to keep (None: all).
             batch_size: Documents per forward pass.
+            explain: Attach each result's per-token :meth:`explain` breakdown.
         """
-        return rerank(self, query, documents, top_k, batch_size=batch_size)
+        return rerank(self, query, documents, top_k, batch_size=batch_size, explain=explain)
+
+    def explain(self, query: str, document: str) -> Explanation:
+        """Break the MaxSim of ``document`` for ``query`` down by query token.
+
+        For each query row: the document token it matched best, their similarity (its share of
+        the score) and that token's character span in ``document``, so an application can
+        highlight the evidence (:meth:`Explanation.highlights`). Special tokens, markers and
+        ``[MASK]`` expansions are rows too (their ``kind`` says so) and have no span.
+
+        Args:
+            query: Query text.
+            document: Document text.
+
+        Returns:
+            The :class:`~late_interaction.Explanation`; its ``score`` equals ``rerank``'s.
+
+        Raises:
+            TypeError: If a text is not a str, or the tokenizer reports no character offsets.
+        """
+        (q,) = self.encode_queries(as_texts(query, "query"), show_progress_bar=False)
+        (d,) = self.encode_documents(as_texts(document, "document"), show_progress_bar=False)
+        return explain_pair(self._pipeline, query, document, q, d)
 
     def fingerprint(self) -> dict[str, Any]:
         """JSON-serialisable identity of the encoder: equal dicts mean equal embeddings.

@@ -11,7 +11,7 @@ Two implementations share one contract:
   with ``offsets``; one matrix product, then a segmented max (``np.maximum.reduceat``). No padding
   is ever materialised, which is what makes it fast on CPU for documents of very different lengths.
 * :func:`score_slots`: :func:`maxsim_packed` over chosen documents of an index's token store, in
-  bounded chunks (what a search scores); :func:`rerank`: encode, score, sort.
+  bounded chunks (what a search scores). Reranking (encode, score, sort) is ``reranking.py``.
 * the torch path of :func:`maxsim`: pads to ``(n_docs, max_len, dim)`` with a boolean mask and fills
   masked similarities with ``-inf`` before the max; it runs on whatever device the query is on,
   in chunks of documents, and multiplies half-precision documents as they are on an accelerator.
@@ -24,13 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from late_interaction._validation import as_texts, positive_int
-from late_interaction.types import Encoder, RerankResult
-
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["maxsim", "maxsim_packed", "pack", "rerank", "score_slots"]
+__all__ = ["maxsim", "maxsim_packed", "pack", "score_slots"]
 
 
 def _check_query(query: np.ndarray) -> None:
@@ -258,41 +255,3 @@ def score_slots(
             rows = tokens[np.repeat(s - local[:-1], n) + np.arange(local[-1])]
         out[a:b] = maxsim_packed(query, rows, local)
     return out
-
-
-def rerank(
-    encoder: Encoder,
-    query: str,
-    documents: Sequence[str],
-    top_k: int | None = None,
-    *,
-    batch_size: int = 32,
-) -> list[RerankResult]:
-    """Score documents against a query with exact MaxSim, best first.
-
-    Args:
-        encoder: Any :class:`~late_interaction.Encoder` (e.g. a ``ColBERT``).
-        query: The query text.
-        documents: Candidate texts.
-        top_k: Keep only the best ``top_k`` (None keeps all).
-        batch_size: Documents per forward pass.
-
-    Returns:
-        ``RerankResult(position, score)`` sorted by score, descending (ties by position);
-        ``[]`` for no documents.
-
-    Raises:
-        TypeError: If ``query`` or a document is not a str.
-        ValueError: If ``top_k`` < 1.
-    """
-    if not isinstance(query, str):
-        msg = f"query must be a str; got {type(query).__name__}."
-        raise TypeError(msg)
-    top_k = positive_int(top_k, "top_k", optional=True)
-    documents = as_texts(documents, "documents")
-    if not documents:
-        return []
-    q = encoder.encode_queries([query], batch_size=1)[0]
-    scores = maxsim(q, encoder.encode_documents(documents, batch_size=batch_size))
-    order = np.argsort(-scores, kind="stable")[:top_k]
-    return [RerankResult(position=int(i), score=float(scores[i])) for i in order]

@@ -8,7 +8,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Encoder", "RerankResult", "SearchHit", "StoredDocument"]
+__all__ = ["Encoder", "Explanation", "RerankResult", "SearchHit", "StoredDocument", "TokenMatch"]
 
 
 @runtime_checkable
@@ -52,16 +52,87 @@ class Encoder(Protocol):
 
 
 @dataclass(frozen=True)
+class TokenMatch:
+    """One query token's contribution to a MaxSim score: its best document token.
+
+    Attributes:
+        query_token: The query token (``[MASK]`` for a query expansion row).
+        query_kind: ``"text"``, ``"special"`` (``[CLS]``/``[SEP]``), ``"marker"`` (``[Q]``) or
+            ``"expansion"``.
+        document_token: The document token it matched best.
+        document_kind: That token's kind (as ``query_kind``, never ``"expansion"``).
+        document_span: ``(start, end)`` character offsets of that token in the document text;
+            None for special and marker tokens, which stand for no text.
+        similarity: Their dot product (cosine for unit vectors): this row's share of the score.
+    """
+
+    query_token: str
+    query_kind: str
+    document_token: str
+    document_kind: str
+    document_span: tuple[int, int] | None
+    similarity: float
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why a document scored what it did: the MaxSim, query token by query token.
+
+    Attributes:
+        score: MaxSim score (the sum of the matches' similarities).
+        normalized_score: ``score`` divided by the number of query rows.
+        matches: One :class:`TokenMatch` per query row, in query order.
+    """
+
+    score: float
+    normalized_score: float
+    matches: list[TokenMatch]
+
+    def highlights(self, min_similarity: float = 0.0) -> list[tuple[int, int, float]]:
+        """Document spans matched by text query tokens, for highlighting evidence.
+
+        Args:
+            min_similarity: Leave out matches below this similarity.
+
+        Returns:
+            ``(start, end, similarity)`` per distinct span, the best similarity a span got,
+            in text order. Special, marker and expansion query rows are left out (they match
+            context, not a word the user typed).
+        """
+        best: dict[tuple[int, int], float] = {}
+        for m in self.matches:
+            if m.query_kind == "text" and m.document_span and m.similarity >= min_similarity:
+                best[m.document_span] = max(best.get(m.document_span, m.similarity), m.similarity)
+        return [(start, end, sim) for (start, end), sim in sorted(best.items())]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (what the adapters put in metadata)."""
+        return {
+            "score": self.score,
+            "normalized_score": self.normalized_score,
+            "matches": [
+                {**vars(m), "document_span": list(m.document_span) if m.document_span else None}
+                for m in self.matches
+            ],
+        }
+
+
+@dataclass(frozen=True)
 class RerankResult:
     """One reranked text.
 
     Attributes:
         position: Index of the text in the list given to ``rerank``.
-        score: Exact MaxSim score (higher is better).
+        score: Exact MaxSim score (higher is better; grows with the query's token count).
+        normalized_score: ``score`` divided by the number of query rows: the mean best cosine
+            of a query token, in [-1, 1], comparable across queries (use it for thresholds).
+        explanation: The per-token breakdown, when asked for (``explain=True``).
     """
 
     position: int
     score: float
+    normalized_score: float
+    explanation: Explanation | None = None
 
 
 @dataclass(frozen=True)
@@ -85,14 +156,19 @@ class SearchHit:
 
     Attributes:
         id: Document id.
-        score: Exact MaxSim score (higher is better).
+        score: Exact MaxSim score (higher is better; grows with the query's token count).
+        normalized_score: ``score`` divided by the number of query rows: the mean best cosine
+            of a query token, in [-1, 1], comparable across queries (use it for thresholds).
         rank: 0-based rank in the result list.
         text: Document text.
         metadata: Document metadata (a copy; mutating it does not change the index).
+        explanation: The per-token breakdown, when asked for (``explain=True``).
     """
 
     id: str
     score: float
+    normalized_score: float
     rank: int
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    explanation: Explanation | None = None

@@ -115,6 +115,7 @@ def rank(snap: Snapshot, query: np.ndarray, slots: np.ndarray, k: int) -> list[S
         SearchHit(
             id=docs.ids[slots[i]],  # type: ignore[arg-type]
             score=float(scores[i]),
+            normalized_score=float(scores[i]) / query.shape[0],
             rank=position,
             text=docs.texts[slots[i]],
             metadata=copy.deepcopy(docs.metadatas[slots[i]]),

@@ -7,6 +7,7 @@ Kept apart from ``index.py`` (construction, writes, persistence) so each file st
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -16,6 +17,7 @@ from late_interaction._index.search import SearchRequest, run_search
 from late_interaction._index.snapshot import View
 from late_interaction._validation import as_list, as_token_matrices
 from late_interaction.exceptions import EmptyIndexError
+from late_interaction.reranking import explain_method
 from late_interaction.types import SearchHit
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -44,6 +46,7 @@ class SearchMethods:
         exact: bool = False,
         query_ef: int | None = None,
         k_token: int | None = None,
+        explain: bool = False,
     ) -> list[SearchHit]:
         """Find the ``k`` documents with the highest exact MaxSim (among ANN candidates).
 
@@ -59,16 +62,20 @@ class SearchMethods:
             query_ef: HNSW search breadth (default ``config.query_ef``, at least ``k_token``).
             k_token: Document tokens fetched per query token (default
                 ``max(config.k_token, 2 * k)``).
+            explain: Attach each hit's per-token :class:`~late_interaction.Explanation` (needs
+                a text query and an encoder with ``explain``, as ``ColBERT``; re-encodes each
+                hit at full precision, so its ``score`` can differ from the stored one in the
+                third decimal, or more with token pooling).
 
         Returns:
             Hits, best first, with ranks 0..n-1, texts and metadata copies.
 
         Raises:
             EmptyIndexError: If the index holds no documents.
-            ValueError: If ``k``, ``query_ef`` or ``k_token`` is not a positive integer, or an
-                ANN setting comes with ``exact=True``.
-            TypeError: If ``query`` is neither a str nor a matrix, or ``filter`` is neither a
-                mapping nor a callable.
+            ValueError: If ``k``, ``query_ef`` or ``k_token`` is not a positive integer, an
+                ANN setting comes with ``exact=True``, or ``explain=True`` with a matrix query.
+            TypeError: If ``query`` is neither a str nor a matrix, ``filter`` is neither a
+                mapping nor a callable, or ``explain=True`` with an encoder that cannot explain.
 
         .. note::
             A restriction whose allowed documents are few (``config.exact_scan_tokens``,
@@ -80,9 +87,8 @@ class SearchMethods:
             got = type(query).__name__
             msg = f"query must be a str or a (n_query_tokens, dim) matrix; got {got}."
             raise TypeError(msg)
-        return self.search_batch(
-            [query], k, filter=filter, ids=ids, exact=exact, query_ef=query_ef, k_token=k_token
-        )[0]
+        options = {"exact": exact, "query_ef": query_ef, "k_token": k_token, "explain": explain}
+        return self.search_batch([query], k, filter=filter, ids=ids, **options)[0]
 
     def search_batch(
         self,
@@ -94,6 +100,7 @@ class SearchMethods:
         exact: bool = False,
         query_ef: int | None = None,
         k_token: int | None = None,
+        explain: bool = False,
         batch_size: int = 32,
     ) -> list[list[SearchHit]]:
         """:meth:`search` for many queries: texts encoded in one pass, one HNSW query.
@@ -107,6 +114,7 @@ class SearchMethods:
             exact: See :meth:`search`.
             query_ef: See :meth:`search`.
             k_token: See :meth:`search`.
+            explain: See :meth:`search`.
             batch_size: Encoder batch size for the texts.
 
         Returns:
@@ -115,6 +123,10 @@ class SearchMethods:
         request = SearchRequest.validated(k, exact, query_ef, k_token)
         view = self._view(filter, ids)
         queries = as_list(queries, "queries")
+        explainer = explain_method(self.model) if explain else None
+        if explainer is not None and not all(isinstance(q, str) for q in queries):
+            msg = "explain=True needs query texts (a token matrix has no tokens to show)."
+            raise ValueError(msg)
         if not queries:
             return []
         texts = [i for i, q in enumerate(queries) if isinstance(q, str)]
@@ -125,9 +137,15 @@ class SearchMethods:
             )
             for i, matrix in zip(texts, encoded, strict=True):
                 matrices[i] = matrix
-        return run_search(
+        results = run_search(
             view, as_token_matrices(matrices, self.dim, "query"), request, self.config
         )
+        if explainer is not None:
+            results = [
+                [replace(hit, explanation=explainer(query, hit.text)) for hit in hits]
+                for query, hits in zip(queries, results, strict=True)
+            ]
+        return results
 
     def _view(self, filter: Filter, ids: Iterable[str] | None) -> View:
         """Validate the restriction and take the snapshot it applies to (before any encoding)."""

@@ -13,7 +13,7 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
 from late_interaction import resolve_model
-from late_interaction.scoring import rerank
+from late_interaction.reranking import rerank
 
 if TYPE_CHECKING:
     from late_interaction import ColBERT, Encoder
