@@ -5,7 +5,7 @@ from langchain_core.retrievers import BaseRetriever
 
 import langchain_late_interaction
 
-EXPECTED_ALL = ["ColBERTReranker", "ColBERTRetriever"]
+EXPECTED_ALL = ["ColBERTReranker", "ColBERTRetriever", "ColBERTVectorStore"]
 
 
 def test_all_imports() -> None:
