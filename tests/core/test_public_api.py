@@ -98,6 +98,7 @@ ADAPTERS = (
     "llama_index.retrievers.late_interaction",
     "llama_index.postprocessor.late_interaction_rerank",
     "langchain_late_interaction",
+    "llama_index.indices.managed.late_interaction",
 )
 
 
@@ -126,6 +127,7 @@ def test_missing_framework_names_the_extra_to_install():
         ("llama_index.core", ADAPTERS[0], "llama-index"),
         ("llama_index.core", ADAPTERS[1], "llama-index"),
         ("langchain_core", ADAPTERS[2], "langchain"),
+        ("llama_index.core", ADAPTERS[3], "llama-index"),
     ]
     for blocked, adapter, extra in cases:
         code = _BLOCK.format(blocked=blocked, adapter=adapter)
