@@ -11,11 +11,24 @@ from langchain_core.documents import Document
 from pydantic import AfterValidator
 
 SCORE_KEY = "relevance_score"
-"""Metadata key of the MaxSim score on returned documents (as langchain-cohere's reranker)."""
+"""Metadata key of the normalised MaxSim score (MaxSim / query tokens, in [-1, 1]; the key
+langchain-cohere's reranker uses), comparable across queries."""
+MAXSIM_KEY = "maxsim_score"
+"""Metadata key of the raw MaxSim score (a sum over query tokens)."""
+EXPLANATION_KEY = "explanation"
+"""Metadata key of the per-token explanation, when asked for (``Explanation.to_dict()``)."""
+
+
+def score_metadata(result: Any) -> dict[str, Any]:
+    """The score keys (and explanation, if any) that a result adds to a document's metadata."""
+    extra = {SCORE_KEY: float(result.normalized_score), MAXSIM_KEY: float(result.score)}
+    if result.explanation is not None:
+        extra[EXPLANATION_KEY] = result.explanation.to_dict()
+    return extra
 
 Filter = dict[str, Any] | Callable[[dict[str, Any]], bool] | None
 StrPath = str | os.PathLike[str]
-SEARCH_KWARGS = frozenset({"query_ef", "k_token", "ids", "exact"})
+SEARCH_KWARGS = frozenset({"query_ef", "k_token", "ids", "exact", "explain"})
 
 
 def check_search_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from langchain_core.runnables import Runnable, RunnableLambda, RunnableParallel,
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 from typing_extensions import Self
 
-from langchain_late_interaction._common import SCORE_KEY
+from langchain_late_interaction._common import score_metadata
 from late_interaction import resolve_model
 from late_interaction.reranking import rerank
 
@@ -25,9 +25,10 @@ class ColBERTReranker(BaseDocumentCompressor):
     """Rerank documents by exact ColBERT late-interaction (MaxSim) scores.
 
     All documents are encoded and scored against the query in one batched pass. The result holds
-    copies of the ``top_n`` best documents, best first, each with its MaxSim score under
-    ``metadata["relevance_score"]`` (the key ``ColBERTRetriever`` uses); the caller's documents
-    are never modified.
+    copies of the ``top_n`` best documents, best first, each with its normalised MaxSim score
+    (MaxSim / query tokens, in [-1, 1], comparable across queries) under
+    ``metadata["relevance_score"]`` and the raw sum under ``metadata["maxsim_score"]`` (the keys
+    ``ColBERTRetriever`` uses); the caller's documents are never modified.
 
     Setup:
         .. code-block:: bash
@@ -90,6 +91,9 @@ class ColBERTReranker(BaseDocumentCompressor):
     batch_size: int = Field(default=32, ge=1)
     """Encoding batch size."""
 
+    explain: bool = False
+    """Add each document's per-token explanation in ``metadata["explanation"]``."""
+
     device: str | None = None
     """Device for loading ``model`` by name; with a loaded model, it must be the model's."""
 
@@ -120,14 +124,18 @@ class ColBERTReranker(BaseDocumentCompressor):
             top_n: Number of results; ``-1`` (default) uses ``self.top_n``, None returns all.
 
         Returns:
-            ``{"index": position in documents, "relevance_score": float}`` dicts, best first.
+            ``{"index": position in documents, "relevance_score": normalised MaxSim,
+            "maxsim_score": raw MaxSim}`` dicts (and ``"explanation"`` with ``explain``), best
+            first.
         """
         if len(documents) == 0:
             return []
         texts = [d.page_content if isinstance(d, Document) else d for d in documents]
         limit = self.top_n if top_n == -1 else top_n
-        results = rerank(self._encoder, query, texts, limit, batch_size=self.batch_size)
-        return [{"index": r.position, SCORE_KEY: float(r.score)} for r in results]
+        results = rerank(
+            self._encoder, query, texts, limit, batch_size=self.batch_size, explain=self.explain
+        )
+        return [{"index": r.position, **score_metadata(r)} for r in results]
 
     def compress_documents(
         self,
@@ -148,7 +156,7 @@ class ColBERTReranker(BaseDocumentCompressor):
         out = []
         for res in self.rerank(documents, query):
             doc = documents[res["index"]]
-            metadata = {**deepcopy(doc.metadata), SCORE_KEY: res[SCORE_KEY]}
+            metadata = {**deepcopy(doc.metadata), **{k: v for k, v in res.items() if k != "index"}}
             out.append(doc.model_copy(update={"metadata": metadata}))
         return out
 

@@ -16,11 +16,11 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field
 
 from langchain_late_interaction._common import (
-    SCORE_KEY,
     Filter,
     SearchKwargs,
     StrPath,
     check_search_kwargs,
+    score_metadata,
     unpack,
 )
 from late_interaction import IndexConfig, LateInteractionIndex, resolve_model
@@ -32,8 +32,10 @@ class ColBERTRetriever(BaseRetriever):
     r"""ColBERT late-interaction retriever backed by a ``LateInteractionIndex``.
 
     Per-token HNSW candidates, ranked by exact MaxSim. Returned ``Document`` objects carry the
-    stored ``id``, text and metadata plus the score in ``metadata["relevance_score"]`` (as
-    ``ColBERTReranker``; it overrides a stored key of that name in the returned copy).
+    stored ``id``, text and metadata plus the normalised score (MaxSim / query tokens, in
+    [-1, 1], comparable across queries) in ``metadata["relevance_score"]`` and the raw MaxSim in
+    ``metadata["maxsim_score"]`` (as ``ColBERTReranker``; they override stored keys of those
+    names in the returned copy). ``explain=True`` adds ``metadata["explanation"]``.
 
     Setup:
         .. code-block:: bash
@@ -102,7 +104,8 @@ class ColBERTRetriever(BaseRetriever):
     """Default metadata filter (core semantics); ``invoke(query, filter=...)`` replaces it."""
 
     search_kwargs: SearchKwargs = Field(default_factory=dict)
-    """Extra ``index.search`` options: ``query_ef``, ``k_token``, ``ids``, ``exact``."""
+    """Extra ``index.search`` options: ``query_ef``, ``k_token``, ``ids``, ``exact``,
+    ``explain``."""
 
     def _get_relevant_documents(
         self,
@@ -119,7 +122,7 @@ class ColBERTRetriever(BaseRetriever):
             return []
         hits = self.index.search(query, k=k, filter=filter, **search_kwargs)
         return [
-            Document(id=h.id, page_content=h.text, metadata={**h.metadata, SCORE_KEY: h.score})
+            Document(id=h.id, page_content=h.text, metadata={**h.metadata, **score_metadata(h)})
             for h in hits
         ]
 

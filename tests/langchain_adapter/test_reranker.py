@@ -15,11 +15,11 @@ QUERY = "How are exceptions raised and handled?"
 
 
 def naive_scores(colbert, query: str, texts: list[str]) -> np.ndarray:
-    """Sum over query tokens of the best dot product with any document token (plain numpy)."""
+    """Normalised MaxSim by plain numpy: the mean over query tokens of the best dot product."""
     q = colbert.encode_queries([query])[0].astype(np.float64)
     return np.array(
         [
-            sum(max(float(qt @ dt) for dt in d.astype(np.float64)) for qt in q)
+            sum(max(float(qt @ dt) for dt in d.astype(np.float64)) for qt in q) / len(q)
             for d in colbert.encode_documents(texts)
         ]
     )
@@ -53,6 +53,10 @@ def test_full_ordering_and_scores_match_naive_maxsim(colbert, candidates, refere
     np.testing.assert_allclose(
         [d.metadata["relevance_score"] for d in out], reference[expected], rtol=1e-4, atol=1e-4
     )
+    n_query_rows = colbert.encode_queries(QUERY)[0].shape[0]  # the raw score is the sum
+    np.testing.assert_allclose(
+        [d.metadata["maxsim_score"] for d in out], reference[expected] * n_query_rows, rtol=1e-4
+    )
 
 
 def test_top_n_keeps_the_best(top3, candidates, reference):
@@ -78,9 +82,8 @@ def test_returns_copies_and_never_mutates_inputs(reranker, candidates):
         original = by_id[doc.id]
         assert doc is not original and doc.metadata is not original.metadata
         assert doc.page_content == original.page_content
-        assert {k: v for k, v in doc.metadata.items() if k != "relevance_score"} == (
-            original.metadata
-        )
+        added = ("relevance_score", "maxsim_score")
+        assert {k: v for k, v in doc.metadata.items() if k not in added} == (original.metadata)
     out[0].metadata["topic"] = "changed"
     assert by_id[out[0].id].metadata["topic"] != "changed"
 
@@ -120,3 +123,20 @@ def test_invalid_configuration_is_rejected(colbert):
         ColBERTReranker(model=colbert, top_k=3)  # extra="forbid": the field is top_n
     with pytest.raises(ValidationError):
         ColBERTReranker(model=colbert, top_n=0)
+
+
+def test_explanations_on_request(colbert, candidates):
+    plain = ColBERTReranker(model=colbert, top_n=2).compress_documents(candidates, QUERY)
+    assert all("explanation" not in d.metadata for d in plain)
+    out = ColBERTReranker(model=colbert, top_n=2, explain=True).compress_documents(
+        candidates, QUERY
+    )
+    for doc in out:
+        exp = doc.metadata["explanation"]
+        assert exp["normalized_score"] == pytest.approx(doc.metadata["relevance_score"], abs=1e-5)
+        assert exp["score"] == pytest.approx(doc.metadata["maxsim_score"], abs=1e-4)
+        for match in exp["matches"]:
+            if match["document_span"] is not None and match["document_token"] != "[UNK]":
+                start, end = match["document_span"]
+                token = match["document_token"].removeprefix("##")
+                assert doc.page_content[start:end].lower() == token  # WordPiece, lower-cased

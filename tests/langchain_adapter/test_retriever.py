@@ -28,7 +28,7 @@ def doc_embeddings(colbert, documents) -> list[np.ndarray]:
 def brute_force(colbert, documents, doc_embeddings):
     """(ids, scores) of the top-k documents passing ``keep``, by plain-numpy MaxSim."""
     q = colbert.encode_queries([QUERY])[0]
-    all_scores = np.array([(q @ e.T).max(axis=1).sum() for e in doc_embeddings])
+    all_scores = np.array([(q @ e.T).max(axis=1).mean() for e in doc_embeddings])  # normalised
 
     def top(k, keep=lambda meta: True):
         kept = [i for i, d in enumerate(documents) if keep(d.metadata)]
@@ -44,10 +44,10 @@ def exhaustive(corpus_retriever):
 
 
 def assert_matches(docs, expected_ids, expected_scores):
-    # Stored token matrices are float16: allow ~1e-3 per query token of score error.
+    # Stored token matrices are float16: allow ~2e-3 of normalised score (per-token mean) error.
     assert sorted(d.id for d in docs) == sorted(expected_ids)
     got = {d.id: d.metadata["relevance_score"] for d in docs}
-    np.testing.assert_allclose([got[i] for i in expected_ids], expected_scores, atol=0.05)
+    np.testing.assert_allclose([got[i] for i in expected_ids], expected_scores, atol=2e-3)
     scores = [d.metadata["relevance_score"] for d in docs]
     assert scores == sorted(scores, reverse=True)
 
@@ -59,7 +59,8 @@ def test_results_match_brute_force_and_carry_document_fields(brute_force, docume
     for doc in docs:
         assert doc.page_content == by_id[doc.id].page_content
         # The stored metadata comes back unchanged beside the score (checked in assert_matches).
-        assert {k: v for k, v in doc.metadata.items() if k != "relevance_score"} == (
+        added = ("relevance_score", "maxsim_score")
+        assert {k: v for k, v in doc.metadata.items() if k not in added} == (
             by_id[doc.id].metadata
         )
 

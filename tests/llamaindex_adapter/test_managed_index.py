@@ -44,9 +44,9 @@ def test_from_documents_retriever_and_engines(index, colbert):
     got = index.as_retriever(similarity_top_k=3).retrieve(query)
     q = colbert.encode_queries(query)[0]
     texts = [n.node.get_content() for n in got]
-    expected = [float((q @ d.T).max(axis=1).sum()) for d in colbert.encode_documents(texts)]
+    expected = [float((q @ d.T).max(axis=1).mean()) for d in colbert.encode_documents(texts)]
     assert [n.score for n in got] == sorted([n.score for n in got], reverse=True)
-    np.testing.assert_allclose([n.score for n in got], expected, atol=2e-2)  # brute force
+    np.testing.assert_allclose([n.score for n in got], expected, atol=1e-3)  # normalised
     assert isinstance(index.as_retriever(), ColBERTRetriever)
     response = index.as_query_engine(llm=MockLLM(), similarity_top_k=1).query(query)
     assert [n.node.node_id for n in response.source_nodes] == [got[0].node.node_id]

@@ -49,7 +49,7 @@ def test_scores_equal_naive_maxsim(colbert, nodes):
         [n.node.get_content(metadata_mode=MetadataMode.EMBED) for n in items]
     )
     naive = {
-        it.node.node_id: float((q @ d.T).max(axis=1).sum())
+        it.node.node_id: float((q @ d.T).max(axis=1).mean())  # normalised: mean over rows
         for it, d in zip(items, docs, strict=True)
     }
     expected = sorted(naive.items(), key=lambda kv: -kv[1])[:4]
@@ -101,3 +101,21 @@ async def test_events_and_callbacks_fire(colbert, nodes):
     pairs = debug.get_event_pairs(CBEventType.RERANKING)
     assert len(pairs) == 2
     assert len(pairs[0][1].payload["nodes"]) == 2
+
+
+def test_normalised_scores_and_explanations(colbert, nodes):
+    n_rows = colbert.encode_queries(QUERY)[0].shape[0]
+    normalised = ColBERTRerank(model=colbert, top_n=3).postprocess_nodes(
+        scored(nodes), query_str=QUERY
+    )
+    raw = ColBERTRerank(model=colbert, top_n=3, score_mode="maxsim").postprocess_nodes(
+        scored(nodes), query_str=QUERY
+    )
+    np.testing.assert_allclose([n.score for n in raw], [n.score * n_rows for n in normalised])
+    explained = ColBERTRerank(model=colbert, top_n=3, explain=True).postprocess_nodes(
+        scored(nodes), query_str=QUERY
+    )
+    for n, plain in zip(explained, normalised, strict=True):
+        assert n.node.metadata["explanation"]["normalized_score"] == pytest.approx(plain.score)
+        assert "explanation" not in n.node.get_content(metadata_mode=MetadataMode.LLM)
+    assert all("explanation" not in n.node.metadata for n in scored(nodes))  # inputs untouched

@@ -14,6 +14,7 @@ from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
 from late_interaction import resolve_model
 from late_interaction.reranking import rerank
+from llama_index.retrievers.late_interaction._translate import check_score_mode, scored_node
 
 if TYPE_CHECKING:
     from late_interaction import ColBERT, Encoder
@@ -54,6 +55,11 @@ class ColBERTRerank(BaseNodePostprocessor):
         keep_retrieval_score: Copy each node's incoming score to
             ``metadata["retrieval_score"]`` of a copied node.
         batch_size: Encoding batch size.
+        score_mode: ``"normalized"`` (default; MaxSim divided by the query's token count, in
+            [-1, 1], so ``SimilarityPostprocessor`` cutoffs mean the same for every query) or
+            ``"maxsim"`` (the raw sum).
+        explain: Put each node's per-token explanation in ``metadata["explanation"]`` of a
+            copied node (hidden from the LLM); costs one more encoding per returned node.
         **kwargs: Other ``BaseNodePostprocessor`` fields (e.g. ``callback_manager``).
 
     Raises:
@@ -69,6 +75,8 @@ class ColBERTRerank(BaseNodePostprocessor):
         description="Keep the incoming score in metadata['retrieval_score'] of a copied node.",
     )
     batch_size: int = Field(default=32, description="Encoding batch size.")
+    score_mode: str = Field(default="normalized", description="'normalized' or 'maxsim'.")
+    explain: bool = Field(default=False, description="Attach per-token explanations.")
 
     _model: Any = PrivateAttr()
 
@@ -79,6 +87,8 @@ class ColBERTRerank(BaseNodePostprocessor):
         device: str | None = None,
         keep_retrieval_score: bool = False,
         batch_size: int = 32,
+        score_mode: str = "normalized",
+        explain: bool = False,
         **kwargs: Any,
     ) -> None:
         if top_n < 1:
@@ -92,6 +102,8 @@ class ColBERTRerank(BaseNodePostprocessor):
             device=None if own_device is None else str(own_device),
             keep_retrieval_score=keep_retrieval_score,
             batch_size=batch_size,
+            score_mode=check_score_mode(score_mode),
+            explain=explain,
             **kwargs,
         )
         self._model = encoder  # private attributes only after pydantic's __init__
@@ -133,20 +145,25 @@ class ColBERTRerank(BaseNodePostprocessor):
         ) as event:
             texts = [n.node.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]
             ranked = rerank(
-                self._model, query_bundle.query_str, texts, self.top_n, batch_size=self.batch_size
+                self._model,
+                query_bundle.query_str,
+                texts,
+                self.top_n,
+                batch_size=self.batch_size,
+                explain=self.explain,
             )
-            new_nodes = [self._rescored(nodes[r.position], r.score) for r in ranked]
+            new_nodes = [self._rescored(nodes[r.position], r) for r in ranked]
             event.on_end(payload={EventPayload.NODES: new_nodes})
         dispatcher.event(ReRankEndEvent(nodes=new_nodes))
         return new_nodes
 
-    def _rescored(self, item: NodeWithScore, score: float) -> NodeWithScore:
+    def _rescored(self, item: NodeWithScore, result: Any) -> NodeWithScore:
         node = item.node
         if self.keep_retrieval_score:
             # Copy node and metadata: the caller's node must keep its own metadata.
             metadata = {**node.metadata, "retrieval_score": item.score}
             node = node.model_copy(update={"metadata": metadata})
-        return NodeWithScore(node=node, score=float(score))
+        return scored_node(node, result, self.score_mode)
 
     async def _apostprocess_nodes(
         self,

@@ -12,7 +12,7 @@ import operator as op
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from llama_index.core.schema import BaseNode
+from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore
 from llama_index.core.vector_stores.types import (
     FilterCondition,
     FilterOperator,
@@ -20,7 +20,7 @@ from llama_index.core.vector_stores.types import (
     MetadataFilters,
 )
 
-__all__ = ["collect_nodes", "to_predicate"]
+__all__ = ["check_score_mode", "collect_nodes", "scored_node", "to_predicate"]
 
 Predicate = Callable[[Mapping[str, Any]], bool]
 
@@ -180,3 +180,67 @@ def collect_nodes(
             splitter = SentenceSplitter(chunk_size=chunk_size, chunk_overlap=chunk_size // 8)
         return list(run_transformations(list(documents), transformations or [splitter]))
     return list(nodes or [])
+
+
+SCORE_MODES = ("normalized", "maxsim")
+EXPLANATION_KEY = "explanation"
+
+
+def check_score_mode(score_mode: str) -> str:
+    """Return ``score_mode`` if it is one of :data:`SCORE_MODES`.
+
+    Raises:
+        ValueError: Otherwise, naming the choices.
+    """
+    if score_mode not in SCORE_MODES:
+        msg = f"score_mode must be one of {SCORE_MODES}; got {score_mode!r}."
+        raise ValueError(msg)
+    return score_mode
+
+
+def scored_node(node: BaseNode, result: Any, score_mode: str) -> NodeWithScore:
+    """A ``NodeWithScore`` from a core hit or rerank result, with its explanation if any.
+
+    The score is the normalised MaxSim (mean best cosine per query token, in [-1, 1]: what
+    ``SimilarityPostprocessor(similarity_cutoff=...)`` can threshold) or, with ``"maxsim"``, the
+    raw sum. An explanation goes into a copy of the node's metadata under ``"explanation"``,
+    excluded from what the LLM and the embedder see; its spans index ``node.get_content()``.
+    """
+    score = result.normalized_score if score_mode == "normalized" else result.score
+    if result.explanation is not None:
+        explanation = _on_node_text(node, result.explanation.to_dict())
+        node = node.model_copy(
+            update={
+                "metadata": {**node.metadata, EXPLANATION_KEY: explanation},
+                "excluded_llm_metadata_keys": [*node.excluded_llm_metadata_keys, EXPLANATION_KEY],
+                "excluded_embed_metadata_keys": [
+                    *node.excluded_embed_metadata_keys,
+                    EXPLANATION_KEY,
+                ],
+            }
+        )
+    return NodeWithScore(node=node, score=float(score))
+
+
+def _on_node_text(node: BaseNode, explanation: dict[str, Any]) -> dict[str, Any]:
+    """Re-base an explanation's spans from the encoded text onto ``node.get_content()``.
+
+    The index encodes ``get_content(MetadataMode.EMBED)``: the node's embed metadata, then its
+    text. A match inside the text gets a span into the text; a match in the metadata header
+    gets ``document_span=None`` and ``document_kind="metadata"`` (it matched a metadata value).
+    """
+    text = node.get_content(metadata_mode=MetadataMode.NONE)
+    offset = node.get_content(metadata_mode=MetadataMode.EMBED).find(text) if text else -1
+    matches = []
+    for match in explanation["matches"]:
+        span = match["document_span"]
+        if span is not None:
+            start, end = span[0] - offset, span[1] - offset
+            inside = offset >= 0 and 0 <= start and end <= len(text)
+            match = {
+                **match,
+                "document_span": [start, end] if inside else None,
+                "document_kind": match["document_kind"] if inside else "metadata",
+            }
+        matches.append(match)
+    return {**explanation, "matches": matches}

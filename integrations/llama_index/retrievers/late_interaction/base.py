@@ -16,7 +16,12 @@ from llama_index.core.vector_stores.types import MetadataFilters
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
 
 from late_interaction import LateInteractionIndex, resolve_model
-from llama_index.retrievers.late_interaction._translate import collect_nodes, to_predicate
+from llama_index.retrievers.late_interaction._translate import (
+    check_score_mode,
+    collect_nodes,
+    scored_node,
+    to_predicate,
+)
 
 if TYPE_CHECKING:
     from llama_index.core.indices.vector_store.base import VectorStoreIndex
@@ -27,7 +32,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PERSIST_FILENAME = "retriever.json"
-_SETTINGS = ("similarity_top_k", "filters", "node_ids", "doc_ids", "exact", "query_ef")
+_SETTINGS = (
+    "similarity_top_k", "filters", "node_ids", "doc_ids", "exact", "query_ef", "score_mode",
+    "explain",
+)  # fmt: skip
 
 
 class ColBERTRetriever(BaseRetriever):
@@ -61,11 +69,17 @@ class ColBERTRetriever(BaseRetriever):
         doc_ids: Restrict results to nodes of these source documents (``ref_doc_id``).
         exact: Brute-force MaxSim over all (filtered) nodes instead of the ANN stage.
         query_ef: Voyager ``query_ef`` for the token search (None: the core's default).
+        score_mode: ``NodeWithScore.score``: ``"normalized"`` (default; MaxSim divided by the
+            query's token count, in [-1, 1], comparable across queries, so
+            ``SimilarityPostprocessor(similarity_cutoff=...)`` works) or ``"maxsim"`` (the sum).
+        explain: Put each hit's per-token explanation (``Explanation.to_dict()``: matched
+            document tokens, spans, similarities) in the node's ``metadata["explanation"]``,
+            hidden from the LLM; costs one more encoding per hit.
         callback_manager, objects, object_map, verbose: As ``BaseRetriever``.
 
     Raises:
-        ValueError: If ``similarity_top_k < 1``, a filter uses an unsupported operator, or
-            ``query_ef`` comes with ``exact=True``.
+        ValueError: If ``similarity_top_k < 1``, a filter uses an unsupported operator,
+            ``query_ef`` comes with ``exact=True``, or ``score_mode`` is unknown.
     """
 
     def __init__(
@@ -77,6 +91,8 @@ class ColBERTRetriever(BaseRetriever):
         doc_ids: Sequence[str] | None = None,
         exact: bool = False,
         query_ef: int | None = None,
+        score_mode: str = "normalized",
+        explain: bool = False,
         callback_manager: CallbackManager | None = None,
         objects: list[IndexNode] | None = None,
         object_map: dict | None = None,
@@ -94,6 +110,7 @@ class ColBERTRetriever(BaseRetriever):
         self.filters = filters
         self.node_ids, self.doc_ids = node_ids, doc_ids
         self.exact, self.query_ef = exact, query_ef
+        self.score_mode, self.explain = check_score_mode(score_mode), explain
         if 0 < len(index) < similarity_top_k:
             msg = "similarity_top_k=%d exceeds the %d indexed nodes; all nodes will be returned."
             logger.warning(msg, similarity_top_k, len(index))
@@ -216,8 +233,9 @@ class ColBERTRetriever(BaseRetriever):
             return []
         q, k = query_bundle.query_str, min(self.similarity_top_k, len(self._index))
         opts = {"filter": to_predicate(self.filters, self.doc_ids), "ids": self.node_ids}
-        hits = self._index.search(q, k, exact=self.exact, query_ef=self.query_ef, **opts)
-        return [NodeWithScore(node=metadata_dict_to_node(h.metadata), score=h.score) for h in hits]
+        opts.update(exact=self.exact, query_ef=self.query_ef, explain=self.explain)
+        hits = self._index.search(q, k, **opts)
+        return [scored_node(metadata_dict_to_node(h.metadata), h, self.score_mode) for h in hits]
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         # Encoding and MaxSim are CPU/GPU bound: keep them off the event loop.
