@@ -158,9 +158,13 @@ class LateInteractionIndex(SearchMethods):
         """
         texts = as_texts(texts, "texts")
         id_list, metas = validate_documents(texts, ids, metadatas)
+        if not texts:
+            return []
         show = len(texts) >= _PROGRESS_MIN_TEXTS if show_progress_bar is None else show_progress_bar
         encode = self._encode_documents(batch_size)
-        return self._state.add(self.dim, encode, texts, id_list, metas, show_progress_bar=show)
+        return self._state.add(
+            self.dim, encode, texts, id_list, metas, show_progress_bar=show, chunk=_ADD_CHUNK
+        )
 
     def add_embeddings(
         self,
@@ -197,6 +201,7 @@ class LateInteractionIndex(SearchMethods):
             texts,
             id_list,
             metas,
+            chunk=_ADD_CHUNK,
         )
 
     def _encode_documents(self, batch_size: int) -> Any:
