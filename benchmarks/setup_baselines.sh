@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the baselines' own virtual environment (.venv-baselines), kept apart from ours, and
-# adds the benchmark tools (bm25s, psutil, LlamaIndex's HF embeddings) to our .venv.
+# adds the benchmark tools (bm25s, LlamaIndex's HF embeddings) to our .venv.
 #
 # PyLate 1.6.0 pins sentence-transformers==5.3.0 and transformers<=5.3.0, and its fast-plaid
 # pin has no build for torch 2.13, so it is installed with --no-deps plus its other pins.

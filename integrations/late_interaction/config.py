@@ -48,7 +48,7 @@ FORMAT_DEFAULTS: dict[str, dict[str, Any]] = {
         "keep_special_tokens": True,
     },
     # Encoders not trained as ColBERT (the embedded MiniLM default included): no markers, no
-    # expansion; chosen by measurement (benchmarks/results/default_settings_probe.md).
+    # expansion; chosen by measurement (benchmarks/results/probe-scifact+cranfield-20261123.md).
     "plain": {
         "query_prefix": "",
         "document_prefix": "",
@@ -150,13 +150,13 @@ class IndexConfig:
         storage_dtype: Precision of the exact token store, ``"float16"`` or ``"float32"``. Exact
             MaxSim always computes in float32; float16 halves the store at a score error of about
             1e-3 per query token, while float32 makes a CPU search about twice as fast (widening
-            float16 rows is most of its time: ``benchmarks/results/profile-cpu-20261124.md``).
+            float16 rows is most of its time: ``benchmarks/results/profile-scifact566-20261124.md``).
         hnsw_m: HNSW graph degree (Voyager ``M``).
         ef_construction: HNSW build-time candidate list size. The defaults (``M=16``,
             ``ef_construction=32``) build several times faster than Voyager's ``M=12``/``200``
             and still give recall@10 >= 0.98 against exact MaxSim on SciFact: candidates need
             only reach each relevant document through one of its tokens, and exact MaxSim
-            re-ranks them (``benchmarks/results/index_scifact.md``).
+            re-ranks them (``benchmarks/results/index-scifact-20261123.md``).
         random_seed: Voyager's seed, for reproducible graphs.
         space: Voyager space for candidate generation: ``"cosine"`` (normalises on insert and
             query, robust to slightly unnormalised vectors) or ``"inner_product"``.

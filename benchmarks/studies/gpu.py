@@ -1,0 +1,310 @@
+"""GPU mode: encoding throughput ours vs PyLate, and batched MaxSim against the memory bound.
+
+Runs where torch sees a CUDA device (falls back to CPU otherwise, with smaller defaults). Our
+side runs in this process; PyLate runs in a subprocess (``-m benchmarks.studies.gpu --worker
+pylate``, from the repository root) whose ``PYTHONPATH`` starts with ``--pylate-site`` (PyLate
+1.6.0 needs sentence-transformers 5.3, which a newer environment may not have), on the same
+checkpoint folder and texts.
+
+MaxSim: one query (32 tokens) against ``--maxsim-docs`` synthetic unit-norm documents padded to
+180 tokens in float16 -- the shape a GPU reranker or brute-force search scans. The floor is the
+bytes of the document tensor read once over the card's measured copy bandwidth (read + write
+bytes of a large device-to-device copy).
+
+Writes ``gpu-<device>-<YYYYMMDD>-<HHMM>[-<tag>].md`` and ``.json`` (device e.g. ``h100``) to
+``--results-dir``. On a bare GPU machine, see ``gpu_prepare.sh`` for what to carry and the command.
+
+Usage (from the repository root):
+    python -m benchmarks.studies.gpu --checkpoint .cache/benchmarks/minilm-colbert-128 \\
+        --texts docs.jsonl --results-dir DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from benchmarks import _harness as h
+
+DIM, QTOK, DOC_LEN = 128, 32, 180
+
+
+def _device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def _bench(fn, warmup: int = 3, reps: int = 10) -> float:
+    """Median seconds of ``fn`` (synchronised wall clock)."""
+    for _ in range(warmup):
+        fn()
+    _sync()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        _sync()
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
+
+
+def copy_bandwidth() -> float | None:
+    """Device-to-device copy rate in GB/s, counting bytes read plus bytes written."""
+    if not torch.cuda.is_available():
+        return None
+    src = torch.empty(2 * 1024**3 // 2, dtype=torch.float16, device="cuda").normal_()
+    dst = torch.empty_like(src)
+    t = _bench(lambda: dst.copy_(src))
+    return 2 * src.numel() * 2 / t / 1e9
+
+
+def synthetic_docs(n_docs: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Unit-norm float16 documents padded to DOC_LEN, their mask, and one 32-token query."""
+    g = torch.Generator(device=_device()).manual_seed(seed)
+    docs = torch.randn(n_docs, DOC_LEN, DIM, generator=g, device=_device(), dtype=torch.float16)
+    docs = torch.nn.functional.normalize(docs, dim=-1)
+    lengths = torch.randint(32, DOC_LEN + 1, (n_docs,), generator=g, device=_device())
+    mask = torch.arange(DOC_LEN, device=_device())[None, :] < lengths[:, None]
+    docs = docs * mask[..., None]
+    query = torch.nn.functional.normalize(
+        torch.randn(QTOK, DIM, generator=g, device=_device(), dtype=torch.float16), dim=-1
+    )
+    return docs, mask, query
+
+
+def maxsim_reference(query, docs, mask, chunk: int = 8192) -> torch.Tensor:
+    """What a bandwidth-minded MaxSim looks like in plain torch: half-precision matmul in
+    chunks (float32 accumulation inside the tensor cores), -inf masking, max, sum."""
+    out = torch.empty(docs.shape[0], dtype=torch.float32, device=docs.device)
+    qt = query.to(docs.dtype).T
+    for s in range(0, docs.shape[0], chunk):
+        sims = docs[s : s + chunk] @ qt  # (c, L, Q)
+        sims.masked_fill_(~mask[s : s + chunk, :, None], float("-inf"))
+        out[s : s + chunk] = sims.amax(dim=1).float().sum(dim=1)
+    return out
+
+
+def encode_bench(encode, texts: list[str], batch_size: int, trials: int = 3) -> dict:
+    """Median of ``trials`` timed passes after a warm-up pass over the same texts.
+
+    The warm-up runs every batch shape once: the first pass at a new shape pays cuBLAS/SDPA
+    kernel selection, which made single-pass timings swing by 1.5x between configurations.
+    """
+    embs = encode(texts, batch_size)  # warm-up (kernels for every shape, allocator)
+    _sync()
+    times = []
+    for _ in range(trials):
+        t0 = time.perf_counter()
+        embs = encode(texts, batch_size)
+        _sync()
+        times.append(time.perf_counter() - t0)
+    dt = statistics.median(times)
+    n_tok = int(sum(e.shape[0] for e in embs))
+    return {"docs": len(texts), "seconds": dt, "trials_s": times, "docs_per_s": len(texts) / dt,
+            "tokens": n_tok, "tokens_per_s": n_tok / dt}  # fmt: skip
+
+
+def ours(args, texts) -> dict:
+    from late_interaction import ColBERT, maxsim
+
+    out: dict = {"encode": {}}
+    for dtype in args.dtypes.split(","):
+        model = ColBERT.from_pretrained(str(args.checkpoint), device=_device(), dtype=dtype)
+        for bs in map(int, args.batch_sizes.split(",")):
+            r = encode_bench(
+                lambda t, b, m=model: m.encode_documents(t, batch_size=b, show_progress_bar=False),
+                texts, bs,
+            )  # fmt: skip
+            out["encode"][f"{dtype}/bs{bs}"] = r
+            print(f"ours {dtype} bs{bs}: {r['docs_per_s']:.0f} docs/s", flush=True)
+        del model
+    docs, mask, query = synthetic_docs(args.maxsim_docs)
+    ref = maxsim_reference(query, docs, mask)
+    got = maxsim(query, docs, documents_mask=mask)
+    out["maxsim"] = {
+        "ours_s": _bench(lambda: maxsim(query, docs, documents_mask=mask)),
+        "reference_s": _bench(lambda: maxsim_reference(query, docs, mask)),
+        "ours_vs_reference_max_abs": float((got.float() - ref).abs().max()),
+        "bytes": docs.numel() * docs.element_size(),
+    }
+    return out
+
+
+def pylate_worker(args, texts) -> dict:
+    from pylate import models
+    from pylate.scores import colbert_scores
+
+    out: dict = {"encode": {}}
+    for dtype in args.dtypes.split(","):
+        model = models.ColBERT(model_name_or_path=str(args.checkpoint), device=_device())
+        model = model.to(getattr(torch, dtype))
+        for bs in map(int, args.batch_sizes.split(",")):
+
+            def enc(t, b, m=model):
+                return m.encode(t, is_query=False, batch_size=b, show_progress_bar=False)
+
+            r = encode_bench(enc, texts, bs)
+            out["encode"][f"{dtype}/bs{bs}"] = r
+            print(f"pylate {dtype} bs{bs}: {r['docs_per_s']:.0f} docs/s", flush=True)
+        del model
+    docs, mask, query = synthetic_docs(args.maxsim_docs)
+    ref = maxsim_reference(query, docs, mask)
+
+    def score():  # chunked: one (1, n, 32, 180) float16 tensor for all docs would not fit
+        return torch.cat([
+            colbert_scores(query[None], docs[s : s + 8192], documents_mask=mask[s : s + 8192])[0]
+            for s in range(0, docs.shape[0], 8192)
+        ])  # fmt: skip
+
+    got = score()
+    out["maxsim"] = {
+        "pylate_s": _bench(score),
+        "pylate_vs_reference_max_abs": float((got.float() - ref).abs().max()),
+        "note": "colbert_scores multiplies masked sims by 0 (not -inf); torch backend",
+    }
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--texts", type=Path, required=True, help="jsonl with a 'text' field")
+    p.add_argument("--docs", type=int, default=None)
+    p.add_argument("--batch-sizes", default=None)
+    p.add_argument("--dtypes", default=None)
+    p.add_argument("--maxsim-docs", type=int, default=None)
+    p.add_argument("--pylate-site", default=None, help="PYTHONPATH prefix for the PyLate side")
+    p.add_argument("--pylate-python", default=sys.executable, help="interpreter for PyLate")
+    p.add_argument("--worker", choices=["pylate"], default=None)
+    p.add_argument("--profile", action="store_true", help="cProfile our encoder, then exit")
+    p.add_argument("--out", type=Path, default=None, help=argparse.SUPPRESS)  # worker's folder
+    h.result_options(p)
+    args = p.parse_args()
+    started = dt.datetime.now()
+    gpu = torch.cuda.is_available()
+    args.docs = args.docs or (4000 if gpu else 200)
+    args.batch_sizes = args.batch_sizes or ("64,256" if gpu else "32")
+    args.dtypes = args.dtypes or ("float32,float16" if gpu else "float32")
+    args.maxsim_docs = args.maxsim_docs or (100_000 if gpu else 2_000)
+    with args.texts.open() as f:
+        texts = [json.loads(line)["text"] for line in f][: args.docs]
+    if args.worker == "pylate":
+        (args.out / "pylate.json").write_text(json.dumps(pylate_worker(args, texts)))
+        return
+
+    if args.profile:
+        profile_encoder(args, texts)
+        return
+    info = {
+        "torch": torch.__version__,
+        "device": torch.cuda.get_device_name() if gpu else "cpu",
+        "copy_GBps": copy_bandwidth(),
+        "docs": len(texts),
+        "maxsim_docs": args.maxsim_docs,
+    }
+    print(info, flush=True)
+    res = {"info": info, "ours": ours(args, texts)}
+    torch.cuda.empty_cache() if gpu else None
+    env = dict(os.environ)
+    if args.pylate_site:
+        env["PYTHONPATH"] = args.pylate_site + os.pathsep + env.get("PYTHONPATH", "")
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [args.pylate_python, "-m", __spec__.name, "--worker", "pylate",
+               "--checkpoint", str(args.checkpoint.resolve()), "--texts", str(args.texts.resolve()),
+               "--docs", str(args.docs), "--batch-sizes", args.batch_sizes, "--dtypes",
+               args.dtypes, "--maxsim-docs", str(args.maxsim_docs), "--out", tmp]  # fmt: skip
+        proc = subprocess.run(cmd, env=env, cwd=h.REPO, check=False)
+        if proc.returncode == 0:
+            res["pylate"] = json.loads((Path(tmp) / "pylate.json").read_text())
+    title = f"GPU mode — {info['device']}"
+    h.publish(args, "gpu", _device_label(info["device"]), started, title, [render(res)], data=res)
+
+
+def _device_label(name: str) -> str:
+    """``NVIDIA H100 80GB HBM3`` -> ``h100`` (the model token), for result file names."""
+    for token in re.split(r"[\s-]+", name):
+        if re.fullmatch(r"[A-Za-z]+\d+[A-Za-z]*", token):
+            return token.lower()
+    return re.sub(r"[^a-z0-9]", "", name.lower())[:24] or "device"
+
+
+def profile_encoder(args, texts) -> None:
+    """Where our document encoding spends its time: tokenizer, forward, host copy (cProfile)."""
+    import cProfile
+    import pstats
+
+    from late_interaction import ColBERT
+
+    dtype, bs = args.dtypes.split(",")[-1], int(args.batch_sizes.split(",")[-1])
+    model = ColBERT.from_pretrained(str(args.checkpoint), device=_device(), dtype=dtype)
+    model.encode_documents(texts[: 2 * bs], batch_size=bs)
+    _sync()
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.enable()
+    model.encode_documents(texts, batch_size=bs, show_progress_bar=False)
+    _sync()
+    prof.disable()
+    print(f"profile: {len(texts)} docs, {dtype}, batch {bs}: {time.perf_counter() - t0:.2f}s")
+    pstats.Stats(prof).sort_stats("tottime").print_stats(18)
+
+
+def render(res: dict) -> str:
+    info, o, b = res["info"], res["ours"], res.get("pylate", {})
+    lines = [
+        f"GPU mode on {info['device']} (torch {info['torch']}), {info['docs']} SciFact docs",
+        "",
+        "| Encoding | ours docs/s | PyLate docs/s | ratio | ours tokens/s | PyLate tokens/s |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for key, r in o["encode"].items():
+        pb = b.get("encode", {}).get(key, {})
+        ratio = r["docs_per_s"] / pb["docs_per_s"] if pb else float("nan")
+        lines.append(
+            f"| {key} | {r['docs_per_s']:.0f} | {pb.get('docs_per_s', float('nan')):.0f} | "
+            f"{ratio:.2f} | {r['tokens_per_s']:.0f} | {pb.get('tokens_per_s', float('nan')):.0f} |"
+        )
+    m = o["maxsim"]
+    bw = info["copy_GBps"]
+    floor = m["bytes"] / (bw * 1e9) if bw else float("nan")
+    lines += [
+        "",
+        f"MaxSim, 1 query x {info['maxsim_docs']:,} docs x {DOC_LEN} tokens fp16 "
+        f"({m['bytes'] / 1e9:.2f} GB read); copy bandwidth {bw or float('nan'):.0f} GB/s "
+        f"-> floor {floor * 1e3:.2f} ms",
+        "",
+        "| MaxSim implementation | ms | GB/s achieved | x floor |",
+        "|---|---:|---:|---:|",
+    ]
+    for label, t in [
+        ("ours `maxsim` (torch path)", m["ours_s"]),
+        (
+            "PyLate `colbert_scores` (torch backend, chunked 8192)",
+            b.get("maxsim", {}).get("pylate_s"),
+        ),
+        ("plain-torch reference (fp16 matmul, chunked)", m["reference_s"]),
+    ]:
+        if t:
+            lines.append(
+                f"| {label} | {t * 1e3:.2f} | {m['bytes'] / t / 1e9:.0f} | {t / floor:.1f} |"
+            )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
