@@ -12,9 +12,10 @@ from langchain_core.documents import Document as LCDocument
 from llama_index.core import Document as LIDocument
 from llama_index.core.schema import NodeRelationship, NodeWithScore, RelatedNodeInfo, TextNode
 
-from langchain_late_interaction import ColBERTReranker
+from langchain_late_interaction import ColBERTReranker, ColBERTVectorStore
 from langchain_late_interaction import ColBERTRetriever as LCRetriever
 from late_interaction import LateInteractionIndex
+from llama_index.indices.managed.late_interaction import LateInteractionManagedIndex
 from llama_index.postprocessor.late_interaction_rerank import ColBERTRerank
 from llama_index.retrievers.late_interaction import ColBERTRetriever as LIRetriever
 
@@ -59,6 +60,30 @@ def test_langchain_bare_string_and_single_document_are_one(model):
     reranker = ColBERTReranker(model=model)
     assert [d.page_content for d in reranker.compress_documents(TEXT, QUERY)] == [TEXT]
     assert [r["index"] for r in reranker.rerank(TEXT, QUERY)] == [0]
+
+
+def test_langchain_vector_store_bare_string_and_single_document_are_one(model):
+    store = ColBERTVectorStore.from_texts(TEXT, model=model, ids="t")
+    assert store.index.ids == ["t"]
+    store.add_texts(OTHER, ids="gen")
+    store.add_documents(LCDocument(page_content="Lambdas are anonymous.", id="lambda"))
+    assert [d.id for d in store.get_by_ids("gen")] == ["gen"]
+    store.delete("gen")  # one id, not the ids "g", "e", "n"
+    assert sorted(store.index.ids) == ["lambda", "t"]
+    one = ColBERTVectorStore.from_documents(LCDocument(page_content=TEXT, id="d"), model=model)
+    assert one.index.ids == ["d"]
+
+
+def test_llamaindex_managed_index_single_document_and_node_are_one(model):
+    index = LateInteractionManagedIndex.from_documents(
+        LIDocument(text=TEXT, doc_id="a"), model=model
+    )
+    assert len(index.core_index) == 1
+    index.insert_nodes(node(OTHER, "gen"))
+    index.insert(LIDocument(text="Lambdas are anonymous.", doc_id="b"))
+    assert "gen" in index.core_index and len(index.core_index) == 3
+    built = LateInteractionManagedIndex(nodes=node(TEXT, "t"), model=model)
+    assert built.core_index.ids == ["t"]
 
 
 def test_llamaindex_bare_string_and_single_node_are_one(model):
@@ -109,7 +134,7 @@ LC_DOC = LCDocument(page_content=TEXT, id="lc")
 LI_NODE = node(TEXT, "li")
 
 
-def mixups(model, li_retriever, lc_retriever):
+def mixups(model, li_retriever, lc_retriever, lc_store):
     """(call, error type, message pattern) for each mix-up a new user runs into."""
     from_langchain = r"got langchain_core's Document\. .*Document\.from_langchain_format"
     from_llama = r"got llama_index's TextNode\. .*Document\(page_content=node\.get_content\(\)"
@@ -133,6 +158,26 @@ def mixups(model, li_retriever, lc_retriever):
             lambda: ColBERTRerank(model=model).postprocess_nodes([LC_DOC], query_str=QUERY),
             TypeError,
             r"must be a NodeWithScore, a LlamaIndex node or a str; " + from_langchain,
+        ),
+        "LC Document into LateInteractionManagedIndex.from_documents": (
+            lambda: LateInteractionManagedIndex.from_documents([LC_DOC], model=model),
+            TypeError,
+            r"documents\[0\] must be a LlamaIndex node .*" + from_langchain,
+        ),
+        "LC Document into LateInteractionManagedIndex.insert": (
+            lambda: LateInteractionManagedIndex(model=model).insert(LC_DOC),
+            TypeError,
+            r"document must be a LlamaIndex node .*" + from_langchain,
+        ),
+        "TextNode into ColBERTVectorStore.add_documents": (
+            lambda: ColBERTVectorStore(model=model).add_documents([LI_NODE]),
+            TypeError,
+            r"documents\[0\] must be a LangChain Document; " + from_llama,
+        ),
+        "unknown ColBERTVectorStore search argument": (
+            lambda: lc_store.similarity_search(QUERY, score_threshold=0.5),
+            TypeError,
+            r"Unsupported search argument\(s\) \['score_threshold'\]; ColBERTVectorStore",
         ),
         "text into LlamaIndex nodes=": (
             lambda: LIRetriever.from_defaults(nodes=[TEXT], model=model),
@@ -233,10 +278,10 @@ def mixups(model, li_retriever, lc_retriever):
 def retrievers(model):
     li = LIRetriever.from_defaults(nodes=[node(TEXT, "t"), node(OTHER, "g")], model=model)
     lc = LCRetriever.from_texts([TEXT, OTHER], model=model)
-    return li, lc
+    return li, lc, ColBERTVectorStore(lc.index)
 
 
-CASES = list(mixups(None, None, None))
+CASES = list(mixups(None, None, None, None))
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -31,6 +31,7 @@ def score_metadata(result: Any) -> dict[str, Any]:
         extra[EXPLANATION_KEY] = result.explanation.to_dict()
     return extra
 
+
 Filter = dict[str, Any] | Callable[[dict[str, Any]], bool] | None
 StrPath = str | os.PathLike[str]
 CORE_SEARCH_KWARGS = frozenset({"query_ef", "k_token", "ids", "exact", "explain"})
@@ -56,12 +57,13 @@ def as_documents(documents: Any, name: str, *, texts_ok: bool = False) -> list[D
     return [Document(page_content=d) if isinstance(d, str) else d for d in items]
 
 
-def check_search_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Return ``kwargs`` if every key is a search option ColBERTRetriever understands."""
-    unknown = sorted(set(kwargs) - SEARCH_KWARGS)
+def check_search_kwargs(
+    kwargs: dict[str, Any], allowed: frozenset[str] = SEARCH_KWARGS, owner: str = "ColBERTRetriever"
+) -> dict[str, Any]:
+    """Return ``kwargs`` if every key is a search option ``owner`` understands (``allowed``)."""
+    unknown = sorted(set(kwargs) - allowed)
     if unknown:
-        msg = f"Unsupported search argument(s) {unknown}; ColBERTRetriever accepts "
-        msg += f"{sorted(SEARCH_KWARGS)} (in search_kwargs or as invoke(query, **kwargs))."
+        msg = f"Unsupported search argument(s) {unknown}; {owner} accepts {sorted(allowed)}."
         raise TypeError(msg)
     threshold = kwargs.get("score_threshold")
     not_number = isinstance(threshold, bool) or not isinstance(threshold, int | float)

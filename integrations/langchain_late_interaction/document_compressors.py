@@ -33,7 +33,7 @@ class ColBERTReranker(BaseDocumentCompressor):
     Setup:
         .. code-block:: bash
 
-            pip install "late-interaction[langchain]"  # from a clone: pip install ".[langchain]"
+            pip install ".[langchain]"  # in a clone; see the README's Install section
 
     Key init args:
         model: str | ColBERT | None

@@ -50,7 +50,7 @@ class ColBERTRetriever(BaseRetriever):
     Setup:
         .. code-block:: bash
 
-            pip install "late-interaction[langchain]"  # from a clone: pip install ".[langchain]"
+            pip install ".[langchain]"  # in a clone; see the README's Install section
 
     Key init args:
         index: LateInteractionIndex

@@ -34,7 +34,7 @@ class ColBERTRerank(BaseNodePostprocessor):
     Setup:
         .. code-block:: bash
 
-            pip install "late-interaction[llama-index]"  # in a clone: pip install ".[llama-index]"
+            pip install ".[llama-index]"  # in a clone; see the README's Install section
 
     Instantiate:
         .. code-block:: python

@@ -48,7 +48,7 @@ class ColBERTRetriever(BaseRetriever):
     LlamaIndex vector stores use (``node_to_metadata_dict``: the node's metadata plus the
     serialised node), so results are the original nodes and metadata filters run in the core.
 
-    Instantiate (``pip install "late-interaction[llama-index]"``; README, Install):
+    Instantiate (in a clone ``pip install ".[llama-index]"``; see the README's Install section):
         .. code-block:: python
 
             from llama_index.retrievers.late_interaction import ColBERTRetriever
