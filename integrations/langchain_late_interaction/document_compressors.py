@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from copy import deepcopy
-from typing import Any
+from typing import Annotated, Any
 
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.retrievers import RetrieverLike
 from langchain_core.runnables import Runnable, RunnableLambda, RunnableParallel, RunnablePassthrough
-from pydantic import ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import ConfigDict, PrivateAttr, model_validator
 from typing_extensions import Self
 
-from langchain_late_interaction._common import score_metadata
+from langchain_late_interaction._common import as_documents, positive, score_metadata
 from late_interaction import resolve_model
 from late_interaction.reranking import rerank
 
@@ -33,7 +33,7 @@ class ColBERTReranker(BaseDocumentCompressor):
     Setup:
         .. code-block:: bash
 
-            pip install -U "late-interaction[langchain]"
+            pip install ".[langchain]"  # in a clone; see the README's Install section
 
     Key init args:
         model: str | ColBERT | None
@@ -54,30 +54,26 @@ class ColBERTReranker(BaseDocumentCompressor):
 
             reranker = ColBERTReranker(model="answerdotai/answerai-colbert-small-v1", top_n=3)
 
-    Usage:
+    Usage (``Document`` objects or plain strings):
         .. code-block:: python
 
             reranked = reranker.compress_documents(docs, "how are query tokens matched?")
             [(d.id, d.metadata["relevance_score"]) for d in reranked]
 
-    Use with another retriever (LangChain 1.x has no ``ContextualCompressionRetriever`` in
-    ``langchain_core``; :meth:`with_retriever` builds the equivalent Runnable):
+    Use with another retriever, through ``langchain_classic``'s
+    ``ContextualCompressionRetriever`` (``pip install langchain-classic``) or, with
+    ``langchain_core`` alone, :meth:`with_retriever`:
         .. code-block:: python
 
+            from langchain_classic.retrievers import ContextualCompressionRetriever
+
             base = vectorstore.as_retriever(search_kwargs={"k": 30})
-            rerank_retriever = reranker.with_retriever(base)
+            rerank_retriever = ContextualCompressionRetriever(
+                base_compressor=reranker, base_retriever=base
+            )
             rerank_retriever.invoke("how are query tokens matched?")  # top_n documents
 
-            # The same in plain LCEL:
-            from langchain_core.runnables import (
-                RunnableLambda,
-                RunnableParallel,
-                RunnablePassthrough,
-            )
-
-            chain = RunnableParallel(
-                documents=base, query=RunnablePassthrough()
-            ) | RunnableLambda(lambda x: reranker.compress_documents(x["documents"], x["query"]))
+            rerank_retriever = reranker.with_retriever(base)  # the same, as an LCEL Runnable
     """
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
@@ -85,10 +81,10 @@ class ColBERTReranker(BaseDocumentCompressor):
     model: Any = None
     """Checkpoint name or path, a loaded ``late_interaction.ColBERT``, or None (the default)."""
 
-    top_n: int | None = Field(default=3, ge=1)
+    top_n: Annotated[int | None, positive("top_n", optional=True)] = 3
     """Number of documents to return; None returns all of them, reordered."""
 
-    batch_size: int = Field(default=32, ge=1)
+    batch_size: Annotated[int, positive("batch_size")] = 32
     """Encoding batch size."""
 
     explain: bool = False
@@ -111,7 +107,7 @@ class ColBERTReranker(BaseDocumentCompressor):
 
     def rerank(
         self,
-        documents: Sequence[str | Document],
+        documents: str | Document | Sequence[str | Document],
         query: str,
         *,
         top_n: int | None = -1,
@@ -119,7 +115,8 @@ class ColBERTReranker(BaseDocumentCompressor):
         """Score documents against ``query`` by exact MaxSim, best first.
 
         Args:
-            documents: Texts or ``Document`` objects (their ``page_content`` is scored).
+            documents: Texts or ``Document`` objects (their ``page_content`` is scored); a bare
+                string or Document is one document.
             query: The query.
             top_n: Number of results; ``-1`` (default) uses ``self.top_n``, None returns all.
 
@@ -127,10 +124,13 @@ class ColBERTReranker(BaseDocumentCompressor):
             ``{"index": position in documents, "relevance_score": normalised MaxSim,
             "maxsim_score": raw MaxSim}`` dicts (and ``"explanation"`` with ``explain``), best
             first.
+
+        Raises:
+            TypeError: If an item is neither a ``Document`` nor a str (e.g. a LlamaIndex node).
         """
-        if len(documents) == 0:
+        texts = [d.page_content for d in as_documents(documents, "documents", texts_ok=True)]
+        if not texts:
             return []
-        texts = [d.page_content if isinstance(d, Document) else d for d in documents]
         limit = self.top_n if top_n == -1 else top_n
         results = rerank(
             self._encoder, query, texts, limit, batch_size=self.batch_size, explain=self.explain
@@ -139,20 +139,25 @@ class ColBERTReranker(BaseDocumentCompressor):
 
     def compress_documents(
         self,
-        documents: Sequence[Document],
+        documents: Sequence[Document | str],
         query: str,
         callbacks: Callbacks | None = None,
     ) -> Sequence[Document]:
         """Return copies of the ``top_n`` best documents with ``metadata["relevance_score"]``.
 
         Args:
-            documents: Documents to rerank (not modified).
+            documents: Documents to rerank (not modified); plain strings are accepted and come
+                back as ``Document(page_content=text)``.
             query: The query.
             callbacks: Unused; accepted for the ``BaseDocumentCompressor`` interface.
 
         Returns:
             Up to ``top_n`` new ``Document`` objects, best first; ``[]`` for empty input.
+
+        Raises:
+            TypeError: If an item is neither a ``Document`` nor a str (e.g. a LlamaIndex node).
         """
+        documents = as_documents(documents, "documents", texts_ok=True)
         out = []
         for res in self.rerank(documents, query):
             doc = documents[res["index"]]
@@ -162,7 +167,7 @@ class ColBERTReranker(BaseDocumentCompressor):
 
     async def acompress_documents(
         self,
-        documents: Sequence[Document],
+        documents: Sequence[Document | str],
         query: str,
         callbacks: Callbacks | None = None,
     ) -> Sequence[Document]:
@@ -172,8 +177,9 @@ class ColBERTReranker(BaseDocumentCompressor):
     def with_retriever(self, retriever: RetrieverLike) -> Runnable[str, list[Document]]:
         """Chain ``retriever`` and this reranker: a Runnable from a query to reranked documents.
 
-        The LCEL counterpart of LangChain 0.x's ``ContextualCompressionRetriever``: the query goes
-        to ``retriever`` and, unchanged, to :meth:`compress_documents` with its results.
+        The LCEL counterpart of ``ContextualCompressionRetriever`` (``langchain_classic``), needing
+        only ``langchain_core``: the query goes to ``retriever`` and, unchanged, to
+        :meth:`compress_documents` with its results.
 
         Args:
             retriever: Any Runnable from a query string to a list of ``Document`` (a retriever).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForRetrieverRun,
@@ -13,23 +13,33 @@ from langchain_core.callbacks import (
 )
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
+from typing_extensions import Self
 
 from langchain_late_interaction._common import (
+    SETTINGS_FILE,
     Filter,
     SearchKwargs,
+    SearchType,
     StrPath,
+    as_documents,
     check_search_kwargs,
+    check_threshold,
+    lift_search_kwargs,
+    positive,
+    read_settings,
     score_metadata,
+    settings_of,
     unpack,
 )
 from late_interaction import IndexConfig, LateInteractionIndex, resolve_model
+from late_interaction._validation import as_texts
 
 __all__ = ["ColBERTRetriever"]
 
 
 class ColBERTRetriever(BaseRetriever):
-    r"""ColBERT late-interaction retriever backed by a ``LateInteractionIndex``.
+    """ColBERT late-interaction retriever backed by a ``LateInteractionIndex``.
 
     Per-token HNSW candidates, ranked by exact MaxSim. Returned ``Document`` objects carry the
     stored ``id``, text and metadata plus the normalised score (MaxSim / query tokens, in
@@ -40,7 +50,7 @@ class ColBERTRetriever(BaseRetriever):
     Setup:
         .. code-block:: bash
 
-            pip install -U "late-interaction[langchain]"
+            pip install ".[langchain]"  # in a clone; see the README's Install section
 
     Key init args:
         index: LateInteractionIndex
@@ -49,9 +59,14 @@ class ColBERTRetriever(BaseRetriever):
             Number of documents to return (default 4); ``invoke(query, k=...)`` overrides it.
         filter: dict | Callable[[dict], bool] | None
             Metadata filter: ``{key: value}`` (a list value means "any of") or a predicate.
+        search_type: str
+            ``"similarity"`` (default) or ``"similarity_score_threshold"`` (keep hits whose
+            ``relevance_score`` is at least ``search_kwargs["score_threshold"]``), as
+            ``VectorStoreRetriever``.
         search_kwargs: dict
-            ``query_ef``, ``k_token``, ``ids`` or ``exact`` passed to
-            ``LateInteractionIndex.search``.
+            As ``VectorStoreRetriever``'s: ``k``, ``filter``, ``score_threshold``, plus the core's
+            ``query_ef``, ``k_token``, ``ids``, ``exact`` and ``explain``
+            (``LateInteractionIndex.search``).
 
     Instantiate:
         .. code-block:: python
@@ -71,25 +86,15 @@ class ColBERTRetriever(BaseRetriever):
             docs = retriever.invoke("token-level matching", k=1, filter={"kind": "neural"})
             docs[0].metadata["relevance_score"]
 
-    Use within a chain:
+    Use within a chain (``prompt``, ``llm`` and ``format_docs`` as usual):
         .. code-block:: python
-
-            from langchain_core.output_parsers import StrOutputParser
-            from langchain_core.prompts import ChatPromptTemplate
-            from langchain_core.runnables import RunnablePassthrough
-
-            prompt = ChatPromptTemplate.from_template("Context: {context}\nQuestion: {question}")
-
-            def format_docs(docs):
-                return " / ".join(doc.page_content for doc in docs)
 
             chain = (
                 {"context": retriever | format_docs, "question": RunnablePassthrough()}
                 | prompt
-                | llm  # any chat model
+                | llm
                 | StrOutputParser()
             )
-            chain.invoke("What does ColBERT compare?")
     """
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
@@ -97,30 +102,37 @@ class ColBERTRetriever(BaseRetriever):
     index: LateInteractionIndex
     """The ``late_interaction.LateInteractionIndex`` to search (shared, not copied)."""
 
-    k: int = Field(default=4, ge=1)
+    k: Annotated[int, positive("k")] = 4
     """Number of documents to return; ``invoke(query, k=...)`` overrides it per call."""
 
     filter: Filter = None
     """Default metadata filter (core semantics); ``invoke(query, filter=...)`` replaces it."""
 
+    search_type: SearchType = "similarity"
+    """``"similarity"`` or ``"similarity_score_threshold"`` (needs ``score_threshold``)."""
+
     search_kwargs: SearchKwargs = Field(default_factory=dict)
-    """Extra ``index.search`` options: ``query_ef``, ``k_token``, ``ids``, ``exact``,
-    ``explain``."""
+    """``k``, ``filter``, ``score_threshold``, the core's ``query_ef``, ``k_token``, ``ids``,
+    ``exact`` and ``explain``."""
+
+    _lift = model_validator(mode="before")(classmethod(lift_search_kwargs))
+
+    @model_validator(mode="after")
+    def _check_threshold(self) -> Self:
+        check_threshold(self.search_type, self.search_kwargs)
+        return self
 
     def _get_relevant_documents(
-        self,
-        query: str,
-        *,
-        run_manager: CallbackManagerForRetrieverRun,
-        k: int | None = None,
-        filter: Filter = None,
-        **kwargs: Any,
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
-        search_kwargs = {**self.search_kwargs, **check_search_kwargs(kwargs)}
-        k, filter = self.k if k is None else k, self.filter if filter is None else filter
+        given = {key: value for key, value in kwargs.items() if value is not None}
+        opts = {"k": self.k, "filter": self.filter, **self.search_kwargs, **given}
+        threshold = check_search_kwargs(opts).pop("score_threshold", None)
         if len(self.index) == 0:  # a retriever over nothing finds nothing, as vector stores do
             return []
-        hits = self.index.search(query, k=k, filter=filter, **search_kwargs)
+        hits = self.index.search(query, **opts)
+        if self.search_type == "similarity_score_threshold":  # on relevance_score, as documented
+            hits = [h for h in hits if h.normalized_score >= threshold]
         return [
             Document(id=h.id, page_content=h.text, metadata={**h.metadata, **score_metadata(h)})
             for h in hits
@@ -137,7 +149,7 @@ class ColBERTRetriever(BaseRetriever):
     @classmethod
     def from_texts(
         cls,
-        texts: Iterable[str],
+        texts: str | Iterable[str],
         metadatas: Sequence[dict[str, Any]] | None = None,
         ids: Sequence[str] | None = None,
         *,
@@ -151,65 +163,78 @@ class ColBERTRetriever(BaseRetriever):
         """Encode ``texts`` into a new index; return a retriever over it.
 
         Args:
-            texts: Passages to index.
+            texts: Passages to index (a bare string is one passage).
             metadatas: One JSON-serialisable dict per text, or None.
             ids: One id per text, or None to generate them.
             model: A loaded ``late_interaction.ColBERT``, a checkpoint name or path, or None
                 (the embedded offline default).
             device: Device for a model loaded by name (``"cpu"``, ``"cuda"``...; None: the
                 core's choice); with a loaded model it must be the model's device.
-            path: If given, the index is saved there after indexing (must not hold an index).
+            path: If given, the retriever is saved there after indexing (must not hold an index).
             index_config: A ``late_interaction.IndexConfig``, or None for defaults.
             batch_size: Encoding batch size.
             **kwargs: Retriever fields (``k``, ``filter``, ``search_kwargs``, ``tags``, ...).
         """
         index = LateInteractionIndex(resolve_model(model, device=device), path, config=index_config)
-        index.add(list(texts), ids=ids, metadatas=metadatas, batch_size=batch_size)
+        retriever = cls(index=index, **kwargs)  # settings checked before the slow part
+        index.add(as_texts(texts, "texts"), ids=ids, metadatas=metadatas, batch_size=batch_size)
         if path is not None:
-            index.save()
-        return cls(index=index, **kwargs)
+            retriever.save()
+        return retriever
 
     @classmethod
     def from_documents(cls, documents: Sequence[Document], **kwargs: Any) -> ColBERTRetriever:
         """Like :meth:`from_texts`, taking ``page_content``, ``metadata`` and ``id`` (if set)."""
-        texts, metadatas, ids = unpack(documents)
+        texts, metadatas, ids = unpack(as_documents(documents, "documents"))
         return cls.from_texts(texts, metadatas, ids, **kwargs)
 
     @classmethod
     def load(
         cls, path: StrPath, model: Any = None, *, device: str | None = None, **kwargs: Any
     ) -> ColBERTRetriever:
-        """Return a retriever over an index saved by :meth:`save` / ``LateInteractionIndex.save``.
+        """Return the retriever :meth:`save` wrote (or one over an index the core saved).
 
         Args:
             path: The index folder.
             model: None rebuilds the recorded encoder; else it must match (ModelMismatchError).
             device: Device for a model loaded by name (or ``model=None``).
-            **kwargs: Retriever fields (``k``, ``filter``, ``search_kwargs``, ...).
+            **kwargs: Retriever fields overriding the saved ``k``, ``filter``, ``search_type``
+                and ``search_kwargs``.
         """
         encoder = None if model is None else resolve_model(model, device=device)
         index = LateInteractionIndex.load(path, encoder, device=None if model else device)
-        return cls(index=index, **kwargs)
+        return cls(index=index, **read_settings(path, kwargs))
 
     def save(self, path: StrPath | None = None) -> Path:
-        """Save the index atomically to ``path`` (default: the index's own path); return it."""
-        return self.index.save(path)
+        """Save the index and the settings (``k``, ``filter``, search options) atomically.
+
+        Args:
+            path: Target folder (default: the index's own path).
+
+        Returns:
+            The folder.
+
+        Raises:
+            TypeError: If the filter is a callable (code cannot be saved).
+        """
+        settings = settings_of(self.k, self.filter, self.search_type, self.search_kwargs)
+        return self.index.save(path, extra_files={SETTINGS_FILE: settings})
 
     def add_texts(
         self,
-        texts: Iterable[str],
+        texts: str | Iterable[str],
         metadatas: Sequence[dict[str, Any]] | None = None,
         ids: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> list[str]:
-        """Encode and add texts (an existing id is replaced); return their ids."""
-        return self.index.add(list(texts), ids=ids, metadatas=metadatas, **kwargs)
+        """Encode and add texts (a bare string is one; an existing id is replaced); return ids."""
+        return self.index.add(as_texts(texts, "texts"), ids=ids, metadatas=metadatas, **kwargs)
 
     def add_documents(self, documents: Sequence[Document], **kwargs: Any) -> list[str]:
         """Add documents, keeping ``Document.id`` where set; return their ids."""
-        texts, metadatas, ids = unpack(documents)
+        texts, metadatas, ids = unpack(as_documents(documents, "documents"))
         return self.index.add(texts, ids=ids, metadatas=metadatas, **kwargs)
 
-    def delete(self, ids: Sequence[str]) -> None:
+    def delete(self, ids: str | Sequence[str]) -> None:
         """Delete documents by id (``KeyError`` for unknown ids, as the core)."""
         self.index.delete(ids)

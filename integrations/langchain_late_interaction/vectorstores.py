@@ -12,8 +12,15 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore, VectorStoreRetriever
 from typing_extensions import Self
 
-from langchain_late_interaction._common import Filter, StrPath, check_search_kwargs
+from langchain_late_interaction._common import (
+    CORE_SEARCH_KWARGS,
+    Filter,
+    StrPath,
+    as_documents,
+    check_search_kwargs,
+)
 from late_interaction import IndexConfig, LateInteractionIndex, resolve_model
+from late_interaction._validation import as_list, as_texts
 
 __all__ = ["ColBERTVectorStore"]
 
@@ -30,7 +37,7 @@ class ColBERTVectorStore(VectorStore):
     Setup:
         .. code-block:: bash
 
-            pip install -U "late-interaction[langchain]"
+            pip install ".[langchain]"  # in a clone; see the README's Install section
 
     Instantiate:
         .. code-block:: python
@@ -97,9 +104,9 @@ class ColBERTVectorStore(VectorStore):
         if kwargs:
             msg = f"unexpected argument(s) {sorted(kwargs)}; add_texts takes metadatas and ids."
             raise TypeError(msg)
-        texts = texts if isinstance(texts, str) else list(texts)  # a bare str is one text
+        texts = as_texts(texts, "texts")  # a bare str is one text
         if ids is not None:
-            ids = [str(uuid.uuid4()) if i is None else i for i in ids]
+            ids = [str(uuid.uuid4()) if i is None else i for i in as_list(ids, "ids")]
         return self.index.add(texts, ids=ids, metadatas=metadatas, batch_size=batch_size)
 
     def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
@@ -111,14 +118,16 @@ class ColBERTVectorStore(VectorStore):
         if kwargs:
             msg = f"unexpected argument(s) {sorted(kwargs)}; delete takes ids."
             raise TypeError(msg)
-        wanted = self.index.ids if ids is None else [i for i in ids if i in self.index]
+        wanted = (
+            self.index.ids if ids is None else [i for i in as_texts(ids, "ids") if i in self.index]
+        )
         if wanted:
             self.index.delete(wanted)
         return True
 
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         """The stored documents with these ids (missing ids are skipped), in the order asked."""
-        found = [i for i in dict.fromkeys(ids) if i in self.index]
+        found = [i for i in dict.fromkeys(as_texts(ids, "ids")) if i in self.index]
         return [
             Document(id=d.id, page_content=d.text, metadata=d.metadata)
             for d in self.index.get(found)
@@ -141,7 +150,8 @@ class ColBERTVectorStore(VectorStore):
         """
         if len(self.index) == 0:
             return []
-        hits = self.index.search(query, k, filter=filter, **check_search_kwargs(kwargs))
+        check_search_kwargs(kwargs, CORE_SEARCH_KWARGS, "ColBERTVectorStore")
+        hits = self.index.search(query, k, filter=filter, **kwargs)
         return [
             (Document(id=h.id, page_content=h.text, metadata=h.metadata), h.normalized_score)
             for h in hits
@@ -240,7 +250,12 @@ class ColBERTVectorStore(VectorStore):
         cls, documents: list[Document], embedding: Embeddings | None = None, **kwargs: Any
     ) -> Self:
         """A new store holding ``documents`` (ids kept); arguments as :meth:`from_texts`."""
+        documents = as_documents(documents, "documents")
         return super().from_documents(documents, embedding, **kwargs)  # type: ignore[arg-type]
+
+    def add_documents(self, documents: list[Document], **kwargs: Any) -> list[str]:
+        """Add documents (one Document counts as one; ids kept); return their ids."""
+        return super().add_documents(as_documents(documents, "documents"), **kwargs)
 
     def save(self, path: StrPath) -> Path:
         """Save the index atomically to ``path``; :meth:`load` reopens it."""

@@ -20,6 +20,7 @@ import numpy as np
 from late_interaction._index.document_store import validate_documents
 from late_interaction._index.persistence import (
     check_model,
+    encode_extra_files,
     model_from_fingerprint,
     read_index,
     write_index,
@@ -231,7 +232,7 @@ class LateInteractionIndex(SearchMethods):
         with self._state.write_lock:
             self._state.compact(self.dim)
 
-    def save(self, path: str | Path | None = None) -> Path:
+    def save(self, path: str | Path | None = None, *, extra_files: Any = None) -> Path:
         """Write the index to a folder, atomically; pickle-free (JSON, .npy, Voyager's file).
 
         A crash at any point leaves the previously saved folder loadable. Searches may run
@@ -239,23 +240,29 @@ class LateInteractionIndex(SearchMethods):
 
         Args:
             path: Target folder; defaults to the ``path`` given at construction or load.
+            extra_files: ``{"name.json": JSON value}`` written in the same atomic swap (how the
+                adapters keep their retriever settings with the index).
 
         Returns:
             The absolute folder path.
 
         Raises:
-            ValueError: If no path was given now or before.
+            ValueError: If no path was given now or before, or an extra file name is not a
+                plain ``*.json`` name.
+            TypeError: If an extra file's value is not JSON-serialisable.
             FileExistsError: If ``path`` is a non-empty folder that holds no index.
         """
         target = Path(path) if path is not None else self.path
         if target is None:
             msg = "save() needs a path: pass index.save(path) or construct the index with path=."
             raise ValueError(msg)
+        extra = encode_extra_files({} if extra_files is None else extra_files)
         state = self._state
         with state.write_lock:
             saved = write_index(
                 target, config=self.config, fingerprint=self.model.fingerprint(), dim=self.dim,
                 store=state.store, docs=state.docs, live=state.snap.live, hnsw=state.hnsw,
+                extra_files=extra,
             )  # fmt: skip
         if self.path is None:
             self.path = saved

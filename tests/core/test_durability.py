@@ -288,3 +288,35 @@ def test_sigkill_during_save_leaves_a_loadable_state(tmp_path):
     LateInteractionIndex.load(path, _Model()).save(path)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".idx.")], leftovers
     shutil.rmtree(path)
+
+
+def test_extra_files_are_saved_with_the_index_and_replaced_on_resave(fake_encoder, ref, tmp_path):
+    index = _index(fake_encoder, ref, n=10)
+    path = index.save(tmp_path / "idx", extra_files={"settings.json": {"k": 3, "f": None}})
+    assert {p.name for p in path.iterdir()} == FILES | {"settings.json"}
+    assert json.loads((path / "settings.json").read_text()) == {"k": 3, "f": None}
+    manifest = json.loads((path / "config.json").read_text())
+    assert "settings.json" in manifest["files"]  # checked on load like the index's own files
+    assert len(LateInteractionIndex.load(path, fake_encoder)) == 10
+    index.save(path, extra_files={"other.json": [1, 2]})  # one swap: the old extra file goes
+    assert {p.name for p in path.iterdir()} == FILES | {"other.json"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "error", "match"),
+    [
+        ({"../up.json": {}}, ValueError, "plain"),
+        ({"config.json": {}}, ValueError, "not config.json"),
+        ({"notes.txt": "x"}, ValueError, r"'\*\.json'"),
+        ({"s.json": {"f": print}}, TypeError, "JSON-serialisable"),
+        ({"s.json": float("nan")}, TypeError, "JSON-serialisable"),
+        ([("s.json", 1)], TypeError, "must be a dict"),
+    ],
+)
+def test_bad_extra_files_fail_before_anything_is_written(
+    fake_encoder, ref, tmp_path, extra, error, match
+):
+    index = _index(fake_encoder, ref, n=5)
+    with pytest.raises(error, match=match):
+        index.save(tmp_path / "idx", extra_files=extra)
+    assert not (tmp_path / "idx").exists()

@@ -332,3 +332,22 @@ def test_default_model_equals_its_hidden_states(default_model):
         ColBERT.from_pretrained(DEFAULT_MODEL, device="cpu").fingerprint()
         == default_model.fingerprint()
     )
+
+
+def test_a_single_object_is_one_item_and_wrong_items_name_the_fix():
+    from late_interaction._validation import as_items
+
+    class Model:  # iterable over its fields, like a pydantic model, but not a collection
+        def __iter__(self):
+            return iter([("a", 1), ("b", 2)])
+
+    one = Model()
+    assert as_items(one, "docs", Model, "a Model") == [one]
+    assert as_items((m for m in [one, one]), "docs", Model, "a Model") == [one, one]
+    assert as_items("text", "texts", str, "a str") == ["text"]
+    with pytest.raises(TypeError, match=r"^docs must be a Model; got str\. Wrap it\.$"):
+        as_items("text", "docs", Model, "a Model", {"builtins": "Wrap it."})
+    with pytest.raises(TypeError, match=r"^docs\[1\] must be a Model; got int\. Any fix\.$"):
+        as_items([one, 3], "docs", Model, "a Model", {"": "Any fix."})
+    with pytest.raises(TypeError, match=r"^docs must be a Model or a sequence of them; got None"):
+        as_items(None, "docs", Model, "a Model")

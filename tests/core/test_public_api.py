@@ -123,16 +123,20 @@ except ImportError as exc:
 
 
 def test_missing_framework_names_the_extra_to_install():
+    # The requirement itself comes first: it installs wherever late-interaction came from
+    # (the package is not on a package index; a clone or a wheel has no "late-interaction").
     cases = [
-        ("llama_index.core", ADAPTERS[0], "llama-index"),
-        ("llama_index.core", ADAPTERS[1], "llama-index"),
-        ("langchain_core", ADAPTERS[2], "langchain"),
-        ("llama_index.core", ADAPTERS[3], "llama-index"),
+        ("llama_index.core", ADAPTERS[0], "llama-index", "llama-index-core"),
+        ("llama_index.core", ADAPTERS[1], "llama-index", "llama-index-core"),
+        ("langchain_core", ADAPTERS[2], "langchain", "langchain-core"),
+        ("llama_index.core", ADAPTERS[3], "llama-index", "llama-index-core"),
     ]
-    for blocked, adapter, extra in cases:
+    for blocked, adapter, extra, requirement in cases:
         code = _BLOCK.format(blocked=blocked, adapter=adapter)
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert f'Install it with: pip install "{requirement}' in out.stdout, (adapter, out)
         assert f'pip install "late-interaction[{extra}]"' in out.stdout, (adapter, out)
+        assert f'pip install ".[{extra}]" in a clone' in out.stdout, (adapter, out)
 
 
 def test_resolve_model_kinds(tiny_pylate_path, tiny_pylate_model, fake_encoder):

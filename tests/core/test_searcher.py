@@ -94,7 +94,7 @@ def test_k_larger_than_index_returns_all(fake_encoder, ref):
     assert all(a.score >= b.score for a, b in itertools.pairwise(hits))
 
 
-def test_errors(fake_encoder, ref):
+def test_errors(fake_encoder, ref, tmp_path):
     index = LateInteractionIndex(fake_encoder)
     with pytest.raises(EmptyIndexError, match="no documents"):
         index.search("w1")
@@ -124,17 +124,15 @@ def test_errors(fake_encoder, ref):
     with pytest.raises(KeyError, match="missing"):
         index.get(["a", "missing"])
     with pytest.raises(FileExistsError):
-        index.save(_nonempty_dir())
+        index.save(_nonempty_dir(tmp_path))
     index.delete("a")
     with pytest.raises(EmptyIndexError):
         index.search("w1")
 
 
-def _nonempty_dir():
-    import tempfile
-    from pathlib import Path
-
-    d = Path(tempfile.mkdtemp())
+def _nonempty_dir(tmp_path):
+    d = tmp_path / "not-an-index"  # under pytest's tmp_path: removed with it, not left in /tmp
+    d.mkdir()
     (d / "precious.txt").write_text("not an index")
     return d
 

@@ -265,10 +265,13 @@ def test_empty_index_returns_nothing(colbert):
     assert ColBERTRetriever(LateInteractionIndex(model=colbert)).retrieve(QUERY) == []
 
 
-def test_top_k_above_corpus_logs_warning(corpus_index, caplog):
+def test_top_k_above_corpus_returns_everything_without_warnings(corpus_index, caplog):
+    # As VectorStoreIndex: a small corpus is no mistake, so nothing is logged, on no call.
     with caplog.at_level(logging.WARNING):
-        ColBERTRetriever(corpus_index, similarity_top_k=1000)
-    assert "exceeds" in caplog.text
+        retriever = ColBERTRetriever(corpus_index, similarity_top_k=1000)
+        results = [retriever.retrieve(QUERY) for _ in range(3)]
+    assert all(len(r) == len(corpus_index) for r in results)
+    assert caplog.records == []
 
 
 def test_from_defaults_sources(colbert, nodes):

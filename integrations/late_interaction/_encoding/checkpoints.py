@@ -104,6 +104,9 @@ def _load_backbone(
     *,
     quiet: bool = False,
 ):
+    from late_interaction._progress import auto_tqdm, no_loading_bar
+
+    auto_tqdm()  # before transformers imports tqdm.auto itself (see _progress)
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -115,12 +118,13 @@ def _load_backbone(
         )
         if quiet:  # a Stanford checkpoint's top-level linear.weight is expected, not news
             hf_logging.set_verbosity_error()
-        backbone, info = AutoModel.from_pretrained(
-            str(folder),
-            trust_remote_code=trust_remote_code,
-            output_loading_info=True,
-            **model_kwargs,
-        )
+        with no_loading_bar():
+            backbone, info = AutoModel.from_pretrained(
+                str(folder),
+                trust_remote_code=trust_remote_code,
+                output_loading_info=True,
+                **model_kwargs,
+            )
     except (OSError, ValueError, KeyError) as exc:
         msg = (
             f"{folder}: could not load the transformer backbone or its tokenizer with "

@@ -86,7 +86,9 @@ class Pipeline:
         batch_size = positive_int(batch_size, "batch_size")  # type: ignore[assignment]
         if not texts:
             return []
-        from tqdm.auto import tqdm
+        from late_interaction._progress import auto_tqdm
+
+        tqdm = auto_tqdm()
 
         show = len(texts) >= _PROGRESS_THRESHOLD if show_progress_bar is None else show_progress_bar
         # Performance note: longest first, so each batch pads to similar lengths; order restored.

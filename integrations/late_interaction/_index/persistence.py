@@ -73,13 +73,22 @@ def write_index(
     docs: DocumentStore,
     live: np.ndarray,
     hnsw: VoyagerTokenIndex | None,
+    extra_files: dict[str, str] | None = None,
 ) -> Path:
-    """Write an index folder atomically (the caller holds the write lock)."""
+    """Write an index folder atomically (the caller holds the write lock).
+
+    ``extra_files`` (``{name: text}``, checked by :func:`encode_extra_files`) go into the same
+    swap, so they are never out of step with the index.
+    """
 
     def write(tmp: Path) -> None:
         token_store = store if store is not None else TokenStore(dim, config.storage_dtype)
         token_store.save(tmp)
         docs.save(tmp, live)
+        for name, text in (extra_files or {}).items():
+            with open(tmp / name, "w", encoding="utf-8") as f:
+                f.write(text)
+                fsync_file(f)
         if hnsw is not None:
             hnsw.save(tmp / HNSW_FILE)
             with open(tmp / HNSW_FILE, "rb+") as f:
@@ -100,6 +109,30 @@ def write_index(
             fsync_file(f)
 
     return write_directory_atomically(path, write, _complete)
+
+
+def encode_extra_files(extra_files: Any) -> dict[str, str]:
+    """Serialise ``{file name: JSON value}`` for :func:`write_index`, before anything is written.
+
+    Raises:
+        ValueError: If a name is not a plain ``*.json`` file name or is the manifest's.
+        TypeError: If ``extra_files`` is not a mapping or a value is not JSON-serialisable.
+    """
+    if not isinstance(extra_files, dict):
+        msg = f"extra_files must be a dict {{file name: JSON value}}; got {type(extra_files)}."
+        raise TypeError(msg)
+    out = {}
+    for name, value in extra_files.items():
+        plain = isinstance(name, str) and Path(name).name == name and not name.startswith(".")
+        if not plain or not name.endswith(".json") or name == CONFIG_FILE:
+            msg = f"extra file name {name!r} must be a plain '*.json' name, not {CONFIG_FILE}."
+            raise ValueError(msg)
+        try:
+            out[name] = json.dumps(value, indent=2, sort_keys=True, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            msg = f"extra file {name!r} must hold JSON-serialisable values ({exc})."
+            raise TypeError(msg) from exc
+    return out
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:

@@ -81,7 +81,9 @@ class IndexState:
             show_progress_bar: Show a tqdm bar.
             chunk: Documents encoded and published per step.
         """
-        from tqdm.auto import tqdm
+        from late_interaction._progress import auto_tqdm
+
+        tqdm = auto_tqdm()
 
         bar = tqdm(total=len(texts), disable=not show_progress_bar, desc="Indexing")
         with self.write_lock, bar:

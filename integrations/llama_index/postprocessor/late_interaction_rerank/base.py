@@ -10,9 +10,10 @@ from llama_index.core.callbacks import CBEventType, EventPayload
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
-from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
+from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, QueryBundle, TextNode
 
 from late_interaction import resolve_model
+from late_interaction._validation import FROM_LANGCHAIN, as_items, positive_int
 from late_interaction.reranking import rerank
 from llama_index.retrievers.late_interaction._translate import check_score_mode, scored_node
 
@@ -26,12 +27,14 @@ class ColBERTRerank(BaseNodePostprocessor):
     """Rerank nodes by exact late-interaction (MaxSim) scores from a ColBERT checkpoint.
 
     All nodes are encoded and scored in one batched pass through ``ColBERT.rerank``; the
-    caller's ``NodeWithScore`` objects are never modified (new ones are returned).
+    caller's ``NodeWithScore`` objects are never modified (new ones are returned). Bare nodes
+    and plain strings are accepted too (as ``NodeWithScore`` with no score, a string as a
+    ``TextNode``).
 
     Setup:
         .. code-block:: bash
 
-            pip install "late-interaction[llama-index]"
+            pip install ".[llama-index]"  # in a clone; see the README's Install section
 
     Instantiate:
         .. code-block:: python
@@ -46,6 +49,7 @@ class ColBERTRerank(BaseNodePostprocessor):
             engine = RetrieverQueryEngine.from_args(
                 bm25_retriever, llm=llm, node_postprocessors=[rerank]
             )
+            engine = vector_index.as_query_engine(similarity_top_k=20, node_postprocessors=[rerank])
 
     Args:
         model: Checkpoint id or local path, a loaded ``late_interaction.ColBERT`` (to share one
@@ -63,7 +67,8 @@ class ColBERTRerank(BaseNodePostprocessor):
         **kwargs: Other ``BaseNodePostprocessor`` fields (e.g. ``callback_manager``).
 
     Raises:
-        ValueError: If ``top_n < 1`` or ``device`` contradicts a given ``ColBERT``.
+        ValueError: If ``top_n`` or ``batch_size`` is not a positive integer, or ``device``
+            contradicts a given ``ColBERT``.
         TypeError: If ``model`` is not a name, a path, a loaded encoder or None.
     """
 
@@ -91,9 +96,7 @@ class ColBERTRerank(BaseNodePostprocessor):
         explain: bool = False,
         **kwargs: Any,
     ) -> None:
-        if top_n < 1:
-            msg = f"top_n must be >= 1, got {top_n}."
-            raise ValueError(msg)
+        top_n, batch_size = positive_int(top_n, "top_n"), positive_int(batch_size, "batch_size")
         encoder = resolve_model(model, device=device)
         own_device = getattr(encoder, "device", None)
         super().__init__(
@@ -126,6 +129,7 @@ class ColBERTRerank(BaseNodePostprocessor):
         if query_bundle is None:
             msg = "ColBERTRerank needs a query: pass query_str= or query_bundle=."
             raise ValueError(msg)
+        nodes = _as_scored(nodes)
         dispatcher.event(
             ReRankStartEvent(
                 query=query_bundle, nodes=nodes, top_n=self.top_n, model_name=self.model
@@ -172,3 +176,16 @@ class ColBERTRerank(BaseNodePostprocessor):
     ) -> list[NodeWithScore]:
         # Encoding is CPU/GPU bound: keep it off the event loop.
         return await asyncio.to_thread(self._postprocess_nodes, nodes, query_bundle)
+
+
+def _as_scored(nodes: object) -> list[NodeWithScore]:
+    """``NodeWithScore`` items from scored nodes, bare nodes (no score) or plain strings."""
+    text_fix = {"langchain_core": FROM_LANGCHAIN}
+    expected = "a NodeWithScore, a LlamaIndex node or a str"
+    items = as_items(nodes, "nodes", (NodeWithScore, BaseNode, str), expected, text_fix)
+    return [
+        item
+        if isinstance(item, NodeWithScore)
+        else NodeWithScore(node=TextNode(text=item) if isinstance(item, str) else item)
+        for item in items
+    ]

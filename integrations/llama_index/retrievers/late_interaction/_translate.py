@@ -20,7 +20,9 @@ from llama_index.core.vector_stores.types import (
     MetadataFilters,
 )
 
-__all__ = ["check_score_mode", "collect_nodes", "scored_node", "to_predicate"]
+from late_interaction._validation import FROM_LANGCHAIN, as_items
+
+__all__ = ["as_nodes", "check_score_mode", "collect_nodes", "scored_node", "to_predicate"]
 
 Predicate = Callable[[Mapping[str, Any]], bool]
 
@@ -132,6 +134,17 @@ def _compile(filters: Any) -> Predicate | None:
     return lambda meta: not any(p(meta) for p in parts)  # NOT: none of the filters match
 
 
+def as_nodes(nodes: Any, name: str) -> list[BaseNode]:
+    """Return LlamaIndex nodes (one node counts as one).
+
+    Raises:
+        TypeError: For anything else (a LangChain Document, a str...), with the conversion.
+    """
+    text_fix = "Wrap a text as TextNode(text=text), or Document(text=text) to have it split."
+    fixes = {"langchain_core": FROM_LANGCHAIN, "builtins": text_fix}
+    return as_items(nodes, name, BaseNode, "a LlamaIndex node (TextNode, Document...)", fixes)
+
+
 def collect_nodes(
     nodes: Sequence[BaseNode] | None,
     documents: Sequence[BaseNode] | None,
@@ -178,8 +191,9 @@ def collect_nodes(
             splitter = SentenceSplitter()
         else:
             splitter = SentenceSplitter(chunk_size=chunk_size, chunk_overlap=chunk_size // 8)
-        return list(run_transformations(list(documents), transformations or [splitter]))
-    return list(nodes or [])
+        documents = as_nodes(documents, "documents")
+        return list(run_transformations(documents, transformations or [splitter]))
+    return as_nodes(nodes, "nodes")
 
 
 SCORE_MODES = ("normalized", "maxsim")

@@ -16,7 +16,9 @@ from llama_index.core.vector_stores.types import MetadataFilters
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
 
 from late_interaction import LateInteractionIndex, resolve_model
+from late_interaction._validation import as_texts, positive_int
 from llama_index.retrievers.late_interaction._translate import (
+    as_nodes,
     check_score_mode,
     collect_nodes,
     scored_node,
@@ -46,7 +48,7 @@ class ColBERTRetriever(BaseRetriever):
     LlamaIndex vector stores use (``node_to_metadata_dict``: the node's metadata plus the
     serialised node), so results are the original nodes and metadata filters run in the core.
 
-    Instantiate (``pip install "late-interaction[llama-index]"``):
+    Instantiate (in a clone ``pip install ".[llama-index]"``; see the README's Install section):
         .. code-block:: python
 
             from llama_index.retrievers.late_interaction import ColBERTRetriever
@@ -63,9 +65,9 @@ class ColBERTRetriever(BaseRetriever):
 
     Args:
         index: A built core index (cheap to inject; share one across retrievers).
-        similarity_top_k: Number of nodes to return (capped at the corpus size).
+        similarity_top_k: Number of nodes to return (all of them if the index holds fewer).
         filters: LlamaIndex metadata filters, applied inside the core search.
-        node_ids: Restrict results to these node ids.
+        node_ids: Restrict results to these node ids (a bare string is one id).
         doc_ids: Restrict results to nodes of these source documents (``ref_doc_id``).
         exact: Brute-force MaxSim over all (filtered) nodes instead of the ANN stage.
         query_ef: Voyager ``query_ef`` for the token search (None: the core's default).
@@ -78,8 +80,10 @@ class ColBERTRetriever(BaseRetriever):
         callback_manager, objects, object_map, verbose: As ``BaseRetriever``.
 
     Raises:
-        ValueError: If ``similarity_top_k < 1``, a filter uses an unsupported operator,
-            ``query_ef`` comes with ``exact=True``, or ``score_mode`` is unknown.
+        ValueError: If ``similarity_top_k`` or ``query_ef`` is not a positive integer, a filter
+            uses an unsupported operator, ``query_ef`` comes with ``exact=True``, or
+            ``score_mode`` is unknown.
+        TypeError: If ``index`` is not a ``LateInteractionIndex`` or ids are not strings.
     """
 
     def __init__(
@@ -98,22 +102,20 @@ class ColBERTRetriever(BaseRetriever):
         object_map: dict | None = None,
         verbose: bool = False,
     ) -> None:
-        if similarity_top_k < 1:
-            msg = f"similarity_top_k must be >= 1, got {similarity_top_k}."
-            raise ValueError(msg)
+        if not isinstance(index, LateInteractionIndex):
+            msg = f"index must be a late_interaction.LateInteractionIndex; got {type(index)}. "
+            msg += "For nodes, documents or a VectorStoreIndex use ColBERTRetriever.from_defaults."
+            raise TypeError(msg)
+        self.similarity_top_k = positive_int(similarity_top_k, "similarity_top_k")
+        self.query_ef = positive_int(query_ef, "query_ef", optional=True)
         if exact and query_ef is not None:
             msg = "query_ef tunes the ANN stage, which exact=True skips; pass one of them."
             raise ValueError(msg)
         to_predicate(filters, doc_ids)  # validate now: a bad operator fails here, not later
-        self._index = index
-        self.similarity_top_k = similarity_top_k
-        self.filters = filters
-        self.node_ids, self.doc_ids = node_ids, doc_ids
-        self.exact, self.query_ef = exact, query_ef
+        self._index, self.filters, self.exact = index, filters, exact
+        self.node_ids = None if node_ids is None else as_texts(node_ids, "node_ids")
+        self.doc_ids = None if doc_ids is None else as_texts(doc_ids, "doc_ids")
         self.score_mode, self.explain = check_score_mode(score_mode), explain
-        if 0 < len(index) < similarity_top_k:
-            msg = "similarity_top_k=%d exceeds the %d indexed nodes; all nodes will be returned."
-            logger.warning(msg, similarity_top_k, len(index))
         super().__init__(callback_manager, object_map, objects, verbose)
 
     @classmethod
@@ -178,6 +180,7 @@ class ColBERTRetriever(BaseRetriever):
         batch_size: int = 32,
     ) -> None:
         """Add nodes, replacing indexed ids; ``embeddings`` (token matrices) skip encoding."""
+        nodes = as_nodes(nodes, "nodes")
         texts = [n.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]
         ids, metas = [n.node_id for n in nodes], [node_to_metadata_dict(n) for n in nodes]
         if embeddings is not None:
@@ -186,22 +189,27 @@ class ColBERTRetriever(BaseRetriever):
             kw = {"batch_size": batch_size, "show_progress_bar": self._verbose}
             self._index.add(texts, ids=ids, metadatas=metas, **kw)
 
-    def delete_nodes(self, node_ids: Sequence[str]) -> None:
-        """Remove nodes by id (no re-encoding of the others)."""
-        self._index.delete(list(node_ids))
+    def delete_nodes(self, node_ids: str | Sequence[str]) -> None:
+        """Remove nodes by id (no re-encoding of the others); ``KeyError`` for unknown ids."""
+        self._index.delete(node_ids)
 
     def delete_ref_doc(self, ref_doc_id: str) -> None:
-        """Remove every node whose source document is ``ref_doc_id``."""
+        """Remove every node whose source document is ``ref_doc_id`` (as ``VectorStoreIndex``).
+
+        An id with no nodes deletes nothing and logs a warning, as LlamaIndex indexes do.
+        """
         # Performance note: a scan of the stored metadata; deletes are rare next to queries.
         docs = self._index.get(self._index.ids)
-        self._index.delete([d.id for d in docs if d.metadata.get("ref_doc_id") == ref_doc_id])
+        found = [d.id for d in docs if d.metadata.get("ref_doc_id") == ref_doc_id]
+        if not found:
+            logger.warning("ref_doc_id %s not found, nothing deleted.", ref_doc_id)
+        self._index.delete(found)
 
     def persist(self, path: str | Path) -> None:
-        """Save the index (core format) and the retriever settings to ``path``."""
-        self._index.save(path)
+        """Save the index (core format) and the retriever settings to ``path``, atomically."""
         settings = {name: getattr(self, name) for name in _SETTINGS}
         settings["filters"] = self.filters.model_dump(mode="json") if self.filters else None
-        Path(path, PERSIST_FILENAME).write_text(json.dumps(settings, indent=2), encoding="utf-8")
+        self._index.save(path, extra_files={PERSIST_FILENAME: settings})
 
     @classmethod
     def from_persist_dir(
@@ -231,7 +239,8 @@ class ColBERTRetriever(BaseRetriever):
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         if len(self._index) == 0:
             return []
-        q, k = query_bundle.query_str, min(self.similarity_top_k, len(self._index))
+        # Fewer nodes than similarity_top_k: all of them, silently (as VectorStoreIndex).
+        q, k = query_bundle.query_str, self.similarity_top_k
         opts = {"filter": to_predicate(self.filters, self.doc_ids), "ids": self.node_ids}
         opts.update(exact=self.exact, query_ef=self.query_ef, explain=self.explain)
         hits = self._index.search(q, k, **opts)

@@ -21,6 +21,7 @@ from llama_index.core.storage.storage_context import DEFAULT_PERSIST_DIR, Storag
 
 from late_interaction import IndexConfig, LateInteractionIndex, resolve_model
 from llama_index.retrievers.late_interaction import ColBERTRetriever
+from llama_index.retrievers.late_interaction._translate import as_nodes
 
 if TYPE_CHECKING:
     from late_interaction import ColBERT, Encoder
@@ -91,7 +92,7 @@ class LateInteractionManagedIndex(BaseManagedIndex):
     ``as_retriever`` / ``as_query_engine`` / ``as_chat_engine`` and
     ``storage_context.persist(persist_dir)`` then ``load_index_from_storage``.
 
-    Instantiate (``pip install "late-interaction[llama-index]"``):
+    Instantiate (in a clone ``pip install ".[llama-index]"``; see the README's Install section):
         .. code-block:: python
 
             from llama_index.indices.managed.late_interaction import LateInteractionManagedIndex
@@ -145,6 +146,8 @@ class LateInteractionManagedIndex(BaseManagedIndex):
         self._batch_size = batch_size
         storage = _core_storage(storage_context)
         storage.core = index
+        if nodes is not None:
+            nodes = as_nodes(nodes, "nodes")
         super().__init__(
             nodes=nodes if nodes is not None or index_struct is not None else [],
             index_struct=index_struct,
@@ -190,6 +193,7 @@ class LateInteractionManagedIndex(BaseManagedIndex):
                 if size is None
                 else SentenceSplitter(chunk_size=size, chunk_overlap=size // 8)
             ]
+        documents = as_nodes(documents, "documents")
         storage = _core_storage(storage_context)
         for doc in documents:
             storage.docstore.set_document_hash(doc.id_, doc.hash)
@@ -215,6 +219,15 @@ class LateInteractionManagedIndex(BaseManagedIndex):
         struct = LateInteractionIndexDict()
         self._insert_into(struct, nodes)
         return struct
+
+    def insert(self, document: Document, **insert_kwargs: Any) -> None:
+        """Split ``document`` into nodes and index them (as any LlamaIndex index)."""
+        (document,) = as_nodes(document, "document")
+        super().insert(document, **insert_kwargs)
+
+    def insert_nodes(self, nodes: list[BaseNode], **insert_kwargs: Any) -> None:
+        """Index nodes as they are (one node counts as one)."""
+        super().insert_nodes(as_nodes(nodes, "nodes"), **insert_kwargs)
 
     def _insert(self, nodes: list[BaseNode], **insert_kwargs: Any) -> None:
         self._insert_into(self._index_struct, nodes)

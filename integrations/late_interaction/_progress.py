@@ -1,0 +1,50 @@
+"""Progress output: tqdm bars where the user asked for them, nothing else.
+
+Two sources of noise are removed here, without changing what the bars themselves do:
+
+* ``tqdm.auto`` warns "IProgress not found" when first imported in a Jupyter kernel without
+  ipywidgets, then uses the text bar anyway. transformers imports it on the first model load,
+  so a notebook that only loads a model showed the warning.
+* transformers >= 5 draws a "Loading weights" bar on every ``from_pretrained``: on every model
+  load, and so on every reload of a saved index.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+__all__ = ["auto_tqdm", "no_loading_bar"]
+
+
+def auto_tqdm() -> Any:
+    """Return ``tqdm.auto.tqdm``, imported without its "IProgress not found" warning."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        from tqdm.auto import tqdm
+    return tqdm
+
+
+@contextmanager
+def no_loading_bar() -> Iterator[None]:
+    """Hide transformers' per-load progress bar inside the block; restore every setting after.
+
+    ``transformers.utils.logging.disable_progress_bar`` also switches Hugging Face Hub bars
+    off, so the Hub's own setting is put back too (the block loads local files only).
+    """
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars
+    from transformers.utils import logging as hf_logging
+
+    if not hf_logging.is_progress_bar_enabled():
+        yield
+        return
+    hub_disabled = are_progress_bars_disabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.enable_progress_bar()
+        if hub_disabled:
+            disable_progress_bars()
