@@ -150,7 +150,8 @@ class IndexConfig:
         storage_dtype: Precision of the exact token store, ``"float16"`` or ``"float32"``. Exact
             MaxSim always computes in float32; float16 halves the store at a score error of about
             1e-3 per query token, while float32 makes a CPU search about twice as fast (widening
-            float16 rows is most of its time: ``benchmarks/results/profile-scifact566-20261124.md``).
+            float16 rows is most of its time:
+            ``benchmarks/results/profile-scifact566-20261124.md``).
         hnsw_m: HNSW graph degree (Voyager ``M``).
         ef_construction: HNSW build-time candidate list size. The defaults (``M=16``,
             ``ef_construction=32``) build several times faster than Voyager's ``M=12``/``200``
