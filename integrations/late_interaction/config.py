@@ -49,10 +49,15 @@ FORMAT_DEFAULTS: dict[str, dict[str, Any]] = {
     },
     # Encoders not trained as ColBERT (the embedded MiniLM default included): no markers, no
     # expansion; chosen by measurement (benchmarks/results/probe-scifact+cranfield-20261123.md).
+    # query_length 128, not 32: without expansion a short query is unchanged, and a long one
+    # (a question condensed from a chat) keeps its end. Measured in
+    # benchmarks/results/study-plain-defaults-20261130.md: nDCG@10 within noise on the test
+    # splits (SciFact 0.7099 vs 0.7076, Cranfield 0.3802 vs 0.3839), and with a chat-style
+    # preamble before each query 0.6885 vs 0.4852 (SciFact) and 0.3304 vs 0.2163 (Cranfield).
     "plain": {
         "query_prefix": "",
         "document_prefix": "",
-        "query_length": 32,
+        "query_length": 128,
         "document_length": 256,
         "do_query_expansion": False,
         "attend_to_expansion_tokens": False,
