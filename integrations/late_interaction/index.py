@@ -196,20 +196,13 @@ class LateInteractionIndex(SearchMethods):
             raise ValueError(msg)
         id_list, metas = validate_documents(texts, ids, metadatas)
         matrices = as_token_matrices(embeddings, self.dim, "embeddings")
-        return self._state.add(
-            self.dim,
-            lambda texts, start: matrices[start : start + len(texts)],
-            texts,
-            id_list,
-            metas,
-            chunk=_ADD_CHUNK,
-        )
+        given = lambda part, start: matrices[start : start + len(part)]  # noqa: E731
+        return self._state.add(self.dim, given, texts, id_list, metas, chunk=_ADD_CHUNK)
 
     def _encode_documents(self, batch_size: int) -> Any:
         def encode(texts: list[str], start: int) -> list[np.ndarray]:
-            embs = self.model.encode_documents(
-                texts, batch_size=batch_size, show_progress_bar=False
-            )
+            model = self.model
+            embs = model.encode_documents(texts, batch_size=batch_size, show_progress_bar=False)
             return as_token_matrices(embs, self.dim, "embeddings")
 
         return encode
