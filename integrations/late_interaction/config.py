@@ -140,6 +140,7 @@ class EncoderConfig:
 _STORAGE_DTYPES = ("float16", "float32")
 _SPACES = ("cosine", "inner_product")
 _HNSW_STORAGE = ("float32", "e4m3")
+_NBITS = (1, 2, 4)
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,20 @@ class IndexConfig:
             first vector is kept). 1 (the default) stores every vector, so search is exact
             MaxSim over the encoder's output; 2 halves the index on disk and in RAM and the
             search work, at a small quality cost measured in ``benchmarks/results/``.
+        nbits: None (the default) keeps every token vector exactly (``storage_dtype``) with a
+            Voyager HNSW over all tokens. 1, 2 or 4 compresses the index as ColBERTv2 does: each
+            token is stored as its nearest k-means centroid plus ``nbits`` bits per dimension
+            of residual, and candidates come from the centroids (PLAID): query tokens probe
+            their ``n_probe`` nearest centroids, the documents listed there are pre-ranked by
+            centroid scores, and the best ``n_full_scores`` are decoded and scored by exact
+            MaxSim. The codec is trained on the first ``add`` into an empty index (see
+            ``LateInteractionIndex.retrain``); needs unit-norm vectors and ``pool_factor=1``.
+        n_centroids: Centroids of a compressed index; None sizes them from the tokens of the
+            first add as ColBERTv2 does (``2 ** floor(log2(16 * sqrt(n_tokens)))``, at most one
+            per 8 tokens). Fewer centroids build faster on CPU (every token is compared with
+            every centroid) at a larger residual.
+        n_probe: Nearest centroids probed per query token (compressed index only). Raised
+            with the index size (``max(n_probe, ceil(log2(n_live_docs) / 2))``).
     """
 
     storage_dtype: str = "float16"
@@ -197,6 +212,9 @@ class IndexConfig:
     exact_scan_fraction: float = 0.05
     hnsw_storage: str = "e4m3"
     pool_factor: int = 1
+    nbits: int | None = None
+    n_centroids: int | None = None
+    n_probe: int = 4
 
     def __post_init__(self) -> None:
         if self.storage_dtype not in _STORAGE_DTYPES:
@@ -209,10 +227,24 @@ class IndexConfig:
             msg = f"space must be one of {_SPACES}; got {self.space!r}."
             raise ValueError(msg)
         positive = (
-            "hnsw_m", "ef_construction", "k_token", "query_ef", "n_full_scores", "pool_factor"
+            "hnsw_m", "ef_construction", "k_token", "query_ef", "n_full_scores", "pool_factor",
+            "n_probe",
         )  # fmt: skip
         for name in positive:  # stored as plain ints, so the config stays JSON-serialisable
             object.__setattr__(self, name, positive_int(getattr(self, name), name))
+        object.__setattr__(
+            self, "n_centroids", positive_int(self.n_centroids, "n_centroids", optional=True)
+        )
+        if self.nbits is not None:
+            if isinstance(self.nbits, bool) or self.nbits not in _NBITS:
+                msg = f"nbits must be None (exact store) or one of {_NBITS}; got {self.nbits!r}."
+                raise ValueError(msg)
+            if self.pool_factor > 1:
+                msg = (
+                    "pool_factor > 1 makes non-unit token vectors, which the compressed store "
+                    "(nbits) cannot keep; use pool_factor=1 with nbits, or nbits=None."
+                )
+                raise ValueError(msg)
         if not 0.0 <= self.exact_scan_fraction <= 1.0 or self.exact_scan_tokens < 0:
             msg = (
                 "exact_scan_fraction must be in [0, 1] and exact_scan_tokens >= 0; got "

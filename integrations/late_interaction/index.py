@@ -159,7 +159,7 @@ class LateInteractionIndex(SearchMethods):
         texts = as_texts(texts, "texts")
         id_list, metas = validate_documents(texts, ids, metadatas)
         show = len(texts) >= _PROGRESS_MIN_TEXTS if show_progress_bar is None else show_progress_bar
-        encode = self._encode_documents(batch_size)
+        encode = self._encode_documents(texts, batch_size)
         return self._state.add(self.dim, encode, texts, id_list, metas, show_progress_bar=show)
 
     def add_embeddings(
@@ -192,17 +192,13 @@ class LateInteractionIndex(SearchMethods):
         id_list, metas = validate_documents(texts, ids, metadatas)
         matrices = as_token_matrices(embeddings, self.dim, "embeddings")
         return self._state.add(
-            self.dim,
-            lambda texts, start: matrices[start : start + len(texts)],
-            texts,
-            id_list,
-            metas,
+            self.dim, lambda positions: [matrices[i] for i in positions], texts, id_list, metas
         )
 
-    def _encode_documents(self, batch_size: int) -> Any:
-        def encode(texts: list[str], start: int) -> list[np.ndarray]:
+    def _encode_documents(self, texts: list[str], batch_size: int) -> Any:
+        def encode(positions: Sequence[int]) -> list[np.ndarray]:
             embs = self.model.encode_documents(
-                texts, batch_size=batch_size, show_progress_bar=False
+                [texts[i] for i in positions], batch_size=batch_size, show_progress_bar=False
             )
             return as_token_matrices(embs, self.dim, "embeddings")
 
@@ -251,6 +247,7 @@ class LateInteractionIndex(SearchMethods):
             saved = write_index(
                 target, config=self.config, fingerprint=self.model.fingerprint(), dim=self.dim,
                 store=state.store, docs=state.docs, live=state.snap.live, hnsw=state.hnsw,
+                ivf=state.ivf,
             )  # fmt: skip
         if self.path is None:
             self.path = saved

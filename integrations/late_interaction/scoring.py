@@ -11,7 +11,9 @@ Two implementations share one contract:
   with ``offsets``; one matrix product, then a segmented max (``np.maximum.reduceat``). No padding
   is ever materialised, which is what makes it fast on CPU for documents of very different lengths.
 * :func:`score_slots`: :func:`maxsim_packed` over chosen documents of an index's token store, in
-  bounded chunks (what a search scores); :func:`rerank`: encode, score, sort.
+  bounded chunks (what a search scores); :func:`score_slots_by_centroids`: the same with each
+  token replaced by its centroid (a compressed index's cheap pre-ranking); :func:`rerank`:
+  encode, score, sort.
 * the torch path of :func:`maxsim`: pads to ``(n_docs, max_len, dim)`` with a boolean mask and fills
   masked similarities with ``-inf`` before the max; it runs on whatever device the query is on,
   in chunks of documents, and multiplies half-precision documents as they are on an accelerator.
@@ -19,7 +21,7 @@ Two implementations share one contract:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,7 +32,7 @@ from late_interaction.types import Encoder, RerankResult
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["maxsim", "maxsim_packed", "pack", "rerank", "score_slots"]
+__all__ = ["maxsim", "maxsim_packed", "pack", "rerank", "score_slots", "score_slots_by_centroids"]
 
 
 def _check_query(query: np.ndarray) -> None:
@@ -220,29 +222,15 @@ def maxsim(
     return maxsim_packed(query, tokens, offsets)
 
 
-def score_slots(
-    query: np.ndarray,
-    tokens: np.ndarray,
-    offsets: np.ndarray,
-    slots: np.ndarray,
-    *,
-    chunk_tokens: int = 16_384,
-) -> np.ndarray:
-    """Exact MaxSim of ``query`` against the documents in ``slots`` of a token store.
+def _slot_chunks(
+    offsets: np.ndarray, slots: np.ndarray, chunk_tokens: int
+) -> Iterator[tuple[int, int, Any, np.ndarray]]:
+    """Split ``slots`` into runs of about ``chunk_tokens`` rows.
 
-    Args:
-        query: float32 query matrix. Shape: ``(n_query_tokens, dim)``.
-        tokens: Token store rows. Shape: ``(n_tokens, dim)``.
-        offsets: Slot offsets into ``tokens``. Shape: ``(n_slots + 1,)``.
-        slots: Slot numbers to score, ascending. Shape: ``(n,)``.
-        chunk_tokens: Rows gathered (and widened to float32) at a time, bounding temporary RAM.
-
-    Returns:
-        float32 scores aligned with ``slots``.
+    Yields:
+        ``(a, b, rows, local)``: slots ``slots[a:b]`` occupy the store rows ``rows`` (a slice
+        when they are adjacent, else an index array), and ``local`` are their offsets within them.
     """
-    out = np.empty(len(slots), dtype=np.float32)
-    if len(slots) == 0:
-        return out
     starts = offsets[slots]
     lengths = offsets[slots + 1] - starts
     ends = np.cumsum(lengths)
@@ -253,10 +241,70 @@ def score_slots(
         local = np.zeros(b - a + 1, dtype=np.int64)
         np.cumsum(n, out=local[1:])
         if (s[1:] == s[:-1] + n[:-1]).all():  # adjacent slots: a slice, no gather
-            rows = tokens[s[0] : s[0] + local[-1]]
+            yield a, b, slice(int(s[0]), int(s[0] + local[-1])), local
         else:
-            rows = tokens[np.repeat(s - local[:-1], n) + np.arange(local[-1])]
-        out[a:b] = maxsim_packed(query, rows, local)
+            yield a, b, np.repeat(s - local[:-1], n) + np.arange(local[-1]), local
+
+
+def score_slots(
+    query: np.ndarray,
+    tokens: Any,
+    offsets: np.ndarray,
+    slots: np.ndarray,
+    *,
+    chunk_tokens: int = 16_384,
+) -> np.ndarray:
+    """Exact MaxSim of ``query`` against the documents in ``slots`` of a token store.
+
+    Args:
+        query: float32 query matrix. Shape: ``(n_query_tokens, dim)``.
+        tokens: Token store rows: an array, or an array-like that decodes the rows it is
+            indexed with (a compressed store). Shape: ``(n_tokens, dim)``.
+        offsets: Slot offsets into ``tokens``. Shape: ``(n_slots + 1,)``.
+        slots: Slot numbers to score, ascending. Shape: ``(n,)``.
+        chunk_tokens: Rows gathered (and widened to float32) at a time, bounding temporary RAM.
+
+    Returns:
+        float32 scores aligned with ``slots``.
+    """
+    out = np.empty(len(slots), dtype=np.float32)
+    if len(slots) == 0:
+        return out
+    for a, b, rows, local in _slot_chunks(offsets, slots, chunk_tokens):
+        out[a:b] = maxsim_packed(query, tokens[rows], local)
+    return out
+
+
+def score_slots_by_centroids(
+    centroid_scores: np.ndarray,
+    codes: np.ndarray,
+    offsets: np.ndarray,
+    slots: np.ndarray,
+    *,
+    chunk_tokens: int = 65_536,
+) -> np.ndarray:
+    """Approximate MaxSim with every document token replaced by its centroid (PLAID's stage 2).
+
+    Needs no decompression: each token's similarity to each query token is looked up in
+    ``centroid_scores`` by the token's centroid id.
+
+    Args:
+        centroid_scores: Dot products of every centroid with every query token.
+            Shape: ``(n_centroids, n_query_tokens)``.
+        codes: Centroid id of each store row. Shape: ``(n_tokens,)``.
+        offsets: Slot offsets into the rows. Shape: ``(n_slots + 1,)``.
+        slots: Slot numbers to score, ascending. Shape: ``(n,)``.
+        chunk_tokens: Rows looked up at a time, bounding temporary RAM.
+
+    Returns:
+        float32 scores aligned with ``slots``.
+    """
+    out = np.empty(len(slots), dtype=np.float32)
+    if len(slots) == 0:
+        return out
+    for a, b, rows, local in _slot_chunks(offsets, slots, chunk_tokens):
+        sims = centroid_scores[codes[rows]]
+        out[a:b] = np.maximum.reduceat(sims, local[:-1], axis=0).sum(axis=1, dtype=np.float32)
     return out
 
 

@@ -24,16 +24,21 @@ NBITS = (1, 2, 4)
 _HELD_OUT_FRACTION, _HELD_OUT_MAX = 0.05, 50_000  # colbert-ai's residual-bucket sample
 
 
-def centroid_count(n_tokens: int) -> int:
+def centroid_count(n_tokens: int, n_sample: int | None = None) -> int:
     """Number of centroids for a corpus of ``n_tokens`` token vectors.
 
     ColBERTv2/PLAID's ``2 ** floor(log2(16 * sqrt(n_tokens)))`` (16,384 for 1.1M tokens),
-    capped at the largest power of two that leaves at least 8 vectors per centroid, so a small
-    corpus still gets centroids that summarise something.
+    capped at the largest power of two that leaves at least 8 training vectors per centroid, so
+    a small corpus (or sample) still gets centroids that summarise something.
+
+    Args:
+        n_tokens: Token vectors in the corpus.
+        n_sample: Vectors k-means trains on (default ``n_tokens``).
     """
     n_tokens = max(int(n_tokens), 1)
     rule = 2 ** math.floor(math.log2(16 * math.sqrt(n_tokens)))
-    cap = 2 ** math.floor(math.log2(max(n_tokens // 8, 1)))
+    n_sample = n_tokens if n_sample is None else max(int(n_sample), 1)
+    cap = 2 ** math.floor(math.log2(max(n_sample // 8, 1)))
     return int(min(rule, cap))
 
 
@@ -205,3 +210,30 @@ class ResidualCodec:
     def from_arrays(cls, arrays: dict[str, np.ndarray], nbits: int) -> ResidualCodec:
         """Rebuild a codec from :meth:`arrays` output."""
         return cls(arrays["centroids"], arrays["cutoffs"], arrays["weights"], nbits)
+
+
+class DecodedRows:
+    """Read-only, array-like view of compressed token rows that decodes what it is indexed with.
+
+    ``rows[a:b]`` and ``rows[int_array]`` return float32 unit vectors, so exact MaxSim
+    (:func:`late_interaction.scoring.score_slots`) reads a compressed store as it reads an
+    exact one, decoding only the rows it scores.
+
+    Args:
+        codec: The codec the rows were encoded with.
+        codes: Centroid ids. Shape: ``(n_tokens,)``.
+        residuals: Packed residuals. Shape: ``(n_tokens, codec.packed_width)``.
+    """
+
+    ndim = 2
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, codec: ResidualCodec, codes: np.ndarray, residuals: np.ndarray) -> None:
+        self.codec, self.codes, self.residuals = codec, codes, residuals
+        self.shape = (int(codes.shape[0]), codec.dim)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key: slice | np.ndarray) -> np.ndarray:
+        return self.codec.decode(np.asarray(self.codes[key]), np.asarray(self.residuals[key]))
