@@ -196,8 +196,7 @@ class IndexConfig:
             first add as ColBERTv2 does (``2 ** floor(log2(16 * sqrt(n_tokens)))``, at most one
             per 8 tokens). Fewer centroids build faster on CPU (every token is compared with
             every centroid) at a larger residual.
-        n_probe: Nearest centroids probed per query token (compressed index only). Raised
-            with the index size (``max(n_probe, ceil(log2(n_live_docs) / 2))``).
+        n_probe: Nearest centroids probed per query token (compressed index only).
     """
 
     storage_dtype: str = "float16"

@@ -190,3 +190,20 @@ def test_inverted_lists_merge_segments_and_list_every_pair():
         np.testing.assert_array_equal(lists.slots_of(np.array(cells)), want)
     again = InvertedLists.from_arrays(*lists.arrays())
     np.testing.assert_array_equal(again.slots_of(np.arange(20)), np.unique(slots))
+
+
+def test_retrain_fits_a_new_codec_on_the_live_documents(fake_encoder, ref, counted):
+    index, ids, texts = _index(fake_encoder, ref, n=20, nbits=2, n_probe=10_000)
+    small = index._state.store.codec
+    _, more_texts, _ = ref.make_corpus(200, seed=9)
+    index.add(more_texts, ids=[f"m{i}" for i in range(200)])  # encoded with the small codec
+    index.delete(ids[:5])
+    index.retrain()
+    codec = index._state.store.codec
+    assert codec.checksum() != small.checksum()
+    assert codec.n_centroids > small.n_centroids  # sized for 215 documents now
+    assert index._state.store.n_docs == len(index) == 215  # deleted documents are gone
+    assert index.search(more_texts[7], 1)[0].id == "m7"
+    assert ids[2] not in index and index.get(ids[10])[0].text == texts[10]
+    with pytest.raises(ValueError, match="nbits=None"):
+        LateInteractionIndex(fake_encoder).retrain()

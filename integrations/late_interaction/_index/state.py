@@ -253,7 +253,34 @@ class IndexState:
         else:
             ivf = InvertedLists(store.codec.n_centroids).appended(store.codes(), store.views()[2])  # type: ignore[arg-type]
         new = Snapshot.build(store, docs, np.ones(store.n_docs, bool), hnsw, ivf)
+        self._adopt(store, docs, hnsw, ivf, new)
+
+    def _adopt(
+        self,
+        store: TokenStore | None,
+        docs: DocumentStore,
+        hnsw: VoyagerTokenIndex | None,
+        ivf: InvertedLists | None,
+        snap: Snapshot,
+    ) -> None:
+        """Replace every structure at once and publish ``snap`` (its slots numbered from 0)."""
         slot_of = {doc_id: slot for slot, doc_id in enumerate(docs.ids)}
         self.store, self.docs, self.hnsw, self.ivf = store, docs, hnsw, ivf
         with self._publish_lock:
-            self._slot_of, self.snap = slot_of, new  # type: ignore[assignment]
+            self._slot_of, self.snap = slot_of, snap  # type: ignore[assignment]
+
+    def retrain(self, dim: int, encode_texts: Callable[[list[str]], Encode]) -> None:
+        """Train a new codec on the live documents and re-encode them; the caller holds the lock.
+
+        Args:
+            dim: Token vector dimension.
+            encode_texts: ``texts -> encode`` (the ``positions -> matrices`` callable of
+                :meth:`add` for those texts).
+        """
+        snap = self.snap
+        keep = np.flatnonzero(snap.live).tolist()
+        texts = [snap.docs.texts[s] for s in keep]
+        fresh = IndexState(self.config)
+        fresh.add(dim, encode_texts(texts), texts, [snap.docs.ids[s] for s in keep],  # type: ignore[misc]
+                  [snap.docs.metadatas[s] for s in keep])  # fmt: skip
+        self._adopt(fresh.store, fresh.docs, fresh.hnsw, fresh.ivf, fresh.snap)
