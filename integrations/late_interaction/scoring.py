@@ -21,7 +21,7 @@ Two implementations share one contract:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -222,15 +222,20 @@ def maxsim(
     return maxsim_packed(query, tokens, offsets)
 
 
-def _slot_chunks(
-    offsets: np.ndarray, slots: np.ndarray, chunk_tokens: int
-) -> Iterator[tuple[int, int, Any, np.ndarray]]:
-    """Split ``slots`` into runs of about ``chunk_tokens`` rows.
+def _score_by_chunks(
+    offsets: np.ndarray,
+    slots: np.ndarray,
+    chunk_tokens: int,
+    score: Callable[[Any, np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """Score ``slots`` in runs of about ``chunk_tokens`` store rows, bounding temporary RAM.
 
-    Yields:
-        ``(a, b, rows, local)``: slots ``slots[a:b]`` occupy the store rows ``rows`` (a slice
-        when they are adjacent, else an index array), and ``local`` are their offsets within them.
+    ``score(rows, local)`` scores the slots of one run: they occupy the store rows ``rows`` (a
+    slice when they are adjacent, else an index array) at offsets ``local`` within them.
     """
+    out = np.empty(len(slots), dtype=np.float32)
+    if len(slots) == 0:
+        return out
     starts = offsets[slots]
     lengths = offsets[slots + 1] - starts
     ends = np.cumsum(lengths)
@@ -241,9 +246,11 @@ def _slot_chunks(
         local = np.zeros(b - a + 1, dtype=np.int64)
         np.cumsum(n, out=local[1:])
         if (s[1:] == s[:-1] + n[:-1]).all():  # adjacent slots: a slice, no gather
-            yield a, b, slice(int(s[0]), int(s[0] + local[-1])), local
+            rows: Any = slice(int(s[0]), int(s[0] + local[-1]))
         else:
-            yield a, b, np.repeat(s - local[:-1], n) + np.arange(local[-1]), local
+            rows = np.repeat(s - local[:-1], n) + np.arange(local[-1])
+        out[a:b] = score(rows, local)
+    return out
 
 
 def score_slots(
@@ -267,12 +274,9 @@ def score_slots(
     Returns:
         float32 scores aligned with ``slots``.
     """
-    out = np.empty(len(slots), dtype=np.float32)
-    if len(slots) == 0:
-        return out
-    for a, b, rows, local in _slot_chunks(offsets, slots, chunk_tokens):
-        out[a:b] = maxsim_packed(query, tokens[rows], local)
-    return out
+    return _score_by_chunks(
+        offsets, slots, chunk_tokens, lambda rows, local: maxsim_packed(query, tokens[rows], local)
+    )
 
 
 def score_slots_by_centroids(
@@ -299,13 +303,12 @@ def score_slots_by_centroids(
     Returns:
         float32 scores aligned with ``slots``.
     """
-    out = np.empty(len(slots), dtype=np.float32)
-    if len(slots) == 0:
-        return out
-    for a, b, rows, local in _slot_chunks(offsets, slots, chunk_tokens):
+
+    def score(rows: Any, local: np.ndarray) -> np.ndarray:
         sims = centroid_scores[codes[rows]]
-        out[a:b] = np.maximum.reduceat(sims, local[:-1], axis=0).sum(axis=1, dtype=np.float32)
-    return out
+        return np.maximum.reduceat(sims, local[:-1], axis=0).sum(axis=1, dtype=np.float32)
+
+    return _score_by_chunks(offsets, slots, chunk_tokens, score)
 
 
 def rerank(
