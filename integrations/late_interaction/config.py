@@ -141,6 +141,7 @@ _STORAGE_DTYPES = ("float16", "float32")
 _SPACES = ("cosine", "inner_product")
 _HNSW_STORAGE = ("float32", "e4m3")
 _NBITS = (1, 2, 4)
+_FULL_SCORES_EXACT, _FULL_SCORES_COMPRESSED = 512, 128
 
 
 @dataclass(frozen=True)
@@ -165,8 +166,12 @@ class IndexConfig:
             ``k`` documents uses ``max(k_token, 2 * k)``.
         n_full_scores: Candidate documents scored with exact MaxSim per query. Candidates are
             first ranked by their ANN hits (for each query token, the best similarity found in
-            that document; summed), and only this many best go to exact scoring (PLAID's
-            ``n_full_scores``). Raised to at least ``4 * k``.
+            that document; summed), or by centroid interaction in a compressed index, and only
+            this many best go to exact scoring (PLAID's ``n_full_scores``). Raised to at least
+            ``4 * k``. None (the default) means 512 for the exact store and 128 for a compressed
+            one, where each scored document must be decoded first (most of its search time);
+            on Cranfield 64, 128 and 256 gave the same nDCG@10 at nbits=2
+            (``benchmarks/results/compressed-cranfield-*.md``).
         query_ef: Default HNSW search breadth (Voyager ``query_ef``); raised to at least the
             number of tokens fetched per query token.
         exact_scan_tokens: A ``filter``/``ids`` restriction whose allowed documents hold at most
@@ -206,7 +211,7 @@ class IndexConfig:
     space: str = "cosine"
     k_token: int = 64
     query_ef: int = 128
-    n_full_scores: int = 512
+    n_full_scores: int | None = None
     exact_scan_tokens: int = 20_000
     exact_scan_fraction: float = 0.05
     hnsw_storage: str = "e4m3"
@@ -226,14 +231,15 @@ class IndexConfig:
             msg = f"space must be one of {_SPACES}; got {self.space!r}."
             raise ValueError(msg)
         positive = (
-            "hnsw_m", "ef_construction", "k_token", "query_ef", "n_full_scores", "pool_factor",
-            "n_probe",
+            "hnsw_m", "ef_construction", "k_token", "query_ef", "pool_factor", "n_probe",
         )  # fmt: skip
         for name in positive:  # stored as plain ints, so the config stays JSON-serialisable
             object.__setattr__(self, name, positive_int(getattr(self, name), name))
-        object.__setattr__(
-            self, "n_centroids", positive_int(self.n_centroids, "n_centroids", optional=True)
-        )
+        for name in ("n_centroids", "n_full_scores"):
+            object.__setattr__(self, name, positive_int(getattr(self, name), name, optional=True))
+        if self.n_full_scores is None:  # resolved here, so a saved config records the number
+            full = _FULL_SCORES_EXACT if self.nbits is None else _FULL_SCORES_COMPRESSED
+            object.__setattr__(self, "n_full_scores", full)
         if self.nbits is not None:
             if isinstance(self.nbits, bool) or self.nbits not in _NBITS:
                 msg = f"nbits must be None (exact store) or one of {_NBITS}; got {self.nbits!r}."

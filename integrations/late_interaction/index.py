@@ -3,9 +3,12 @@
 Search is two-stage, as colbert-live: every query token fetches its nearest document tokens from
 a Voyager HNSW graph (candidate generation), then the union of their documents is scored by
 exact MaxSim on the token store (float16/float32 copies of the encoder output, never vectors
-read back from Voyager). The machinery lives in the private ``_index`` package: ``state.py``
-(writes and snapshots), ``search_api.py`` (the search methods this class inherits), ``search.py``
-and ``candidates.py`` (the read path), ``persistence.py`` (the folder).
+read back from Voyager). With ``IndexConfig(nbits=1|2|4)`` the store is compressed as ColBERTv2
+does (centroid id + residual bits per token, ``_index/codec.py``) and candidates come from the
+centroids as in PLAID (``_index/centroid_candidates.py``): no per-token graph, and exact MaxSim
+on the decoded vectors of the best candidates. The machinery lives in the private ``_index``
+package: ``state.py`` (writes and snapshots), ``search_api.py`` (the search methods this class
+inherits), ``search.py`` and ``candidates.py`` (the read path), ``persistence.py`` (the folder).
 """
 
 from __future__ import annotations

@@ -207,3 +207,10 @@ def test_retrain_fits_a_new_codec_on_the_live_documents(fake_encoder, ref, count
     assert ids[2] not in index and index.get(ids[10])[0].text == texts[10]
     with pytest.raises(ValueError, match="nbits=None"):
         LateInteractionIndex(fake_encoder).retrain()
+
+
+def test_full_scores_default_depends_on_the_store():
+    assert IndexConfig().n_full_scores == 512
+    assert IndexConfig(nbits=2).n_full_scores == 128  # each scored document is decoded first
+    assert IndexConfig(nbits=2, n_full_scores=300).n_full_scores == 300
+    assert IndexConfig.from_dict(IndexConfig(nbits=1).to_dict()) == IndexConfig(nbits=1)

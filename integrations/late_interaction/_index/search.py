@@ -98,7 +98,7 @@ def run_search(
     searchable = snap.hnsw is not None or snap.ivf is not None
     if request.exact or not searchable or view.allowed_tokens() <= small:
         return [rank(snap, q, everything, k) for q in queries]
-    n_full = max(config.n_full_scores, 4 * k)
+    n_full = max(config.n_full_scores, 4 * k)  # type: ignore[type-var]  # resolved to an int
     if snap.ivf is not None:
         candidates: list[np.ndarray] | None = centroid_candidates(
             view, queries, config.n_probe, n_full
