@@ -1,0 +1,1 @@
+"""Studies: one-off measurements behind design choices (see each module docstring)."""
