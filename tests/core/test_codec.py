@@ -132,7 +132,14 @@ def test_kmeans_finds_separated_clusters():
 def test_invalid_settings_are_refused():
     with pytest.raises(ValueError, match="nbits must be one of"):
         ResidualCodec.train(np.eye(4, dtype=np.float32), 3)
-    with pytest.raises(ValueError, match="at least 2 token vectors"):
-        ResidualCodec.train(np.ones((1, 4), np.float32), 2)
+    with pytest.raises(ValueError, match="n >= 1"):
+        ResidualCodec.train(np.ones((0, 4), np.float32), 2)
+
+
+def test_a_one_token_corpus_still_trains():
+    vector = np.array([[0.6, 0.8, 0.0, 0.0]], np.float32)
+    codec = ResidualCodec.train(vector, 2)
+    assert codec.n_centroids == 1
+    np.testing.assert_allclose(codec.decode(*codec.encode(vector)), vector, atol=1e-3)
     with pytest.raises(ValueError, match="k-means needs"):
         spherical_kmeans(np.eye(3, dtype=np.float32), 5)

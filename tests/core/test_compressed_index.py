@@ -214,3 +214,12 @@ def test_full_scores_default_depends_on_the_store():
     assert IndexConfig(nbits=2).n_full_scores == 128  # each scored document is decoded first
     assert IndexConfig(nbits=2, n_full_scores=300).n_full_scores == 300
     assert IndexConfig.from_dict(IndexConfig(nbits=1).to_dict()) == IndexConfig(nbits=1)
+
+
+def test_a_tiny_first_add_trains_and_later_adds_use_its_codec(fake_encoder):
+    index = LateInteractionIndex(fake_encoder, config=IndexConfig(nbits=2, **FAST))
+    vector = fake_encoder.encode_documents(["solo"])[0][:1]
+    index.add_embeddings([vector], ["solo"], ids=["a"])
+    index.add(["other words here", "solo again"], ids=["b", "c"])
+    assert index._state.store.codec.n_centroids == 1
+    assert index.search("solo", 1)[0].id in {"a", "c"}

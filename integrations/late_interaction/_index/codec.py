@@ -146,7 +146,7 @@ class ResidualCodec:
         """Fit centroids and residual buckets on a sample of token vectors.
 
         Args:
-            vectors: Unit-norm token vectors, shape ``(n, dim)`` with ``n >= 2``.
+            vectors: Unit-norm token vectors, shape ``(n, dim)`` with ``n >= 1``.
             nbits: Bits per dimension (1, 2 or 4).
             n_centroids: Centroid count; None: :func:`centroid_count` of the k-means sample.
             niters: k-means iterations.
@@ -161,13 +161,15 @@ class ResidualCodec:
         nbits = _check_nbits(nbits)
         vectors = np.asarray(vectors, dtype=np.float32)
         n = vectors.shape[0]
-        if vectors.ndim != 2 or n < 2:
-            msg = f"codec training needs at least 2 token vectors (n, dim); got {vectors.shape}."
+        if vectors.ndim != 2 or n < 1:
+            msg = f"codec training needs token vectors of shape (n >= 1, dim); got {vectors.shape}."
             raise ValueError(msg)
         rng = np.random.default_rng(seed)
         order = rng.permutation(n)
         n_held = min(max(int(n * _HELD_OUT_FRACTION), 1), _HELD_OUT_MAX)
         held, fit = vectors[order[:n_held]], vectors[order[n_held:]]
+        if fit.shape[0] == 0:  # a one-token corpus: fit and hold out the same vector
+            fit = held
         k = centroid_count(fit.shape[0]) if n_centroids is None else int(n_centroids)
         centroids = spherical_kmeans(fit, min(k, fit.shape[0]), niters=niters, seed=seed)
         centroids = centroids.astype(np.float16).astype(np.float32)
