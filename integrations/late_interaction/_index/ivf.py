@@ -66,17 +66,27 @@ class InvertedLists:
             segments.append(_Segment.merged([older, newer]))
         return InvertedLists(self.n_centroids, tuple(segments))
 
-    def slots_of(self, centroids: np.ndarray) -> np.ndarray:
-        """Sorted unique slots listed under any of ``centroids``."""
-        found = []
+    def pairs_of(self, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every ``(position in centroids, slot)`` entry listed under ``centroids``.
+
+        A slot appears once per listed centroid (and once per segment holding it).
+        """
+        found_c, found_s = [], []
         for seg in self._segments:
             starts, ends = seg.offsets[centroids], seg.offsets[centroids + 1]
             lengths = ends - starts
             total = int(lengths.sum())
             if total:
                 local = np.cumsum(lengths) - lengths
-                found.append(seg.slots[np.repeat(starts - local, lengths) + np.arange(total)])
-        return np.unique(np.concatenate(found)) if found else np.zeros(0, np.int32)
+                found_s.append(seg.slots[np.repeat(starts - local, lengths) + np.arange(total)])
+                found_c.append(np.repeat(np.arange(len(centroids)), lengths))
+        if not found_s:
+            return np.zeros(0, np.int64), np.zeros(0, np.int32)
+        return np.concatenate(found_c), np.concatenate(found_s)
+
+    def slots_of(self, centroids: np.ndarray) -> np.ndarray:
+        """Sorted unique slots listed under any of ``centroids``."""
+        return np.unique(self.pairs_of(centroids)[1])
 
     def nbytes(self) -> int:
         """Bytes held by the lists."""
