@@ -145,6 +145,8 @@ class EncoderConfig:
 _STORAGE_DTYPES = ("float16", "float32")
 _SPACES = ("cosine", "inner_product")
 _HNSW_STORAGE = ("float32", "e4m3")
+_NBITS = (1, 2, 4)
+_FULL_SCORES_EXACT, _FULL_SCORES_COMPRESSED = 512, 128
 
 
 @dataclass(frozen=True)
@@ -170,8 +172,12 @@ class IndexConfig:
             ``k`` documents uses ``max(k_token, 2 * k)``.
         n_full_scores: Candidate documents scored with exact MaxSim per query. Candidates are
             first ranked by their ANN hits (for each query token, the best similarity found in
-            that document; summed), and only this many best go to exact scoring (PLAID's
-            ``n_full_scores``). Raised to at least ``4 * k``.
+            that document; summed), or by centroid interaction in a compressed index, and only
+            this many best go to exact scoring (PLAID's ``n_full_scores``). Raised to at least
+            ``4 * k``. None (the default) means 512 for the exact store and 128 for a compressed
+            one, where each scored document must be decoded first (most of its search time);
+            on Cranfield 64, 128 and 256 gave the same nDCG@10 at nbits=2
+            (``benchmarks/results/compressed-cranfield-*.md``).
         query_ef: Default HNSW search breadth (Voyager ``query_ef``); raised to at least the
             number of tokens fetched per query token.
         exact_scan_tokens: A ``filter``/``ids`` restriction whose allowed documents hold at most
@@ -189,6 +195,19 @@ class IndexConfig:
             first vector is kept). 1 (the default) stores every vector, so search is exact
             MaxSim over the encoder's output; 2 halves the index on disk and in RAM and the
             search work, at a small quality cost measured in ``benchmarks/results/``.
+        nbits: None (the default) keeps every token vector exactly (``storage_dtype``) with a
+            Voyager HNSW over all tokens. 1, 2 or 4 compresses the index as ColBERTv2 does: each
+            token is stored as its nearest k-means centroid plus ``nbits`` bits per dimension
+            of residual, and candidates come from the centroids (PLAID): query tokens probe
+            their ``n_probe`` nearest centroids, the documents listed there are pre-ranked by
+            centroid scores, and the best ``n_full_scores`` are decoded and scored by exact
+            MaxSim. The codec is trained on the first ``add`` into an empty index (see
+            ``LateInteractionIndex.retrain``); needs unit-norm vectors and ``pool_factor=1``.
+        n_centroids: Centroids of a compressed index; None sizes them from the tokens of the
+            first add as ColBERTv2 does (``2 ** floor(log2(16 * sqrt(n_tokens)))``, at most one
+            per 8 tokens). Fewer centroids build faster on CPU (every token is compared with
+            every centroid) at a larger residual.
+        n_probe: Nearest centroids probed per query token (compressed index only).
     """
 
     storage_dtype: str = "float16"
@@ -198,11 +217,14 @@ class IndexConfig:
     space: str = "cosine"
     k_token: int = 64
     query_ef: int = 128
-    n_full_scores: int = 512
+    n_full_scores: int | None = None
     exact_scan_tokens: int = 20_000
     exact_scan_fraction: float = 0.05
     hnsw_storage: str = "e4m3"
     pool_factor: int = 1
+    nbits: int | None = None
+    n_centroids: int | None = None
+    n_probe: int = 4
 
     def __post_init__(self) -> None:
         if self.storage_dtype not in _STORAGE_DTYPES:
@@ -215,10 +237,25 @@ class IndexConfig:
             msg = f"space must be one of {_SPACES}; got {self.space!r}."
             raise ValueError(msg)
         positive = (
-            "hnsw_m", "ef_construction", "k_token", "query_ef", "n_full_scores", "pool_factor"
+            "hnsw_m", "ef_construction", "k_token", "query_ef", "pool_factor", "n_probe",
         )  # fmt: skip
         for name in positive:  # stored as plain ints, so the config stays JSON-serialisable
             object.__setattr__(self, name, positive_int(getattr(self, name), name))
+        for name in ("n_centroids", "n_full_scores"):
+            object.__setattr__(self, name, positive_int(getattr(self, name), name, optional=True))
+        if self.n_full_scores is None:  # resolved here, so a saved config records the number
+            full = _FULL_SCORES_EXACT if self.nbits is None else _FULL_SCORES_COMPRESSED
+            object.__setattr__(self, "n_full_scores", full)
+        if self.nbits is not None:
+            if isinstance(self.nbits, bool) or self.nbits not in _NBITS:
+                msg = f"nbits must be None (exact store) or one of {_NBITS}; got {self.nbits!r}."
+                raise ValueError(msg)
+            if self.pool_factor > 1:
+                msg = (
+                    "pool_factor > 1 makes non-unit token vectors, which the compressed store "
+                    "(nbits) cannot keep; use pool_factor=1 with nbits, or nbits=None."
+                )
+                raise ValueError(msg)
         if not 0.0 <= self.exact_scan_fraction <= 1.0 or self.exact_scan_tokens < 0:
             msg = (
                 "exact_scan_fraction must be in [0, 1] and exact_scan_tokens >= 0; got "

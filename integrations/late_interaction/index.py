@@ -3,9 +3,12 @@
 Search is two-stage, as colbert-live: every query token fetches its nearest document tokens from
 a Voyager HNSW graph (candidate generation), then the union of their documents is scored by
 exact MaxSim on the token store (float16/float32 copies of the encoder output, never vectors
-read back from Voyager). The machinery lives in the private ``_index`` package: ``state.py``
-(writes and snapshots), ``search_api.py`` (the search methods this class inherits), ``search.py``
-and ``candidates.py`` (the read path), ``persistence.py`` (the folder).
+read back from Voyager). With ``IndexConfig(nbits=1|2|4)`` the store is compressed as ColBERTv2
+does (centroid id + residual bits per token, ``_index/codec.py``) and candidates come from the
+centroids as in PLAID (``_index/centroid_candidates.py``): no per-token graph, and exact MaxSim
+on the decoded vectors of the best candidates. The machinery lives in the private ``_index``
+package: ``state.py`` (writes and snapshots), ``search_api.py`` (the search methods this class
+inherits), ``search.py`` and ``candidates.py`` (the read path), ``persistence.py`` (the folder).
 """
 
 from __future__ import annotations
@@ -162,7 +165,7 @@ class LateInteractionIndex(SearchMethods):
         if not texts:
             return []
         show = len(texts) >= _PROGRESS_MIN_TEXTS if show_progress_bar is None else show_progress_bar
-        encode = self._encode_documents(batch_size)
+        encode = self._encode_documents(texts, batch_size)
         return self._state.add(
             self.dim, encode, texts, id_list, metas, show_progress_bar=show, chunk=_ADD_CHUNK
         )
@@ -196,13 +199,15 @@ class LateInteractionIndex(SearchMethods):
             raise ValueError(msg)
         id_list, metas = validate_documents(texts, ids, metadatas)
         matrices = as_token_matrices(embeddings, self.dim, "embeddings")
-        given = lambda part, start: matrices[start : start + len(part)]  # noqa: E731
-        return self._state.add(self.dim, given, texts, id_list, metas, chunk=_ADD_CHUNK)
+        return self._state.add(
+            self.dim, lambda positions: [matrices[i] for i in positions], texts, id_list, metas
+        )
 
-    def _encode_documents(self, batch_size: int) -> Any:
-        def encode(texts: list[str], start: int) -> list[np.ndarray]:
-            model = self.model
-            embs = model.encode_documents(texts, batch_size=batch_size, show_progress_bar=False)
+    def _encode_documents(self, texts: list[str], batch_size: int) -> Any:
+        def encode(positions: Sequence[int]) -> list[np.ndarray]:
+            embs = self.model.encode_documents(
+                [texts[i] for i in positions], batch_size=batch_size, show_progress_bar=False
+            )
             return as_token_matrices(embs, self.dim, "embeddings")
 
         return encode
@@ -224,6 +229,29 @@ class LateInteractionIndex(SearchMethods):
         """
         with self._state.write_lock:
             self._state.compact(self.dim)
+
+    def retrain(self, *, batch_size: int = 32) -> None:
+        """Re-train a compressed index's codec on its live documents and re-encode them.
+
+        Documents added after the codec was trained are compressed against its centroids; when
+        the corpus has drifted (other topics, or the first ``add`` was small), their residuals
+        fall outside the trained buckets and quality drops. This re-encodes every live document
+        from its stored text with :attr:`model` (decoded vectors would compound the codec's
+        error), trains a new codec as the first ``add`` does, and rebuilds the store and
+        inverted lists without deleted documents. Searches continue on the old index meanwhile;
+        writes wait. Costs a full encoding of the corpus.
+
+        Raises:
+            ValueError: If the index is not compressed (``IndexConfig.nbits`` is None).
+        """
+        if self.config.nbits is None:
+            msg = "retrain() re-trains the codec of a compressed index; this one has nbits=None."
+            raise ValueError(msg)
+        with self._state.write_lock:
+            if self._state.store is not None:
+                self._state.retrain(
+                    self.dim, lambda texts: self._encode_documents(texts, batch_size)
+                )
 
     def save(self, path: str | Path | None = None, *, extra_files: Any = None) -> Path:
         """Write the index to a folder, atomically; pickle-free (JSON, .npy, Voyager's file).
@@ -255,7 +283,7 @@ class LateInteractionIndex(SearchMethods):
             saved = write_index(
                 target, config=self.config, fingerprint=self.model.fingerprint(), dim=self.dim,
                 store=state.store, docs=state.docs, live=state.snap.live, hnsw=state.hnsw,
-                extra_files=extra,
+                ivf=state.ivf, extra_files=extra,
             )  # fmt: skip
         if self.path is None:
             self.path = saved

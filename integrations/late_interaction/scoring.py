@@ -11,7 +11,9 @@ Two implementations share one contract:
   with ``offsets``; one matrix product, then a segmented max (``np.maximum.reduceat``). No padding
   is ever materialised, which is what makes it fast on CPU for documents of very different lengths.
 * :func:`score_slots`: :func:`maxsim_packed` over chosen documents of an index's token store, in
-  bounded chunks (what a search scores). Reranking (encode, score, sort) is ``reranking.py``.
+  bounded chunks (what a search scores); :func:`score_slots_by_centroids`: the same with each
+  token replaced by its centroid (a compressed index's cheap pre-ranking). Reranking (encode,
+  score, sort) is ``reranking.py``.
 * the torch path of :func:`maxsim`: pads to ``(n_docs, max_len, dim)`` with a boolean mask and fills
   masked similarities with ``-inf`` before the max; it runs on whatever device the query is on,
   in chunks of documents, and multiplies half-precision documents as they are on an accelerator.
@@ -19,7 +21,7 @@ Two implementations share one contract:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,7 +29,7 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["maxsim", "maxsim_packed", "pack", "score_slots"]
+__all__ = ["maxsim", "maxsim_packed", "pack", "score_slots", "score_slots_by_centroids"]
 
 
 def _check_query(query: np.ndarray) -> None:
@@ -217,25 +219,16 @@ def maxsim(
     return maxsim_packed(query, tokens, offsets)
 
 
-def score_slots(
-    query: np.ndarray,
-    tokens: np.ndarray,
+def _score_by_chunks(
     offsets: np.ndarray,
     slots: np.ndarray,
-    *,
-    chunk_tokens: int = 16_384,
+    chunk_tokens: int,
+    score: Callable[[Any, np.ndarray], np.ndarray],
 ) -> np.ndarray:
-    """Exact MaxSim of ``query`` against the documents in ``slots`` of a token store.
+    """Score ``slots`` in runs of about ``chunk_tokens`` store rows, bounding temporary RAM.
 
-    Args:
-        query: float32 query matrix. Shape: ``(n_query_tokens, dim)``.
-        tokens: Token store rows. Shape: ``(n_tokens, dim)``.
-        offsets: Slot offsets into ``tokens``. Shape: ``(n_slots + 1,)``.
-        slots: Slot numbers to score, ascending. Shape: ``(n,)``.
-        chunk_tokens: Rows gathered (and widened to float32) at a time, bounding temporary RAM.
-
-    Returns:
-        float32 scores aligned with ``slots``.
+    ``score(rows, local)`` scores the slots of one run: they occupy the store rows ``rows`` (a
+    slice when they are adjacent, else an index array) at offsets ``local`` within them.
     """
     out = np.empty(len(slots), dtype=np.float32)
     if len(slots) == 0:
@@ -250,8 +243,66 @@ def score_slots(
         local = np.zeros(b - a + 1, dtype=np.int64)
         np.cumsum(n, out=local[1:])
         if (s[1:] == s[:-1] + n[:-1]).all():  # adjacent slots: a slice, no gather
-            rows = tokens[s[0] : s[0] + local[-1]]
+            rows: Any = slice(int(s[0]), int(s[0] + local[-1]))
         else:
-            rows = tokens[np.repeat(s - local[:-1], n) + np.arange(local[-1])]
-        out[a:b] = maxsim_packed(query, rows, local)
+            rows = np.repeat(s - local[:-1], n) + np.arange(local[-1])
+        out[a:b] = score(rows, local)
     return out
+
+
+def score_slots(
+    query: np.ndarray,
+    tokens: Any,
+    offsets: np.ndarray,
+    slots: np.ndarray,
+    *,
+    chunk_tokens: int = 16_384,
+) -> np.ndarray:
+    """Exact MaxSim of ``query`` against the documents in ``slots`` of a token store.
+
+    Args:
+        query: float32 query matrix. Shape: ``(n_query_tokens, dim)``.
+        tokens: Token store rows: an array, or an array-like that decodes the rows it is
+            indexed with (a compressed store). Shape: ``(n_tokens, dim)``.
+        offsets: Slot offsets into ``tokens``. Shape: ``(n_slots + 1,)``.
+        slots: Slot numbers to score, ascending. Shape: ``(n,)``.
+        chunk_tokens: Rows gathered (and widened to float32) at a time, bounding temporary RAM.
+
+    Returns:
+        float32 scores aligned with ``slots``.
+    """
+    return _score_by_chunks(
+        offsets, slots, chunk_tokens, lambda rows, local: maxsim_packed(query, tokens[rows], local)
+    )
+
+
+def score_slots_by_centroids(
+    centroid_scores: np.ndarray,
+    codes: np.ndarray,
+    offsets: np.ndarray,
+    slots: np.ndarray,
+    *,
+    chunk_tokens: int = 65_536,
+) -> np.ndarray:
+    """Approximate MaxSim with every document token replaced by its centroid (PLAID's stage 2).
+
+    Needs no decompression: each token's similarity to each query token is looked up in
+    ``centroid_scores`` by the token's centroid id.
+
+    Args:
+        centroid_scores: Dot products of every centroid with every query token.
+            Shape: ``(n_centroids, n_query_tokens)``.
+        codes: Centroid id of each store row. Shape: ``(n_tokens,)``.
+        offsets: Slot offsets into the rows. Shape: ``(n_slots + 1,)``.
+        slots: Slot numbers to score, ascending. Shape: ``(n,)``.
+        chunk_tokens: Rows looked up at a time, bounding temporary RAM.
+
+    Returns:
+        float32 scores aligned with ``slots``.
+    """
+
+    def score(rows: Any, local: np.ndarray) -> np.ndarray:
+        sims = centroid_scores[codes[rows]]
+        return np.maximum.reduceat(sims, local[:-1], axis=0).sum(axis=1, dtype=np.float32)
+
+    return _score_by_chunks(offsets, slots, chunk_tokens, score)

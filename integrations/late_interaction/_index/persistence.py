@@ -1,6 +1,6 @@
 """Saving and loading a LateInteractionIndex folder: manifest, checks, crash-safe swap.
 
-Folder layout (``format_version`` 1), all pickle-free::
+Folder layout, all pickle-free. ``format_version`` 1 (the exact store, ``nbits=None``)::
 
     config.json      format_version, IndexConfig, encoder fingerprint, counts, file sizes
     tokens.voyager   Voyager's own file (absent while the index has never held a document)
@@ -8,6 +8,17 @@ Folder layout (``format_version`` 1), all pickle-free::
     doc_offsets.npy  int64, n_slots + 1
     embeddings.npy   float16|float32, n_tokens x dim (loaded memory-mapped)
     docs.jsonl       one line per slot: id, text, metadata ({"deleted": true} for dead slots)
+
+``format_version`` 2 (a compressed store) replaces ``embeddings.npy`` and ``tokens.voyager`` by::
+
+    codes.npy            uint16|uint32, centroid id per token (memory-mapped)
+    residuals.npy        uint8, n_tokens x ceil(dim * nbits / 8) packed residuals (memory-mapped)
+    codec_centroids.npy  float16, n_centroids x dim;  codec_cutoffs.npy, codec_weights.npy float32
+    ivf_offsets.npy      int64, n_centroids + 1;  ivf_slots.npy int32 (memory-mapped)
+
+and its manifest's ``codec`` records the kind, ``nbits``, ``n_centroids`` and the sha256 of the
+codec arrays, checked on load. Exact stores are still written as version 1, so older releases
+keep reading them.
 
 ``config.json`` is written last: a folder with a valid one is complete. The folder is replaced
 atomically (``atomic.py``).
@@ -28,8 +39,10 @@ from late_interaction._index.atomic import (
     recover_directory,
     write_directory_atomically,
 )
+from late_interaction._index.codec import ResidualCodec
 from late_interaction._index.document_store import DOCS_FILE, DocumentStore
 from late_interaction._index.hnsw import VoyagerTokenIndex
+from late_interaction._index.ivf import InvertedLists
 from late_interaction._index.token_store import TokenStore
 from late_interaction._version import __version__
 from late_interaction.config import EncoderConfig, IndexConfig
@@ -42,9 +55,17 @@ from late_interaction.exceptions import (
 )
 from late_interaction.types import Encoder
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # the exact store
+COMPRESSED_FORMAT_VERSION = 2
+_READABLE = (FORMAT_VERSION, COMPRESSED_FORMAT_VERSION)
 CONFIG_FILE = MANIFEST_FILE
 HNSW_FILE = "tokens.voyager"
+CODEC_FILES = {
+    "centroids": "codec_centroids.npy",
+    "cutoffs": "codec_cutoffs.npy",
+    "weights": "codec_weights.npy",
+}
+IVF_FILES = ("ivf_offsets.npy", "ivf_slots.npy")
 
 
 @dataclass
@@ -57,6 +78,7 @@ class LoadedIndex:
     docs: DocumentStore
     live: np.ndarray
     hnsw: VoyagerTokenIndex | None
+    ivf: InvertedLists | None = None
 
 
 def _jsonable(value: Any) -> Any:
@@ -73,6 +95,7 @@ def write_index(
     docs: DocumentStore,
     live: np.ndarray,
     hnsw: VoyagerTokenIndex | None,
+    ivf: InvertedLists | None = None,
     extra_files: dict[str, str] | None = None,
 ) -> Path:
     """Write an index folder atomically (the caller holds the write lock).
@@ -80,6 +103,7 @@ def write_index(
     ``extra_files`` (``{name: text}``, checked by :func:`encode_extra_files`) go into the same
     swap, so they are never out of step with the index.
     """
+    codec = store.codec if store is not None else None
 
     def write(tmp: Path) -> None:
         token_store = store if store is not None else TokenStore(dim, config.storage_dtype)
@@ -93,8 +117,16 @@ def write_index(
             hnsw.save(tmp / HNSW_FILE)
             with open(tmp / HNSW_FILE, "rb+") as f:
                 fsync_file(f)
+        if codec is not None and ivf is not None:
+            arrays = {CODEC_FILES[key]: value for key, value in codec.arrays().items()}
+            arrays.update(zip(IVF_FILES, ivf.arrays(), strict=True))
+            for name, array in arrays.items():
+                with open(tmp / name, "wb") as f:
+                    np.save(f, np.ascontiguousarray(array), allow_pickle=False)
+                    fsync_file(f)
         manifest = {
-            "format_version": FORMAT_VERSION,
+            "format_version": FORMAT_VERSION if codec is None else COMPRESSED_FORMAT_VERSION,
+            "codec": None if codec is None else _codec_record(codec),
             "library_version": __version__,
             "index_config": config.to_dict(),
             "encoder": _jsonable(fingerprint),
@@ -135,6 +167,16 @@ def encode_extra_files(extra_files: Any) -> dict[str, str]:
     return out
 
 
+def _codec_record(codec: ResidualCodec) -> dict[str, Any]:
+    return {
+        "kind": "residual",
+        "nbits": codec.nbits,
+        "n_centroids": codec.n_centroids,
+        "dim": codec.dim,
+        "checksum": codec.checksum(),
+    }
+
+
 def _read_manifest(path: Path) -> dict[str, Any]:
     try:
         with open(path / CONFIG_FILE, encoding="utf-8") as f:
@@ -146,10 +188,10 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         msg = f"cannot read {path / CONFIG_FILE}: {exc}. The index folder is damaged."
         raise IndexFormatError(msg) from exc
     version = manifest.get("format_version") if isinstance(manifest, dict) else None
-    if version != FORMAT_VERSION:
+    if version not in _READABLE:
         msg = (
             f"{path} has index format_version {version!r}; this late-interaction "
-            f"{__version__} reads version {FORMAT_VERSION}. Rebuild the index with this version."
+            f"{__version__} reads versions {_READABLE}. Rebuild the index with this version."
         )
         raise IndexFormatError(msg, format_version=version if isinstance(version, int) else None)
     return manifest
@@ -185,7 +227,7 @@ def read_index(path: Path) -> LoadedIndex:
         files = dict(manifest["files"])
     except (KeyError, TypeError, ValueError) as exc:
         msg = f"{path / CONFIG_FILE} lacks or has invalid fields ({exc!r}); rebuild the index."
-        raise IndexFormatError(msg, FORMAT_VERSION) from exc
+        raise IndexFormatError(msg, manifest["format_version"]) from exc
     for name, size in files.items():
         actual = (path / name).stat().st_size if (path / name).is_file() else None
         if actual != size:
@@ -193,16 +235,25 @@ def read_index(path: Path) -> LoadedIndex:
                 f"{path / name} is {'missing' if actual is None else f'{actual} bytes'}; "
                 f"config.json expects {size} bytes. The index folder is damaged; rebuild it."
             )
-            raise IndexFormatError(msg, FORMAT_VERSION)
-    if DOCS_FILE not in files or (n_tokens > 0) != (HNSW_FILE in files):
+            raise IndexFormatError(msg, manifest["format_version"])
+    version = manifest["format_version"]
+    codec = _read_codec(path, manifest, config, files) if version == 2 else None
+    searchable = set(IVF_FILES) <= set(files) if codec is not None else HNSW_FILE in files
+    if DOCS_FILE not in files or (n_tokens > 0) != searchable:
         msg = f"{path / CONFIG_FILE} lists an incomplete set of files {sorted(files)}; rebuild."
-        raise IndexFormatError(msg, FORMAT_VERSION)
+        raise IndexFormatError(msg, version)
     store = TokenStore.load(
-        path, dim=dim, dtype=config.storage_dtype, n_docs=n_docs, n_tokens=n_tokens
+        path, dim=dim, dtype=config.storage_dtype, n_docs=n_docs, n_tokens=n_tokens, codec=codec
     )
     docs, live = DocumentStore.load(path, n_docs)
-    hnsw = None
-    if n_tokens > 0:
+    hnsw, ivf = None, None
+    if codec is not None:
+        offsets, slots = (_load_array(path / name) for name in IVF_FILES)
+        if offsets.shape != (codec.n_centroids + 1,) or offsets[-1] != slots.shape[0]:
+            msg = f"the inverted lists in {path} do not match the codec; rebuild the index."
+            raise IndexFormatError(msg, version)
+        ivf = InvertedLists.from_arrays(offsets, slots)
+    elif n_tokens > 0:
         _, _, token_doc = store.views()
         hnsw = VoyagerTokenIndex.load(
             path / HNSW_FILE,
@@ -211,7 +262,53 @@ def read_index(path: Path) -> LoadedIndex:
             live=live[token_doc],
             storage=config.hnsw_storage,
         )
-    return LoadedIndex(manifest, config, store if n_docs else None, docs, live, hnsw)
+    return LoadedIndex(manifest, config, store if n_docs else None, docs, live, hnsw, ivf)
+
+
+def _load_array(file: Path) -> np.ndarray:
+    try:
+        return np.load(file, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        msg = f"cannot read {file}: {exc}. The index folder is damaged; rebuild it."
+        raise IndexFormatError(msg, COMPRESSED_FORMAT_VERSION) from exc
+
+
+def _read_codec(
+    path: Path, manifest: dict[str, Any], config: IndexConfig, files: dict[str, int]
+) -> ResidualCodec:
+    """Rebuild the codec of a compressed folder and check it against the manifest.
+
+    Raises:
+        IndexFormatError: If the codec record or files are missing, disagree with the index
+            settings, or do not match the recorded checksum.
+    """
+    record = manifest.get("codec")
+    version = COMPRESSED_FORMAT_VERSION
+    if not isinstance(record, dict) or record.get("kind") != "residual":
+        msg = f"{path / CONFIG_FILE} records no residual codec ({record!r}); rebuild the index."
+        raise IndexFormatError(msg, version)
+    if record.get("nbits") != config.nbits:
+        msg = (
+            f"{path} holds a {record.get('nbits')}-bit codec but its IndexConfig says "
+            f"nbits={config.nbits}; the folder is inconsistent. Rebuild the index."
+        )
+        raise IndexFormatError(msg, version)
+    if not set(CODEC_FILES.values()) <= set(files):
+        msg = f"{path} lacks the codec files {sorted(CODEC_FILES.values())}; rebuild the index."
+        raise IndexFormatError(msg, version)
+    arrays = {key: np.array(_load_array(path / name)) for key, name in CODEC_FILES.items()}
+    try:
+        codec = ResidualCodec.from_arrays(arrays, record["nbits"])
+    except ValueError as exc:
+        msg = f"the codec files in {path} are invalid ({exc}); rebuild the index."
+        raise IndexFormatError(msg, version) from exc
+    if codec.checksum() != record.get("checksum") or codec.dim != manifest.get("dim"):
+        msg = (
+            f"the codec in {path} does not match the checksum and dim its manifest records: "
+            "the files come from different saves or were changed. Rebuild the index."
+        )
+        raise IndexFormatError(msg, version)
+    return codec
 
 
 def check_model(manifest: dict[str, Any], model: Encoder, path: Path) -> None:

@@ -2,7 +2,9 @@
 
 Everything here works on an immutable :class:`~late_interaction._index.snapshot.View`, so a search
 never sees a half-applied write. Small restrictions and ``exact=True`` are answered by exact
-MaxSim over every allowed document; otherwise ANN candidates (``candidates.py``) are scored.
+MaxSim over every allowed document; otherwise candidates are scored: token-HNSW neighbours
+(``candidates.py``) for the exact store, centroid probes (``centroid_candidates.py``) for a
+compressed one, whose rows are decoded as they are scored.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from late_interaction._index.candidates import ann_candidates
+from late_interaction._index.centroid_candidates import centroid_candidates
 from late_interaction._index.snapshot import Snapshot, View
 from late_interaction._validation import positive_int
 from late_interaction.config import IndexConfig
@@ -86,12 +89,24 @@ def run_search(
         return [[] for _ in queries]
     small = max(config.exact_scan_tokens, config.exact_scan_fraction * snap.n_live_tokens)
     everything = np.flatnonzero(allowed)
-    if request.exact or snap.hnsw is None or view.allowed_tokens() <= small:
+    if snap.ivf is not None and (request.query_ef is not None or request.k_token is not None):
+        msg = (
+            "query_ef and k_token tune the token HNSW, which a compressed index (nbits) does "
+            "not have; its candidates are set by IndexConfig.n_probe and n_full_scores."
+        )
+        raise ValueError(msg)
+    searchable = snap.hnsw is not None or snap.ivf is not None
+    if request.exact or not searchable or view.allowed_tokens() <= small:
         return [rank(snap, q, everything, k) for q in queries]
-    per_token = request.k_token if request.k_token is not None else max(config.k_token, 2 * k)
-    query_ef = request.query_ef if request.query_ef is not None else config.query_ef
-    n_full = max(config.n_full_scores, 4 * k)
-    candidates = ann_candidates(view, queries, per_token, query_ef, n_full)
+    n_full = max(config.n_full_scores, 4 * k)  # type: ignore[type-var]  # resolved to an int
+    if snap.ivf is not None:
+        candidates: list[np.ndarray] | None = centroid_candidates(
+            view, queries, config.n_probe, n_full
+        )
+    else:
+        per_token = request.k_token if request.k_token is not None else max(config.k_token, 2 * k)
+        query_ef = request.query_ef if request.query_ef is not None else config.query_ef
+        candidates = ann_candidates(view, queries, per_token, query_ef, n_full)
     if candidates is None:
         return [rank(snap, q, everything, k) for q in queries]
     results = []

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from late_interaction._index.codec import ResidualCodec
 from late_interaction._index.document_store import DocumentStore
 from late_interaction._index.hnsw import VoyagerTokenIndex
+from late_interaction._index.ivf import InvertedLists
 from late_interaction._index.token_store import TokenStore
 
 
@@ -28,7 +30,10 @@ class Snapshot:
         n_live: Number of live slots.
         n_live_tokens: Tokens of live slots.
         docs: Append-only slot data; only slots ``< n_slots`` are read.
-        hnsw: The token graph (None before the first add).
+        hnsw: The token graph (None before the first add, and for a compressed store).
+        codec: The residual codec of a compressed store (None: exact store).
+        codes: Centroid id of each token of a compressed store. Shape: ``(n_tokens,)``.
+        ivf: Centroid -> slots inverted lists of a compressed store.
     """
 
     tokens: np.ndarray
@@ -39,6 +44,9 @@ class Snapshot:
     n_live_tokens: int
     docs: DocumentStore
     hnsw: VoyagerTokenIndex | None
+    codec: ResidualCodec | None = None
+    codes: np.ndarray | None = None
+    ivf: InvertedLists | None = None
 
     @classmethod
     def build(
@@ -47,11 +55,15 @@ class Snapshot:
         docs: DocumentStore,
         live: np.ndarray,
         hnsw: VoyagerTokenIndex | None,
+        ivf: InvertedLists | None = None,
     ) -> Snapshot:
         """Snapshot of the published prefix of ``store`` with the given live mask."""
         tokens, offsets, token_doc = store.views()
         n_live_tokens = int(np.diff(offsets)[live].sum())
-        return cls(tokens, offsets, token_doc, live, int(live.sum()), n_live_tokens, docs, hnsw)
+        return cls(
+            tokens, offsets, token_doc, live, int(live.sum()), n_live_tokens, docs, hnsw,
+            store.codec, store.codes(), ivf,
+        )  # fmt: skip
 
     @classmethod
     def empty(cls, docs: DocumentStore) -> Snapshot:

@@ -9,14 +9,17 @@ index before or after each published batch.
 from __future__ import annotations
 
 import copy
+import math
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
+from late_interaction._index.codec import ResidualCodec, centroid_count
 from late_interaction._index.document_store import DocumentStore
 from late_interaction._index.hnsw import VoyagerTokenIndex
+from late_interaction._index.ivf import InvertedLists
 from late_interaction._index.persistence import LoadedIndex
 from late_interaction._index.pooling import pool_tokens
 from late_interaction._index.snapshot import Snapshot
@@ -24,9 +27,15 @@ from late_interaction._index.token_store import TokenStore
 from late_interaction.config import IndexConfig
 from late_interaction.types import StoredDocument
 
+Encode = Callable[[Sequence[int]], list[np.ndarray]]
+# Token vectors a codec trains on at most: bounds the k-means work and the sample's RAM
+# (2**18 x 384 float32 = 400 MB); ColBERTv2 would sample ~1M for a 1M-token corpus.
+_MAX_TRAIN_TOKENS = 2**18
+_TYPICAL_DOC_TOKENS = 120  # colbert-ai's doclen guess for sizing the training sample
+
 
 class IndexState:
-    """Token store, document store, HNSW graph, id -> slot map and the published snapshot.
+    """Token store, document store, HNSW graph or inverted lists, id map and the published snapshot.
 
     Args:
         config: Storage and search settings.
@@ -39,6 +48,7 @@ class IndexState:
         self.store: TokenStore | None = None
         self.docs = DocumentStore()
         self.hnsw: VoyagerTokenIndex | None = None
+        self.ivf: InvertedLists | None = None
         self._slot_of: dict[str, int] = {}
         self.snap = Snapshot.empty(self.docs)
 
@@ -47,10 +57,11 @@ class IndexState:
         """The state of an index read back from a folder."""
         self = cls(loaded.config)
         self.store, self.docs, self.hnsw = loaded.store, loaded.docs, loaded.hnsw
+        self.ivf = loaded.ivf
         live_slots = np.flatnonzero(loaded.live).tolist()
         self._slot_of = {self.docs.ids[s]: s for s in live_slots}  # type: ignore[misc]
         if self.store is not None:
-            self.snap = Snapshot.build(self.store, self.docs, loaded.live, self.hnsw)
+            self.snap = Snapshot.build(self.store, self.docs, loaded.live, self.hnsw, self.ivf)
         return self
 
     def resolve(self, ids: Sequence[Any]) -> tuple[Snapshot, list[int | None]]:
@@ -62,7 +73,7 @@ class IndexState:
     def add(
         self,
         dim: int,
-        encode: Callable[[list[str], int], list[np.ndarray]],
+        encode: Encode,
         texts: list[str],
         ids: list[str],
         metas: list[dict[str, Any]],
@@ -74,7 +85,8 @@ class IndexState:
 
         Args:
             dim: Token vector dimension.
-            encode: ``(texts, start) -> matrices`` for ``texts`` starting at position ``start``.
+            encode: ``positions -> matrices``: the token matrices of ``texts[i]`` for each
+                position ``i``.
             texts: Document texts (validated).
             ids: One id per text (validated, unique).
             metas: One normalised metadata dict per text.
@@ -87,12 +99,53 @@ class IndexState:
 
         bar = tqdm(total=len(texts), disable=not show_progress_bar, desc="Indexing")
         with self.write_lock, bar:
+            sample: dict[int, np.ndarray] = {}
+            if self.config.nbits is not None and self.store is None:
+                sample = self._train_codec(dim, encode, len(texts), chunk)
             for start in range(0, len(texts), chunk):
                 part = slice(start, start + chunk)
-                matrices = encode(texts[part], start)
+                positions = range(start, min(start + chunk, len(texts)))
+                if sample:  # the training sample covered every text: no second encoding
+                    matrices = [sample.pop(i) for i in positions]
+                else:
+                    matrices = encode(positions)
                 self.insert(dim, matrices, texts[part], ids[part], metas[part])
                 bar.update(len(matrices))
         return ids
+
+    def _train_codec(self, dim: int, encode: Encode, n: int, chunk: int) -> dict[int, np.ndarray]:
+        """Train the residual codec on a sample of ``n`` documents and create the store.
+
+        ColBERTv2 samples ``16 * sqrt(120 * n)`` documents; here at most ``_MAX_TRAIN_TOKENS``
+        of their vectors are kept. Returns the encoded sample when it covers every document (so
+        ``add`` does not encode twice), else an empty dict.
+        """
+        rng = np.random.default_rng(self.config.random_seed)
+        n_sample = min(n, math.ceil(16 * math.sqrt(_TYPICAL_DOC_TOKENS * n)))
+        order = rng.permutation(n)[:n_sample]
+        sample: dict[int, np.ndarray] = {}
+        n_tokens = 0
+        for start in range(0, n_sample, chunk):
+            positions = np.sort(order[start : start + chunk]).tolist()
+            for i, matrix in zip(positions, encode(positions), strict=True):
+                sample[i] = matrix
+                n_tokens += matrix.shape[0]
+            if n_tokens >= _MAX_TRAIN_TOKENS:
+                break
+        vectors = np.concatenate(list(sample.values()))
+        if vectors.shape[0] > _MAX_TRAIN_TOKENS:
+            vectors = vectors[rng.choice(vectors.shape[0], _MAX_TRAIN_TOKENS, replace=False)]
+        corpus_tokens = n_tokens * n / len(sample)  # estimated from the encoded documents
+        k = self.config.n_centroids or centroid_count(int(corpus_tokens), vectors.shape[0])
+        codec = ResidualCodec.train(
+            vectors,
+            self.config.nbits,
+            n_centroids=k,
+            seed=self.config.random_seed,  # type: ignore[arg-type]
+        )
+        self.store = TokenStore(dim, self.config.storage_dtype, codec)
+        self.ivf = InvertedLists(codec.n_centroids)
+        return sample if len(sample) == n else {}
 
     def get(self, ids: list[Any]) -> list[StoredDocument]:
         """Stored documents (metadata copied) by id, in the order asked.
@@ -123,17 +176,24 @@ class IndexState:
 
         The caller holds :attr:`write_lock`.
         """
-        if self.store is None or self.hnsw is None:
-            self.store = TokenStore(dim, self.config.storage_dtype)
-            self.hnsw = VoyagerTokenIndex.from_config(dim, self.config)
+        if self.store is None:
+            if self.config.nbits is not None:  # not through add(): train on these documents
+                self._train_codec(dim, lambda pos: [matrices[i] for i in pos], len(matrices), 256)
+            else:
+                self.store = TokenStore(dim, self.config.storage_dtype)
+                self.hnsw = VoyagerTokenIndex.from_config(dim, self.config)
         if self.config.pool_factor > 1:
             matrices = [pool_tokens(m, self.config.pool_factor) for m in matrices]
-        first_slot, first_row = self.store.append(matrices)
+        first_slot, first_row = self.store.append(matrices)  # type: ignore[union-attr]
         self.docs.append(ids, texts, metas)
         # Graph first, then publish: a reader meeting the new token ids early drops them, as
         # they lie beyond its snapshot's token count.
-        self.hnsw.add(np.concatenate(matrices), first_row)
-        live = np.zeros(self.store.n_docs, dtype=bool)
+        if self.hnsw is not None:
+            self.hnsw.add(np.concatenate(matrices), first_row)
+        if self.ivf is not None:
+            codes, token_doc = self.store.codes(), self.store.views()[2]  # type: ignore[union-attr]
+            self.ivf = self.ivf.appended(codes[first_row:], token_doc[first_row:])  # type: ignore[index]
+        live = np.zeros(self.store.n_docs, dtype=bool)  # type: ignore[union-attr]
         live[: self.snap.live.shape[0]] = self.snap.live
         live[first_slot:] = True
         replaced = [self._slot_of[i] for i in ids if i in self._slot_of]
@@ -159,7 +219,7 @@ class IndexState:
     ) -> None:
         """Mark ``dead`` slots dead, update the id map and swap in a new snapshot."""
         live[dead] = False
-        snap = Snapshot.build(self.store, self.docs, live, self.hnsw)  # type: ignore[arg-type]
+        snap = Snapshot.build(self.store, self.docs, live, self.hnsw, self.ivf)  # type: ignore[arg-type]
         offsets = snap.offsets
         with self._publish_lock:
             for doc_id, slot in id_updates.items():
@@ -168,11 +228,15 @@ class IndexState:
                 else:
                     self._slot_of[doc_id] = slot
             self.snap = snap
-        for slot in dead:  # after publishing: no published snapshot needs these tokens
+        # After publishing: no published snapshot needs these tokens.
+        for slot in dead if self.hnsw is not None else ():
             self.hnsw.mark_deleted(np.arange(offsets[slot], offsets[slot + 1]))  # type: ignore[union-attr]
 
     def compact(self, dim: int) -> None:
-        """Rebuild graph and token store without deleted documents; the caller holds the lock."""
+        """Rebuild the store and graph (or inverted lists) without deleted documents.
+
+        The caller holds the lock. Compressed rows are copied as they are (same codec).
+        """
         snap = self.snap
         if self.store is None or snap.n_live == snap.live.shape[0]:
             return
@@ -184,10 +248,41 @@ class IndexState:
             [snap.docs.texts[s] for s in keep.tolist()],
             [snap.docs.metadatas[s] for s in keep.tolist()],
         )
-        hnsw = VoyagerTokenIndex.from_config(dim, self.config)
-        hnsw.add_all(store.views()[0])
-        new = Snapshot.build(store, docs, np.ones(store.n_docs, bool), hnsw)
+        hnsw, ivf = None, None
+        if store.codec is None:
+            hnsw = VoyagerTokenIndex.from_config(dim, self.config)
+            hnsw.add_all(store.views()[0])
+        else:
+            ivf = InvertedLists(store.codec.n_centroids).appended(store.codes(), store.views()[2])  # type: ignore[arg-type]
+        new = Snapshot.build(store, docs, np.ones(store.n_docs, bool), hnsw, ivf)
+        self._adopt(store, docs, hnsw, ivf, new)
+
+    def _adopt(
+        self,
+        store: TokenStore | None,
+        docs: DocumentStore,
+        hnsw: VoyagerTokenIndex | None,
+        ivf: InvertedLists | None,
+        snap: Snapshot,
+    ) -> None:
+        """Replace every structure at once and publish ``snap`` (its slots numbered from 0)."""
         slot_of = {doc_id: slot for slot, doc_id in enumerate(docs.ids)}
-        self.store, self.docs, self.hnsw = store, docs, hnsw
+        self.store, self.docs, self.hnsw, self.ivf = store, docs, hnsw, ivf
         with self._publish_lock:
-            self._slot_of, self.snap = slot_of, new  # type: ignore[assignment]
+            self._slot_of, self.snap = slot_of, snap  # type: ignore[assignment]
+
+    def retrain(self, dim: int, encode_texts: Callable[[list[str]], Encode]) -> None:
+        """Train a new codec on the live documents and re-encode them; the caller holds the lock.
+
+        Args:
+            dim: Token vector dimension.
+            encode_texts: ``texts -> encode`` (the ``positions -> matrices`` callable of
+                :meth:`add` for those texts).
+        """
+        snap = self.snap
+        keep = np.flatnonzero(snap.live).tolist()
+        texts = [snap.docs.texts[s] for s in keep]
+        fresh = IndexState(self.config)
+        fresh.add(dim, encode_texts(texts), texts, [snap.docs.ids[s] for s in keep],  # type: ignore[misc]
+                  [snap.docs.metadatas[s] for s in keep])  # fmt: skip
+        self._adopt(fresh.store, fresh.docs, fresh.hnsw, fresh.ivf, fresh.snap)

@@ -1,8 +1,11 @@
-"""The exact token store: every document's token matrix, one after another.
+"""The token store: every document's token matrix, one after another, exact or compressed.
 
-One contiguous ``(n_tokens, dim)`` float16/float32 array with int64 document offsets and an int32
-map from token row to document slot. Exact MaxSim reads from here, never from Voyager (whose
-vectors are normalised or quantised). Saved as ``.npy`` and loaded memory-mapped.
+Exact (no codec): one contiguous ``(n_tokens, dim)`` float16/float32 array. Compressed (a
+:class:`~late_interaction._index.codec.ResidualCodec`): per token a centroid id and its packed
+residual, decoded on read (:class:`~late_interaction._index.codec.DecodedRows`). Either way with
+int64 document offsets and an int32 map from token row to document slot. Exact MaxSim reads from
+here, never from Voyager (whose vectors are normalised or quantised). Saved as ``.npy`` and loaded
+memory-mapped.
 
 Slots are append-only: an upsert appends a new slot and marks the old one dead, so rows that a
 concurrent reader may be looking at are never rewritten. ``compact()`` builds a new store.
@@ -12,15 +15,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from late_interaction._index.atomic import fsync_file
+from late_interaction._index.codec import DecodedRows, ResidualCodec
 from late_interaction.exceptions import IndexFormatError
 
 TOKENS_FILE = "embeddings.npy"
+CODES_FILE = "codes.npy"
+RESIDUALS_FILE = "residuals.npy"
 OFFSETS_FILE = "doc_offsets.npy"
 TOKEN_DOC_FILE = "token_doc.npy"
+_UNIT_TOLERANCE = 1e-2  # float16 inputs are unit to ~1e-3
 
 
 def _grow(buffer: np.ndarray, needed: int) -> np.ndarray:
@@ -34,24 +42,55 @@ def _grow(buffer: np.ndarray, needed: int) -> np.ndarray:
 
 
 class TokenStore:
-    """Append-only contiguous token matrix with document offsets.
+    """Append-only contiguous token rows (exact or compressed) with document offsets.
 
     Rows past the published length may be written by the single writer while readers hold views
     of the published prefix; a buffer that must grow is copied, so old views stay valid.
 
     Args:
         dim: Token vector dimension.
-        dtype: ``"float16"`` or ``"float32"``.
+        dtype: ``"float16"`` or ``"float32"``: precision of the exact rows (no codec).
+        codec: A trained residual codec: rows are stored as centroid ids + packed residuals
+            and decoded on read. Vectors must then be unit-norm (ColBERT's output).
     """
 
-    def __init__(self, dim: int, dtype: str = "float16") -> None:
+    def __init__(
+        self, dim: int, dtype: str = "float16", codec: ResidualCodec | None = None
+    ) -> None:
         self.dim = int(dim)
         self.dtype = np.dtype(dtype)
-        self._tokens = np.empty((0, self.dim), dtype=self.dtype)
+        self.codec = codec
+        if codec is not None and codec.dim != self.dim:
+            msg = f"the codec is for dim {codec.dim}; the store holds dim {self.dim}."
+            raise ValueError(msg)
+        self._rows = {name: np.empty(shape, dt) for name, (shape, dt) in self._row_specs(0).items()}
         self._offsets = np.zeros(1, dtype=np.int64)
         self._token_doc = np.empty(0, dtype=np.int32)
         self.n_tokens = 0
         self.n_docs = 0
+
+    def _row_specs(self, n_tokens: int) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+        """File name -> (shape, dtype) of each per-token array."""
+        if self.codec is None:
+            return {TOKENS_FILE: ((n_tokens, self.dim), self.dtype)}
+        return {
+            CODES_FILE: ((n_tokens,), self.codec.code_dtype),
+            RESIDUALS_FILE: ((n_tokens, self.codec.packed_width), np.dtype(np.uint8)),
+        }
+
+    def _encode(self, tokens: np.ndarray) -> dict[str, np.ndarray]:
+        if self.codec is None:
+            return {TOKENS_FILE: tokens}
+        norms = np.linalg.norm(tokens, axis=1)
+        if tokens.shape[0] and np.abs(norms - 1.0).max() > _UNIT_TOLERANCE:
+            msg = (
+                "a compressed index (IndexConfig.nbits) stores unit-norm token vectors, as ColBERT "
+                f"encoders produce; got norms from {norms.min():.3f} to {norms.max():.3f}. "
+                "Normalise the embeddings or use nbits=None (the exact store)."
+            )
+            raise ValueError(msg)
+        codes, residuals = self.codec.encode(tokens)
+        return {CODES_FILE: codes, RESIDUALS_FILE: residuals}
 
     def append(self, matrices: Sequence[np.ndarray]) -> tuple[int, int]:
         """Append token matrices as new document slots.
@@ -61,68 +100,98 @@ class TokenStore:
 
         Returns:
             ``(first_slot, first_row)`` of the appended data.
+
+        Raises:
+            ValueError: If the store is compressed and a vector is not unit-norm.
         """
         lengths = np.fromiter((m.shape[0] for m in matrices), dtype=np.int64, count=len(matrices))
         first_slot, first_row = self.n_docs, self.n_tokens
         end_row = first_row + int(lengths.sum())
-        self._tokens = _grow(self._tokens, end_row)
+        encoded = self._encode(np.concatenate(matrices) if matrices else np.empty((0, self.dim)))
+        for name, rows in encoded.items():
+            self._rows[name] = _grow(self._rows[name], end_row)
+            self._rows[name][first_row:end_row] = rows
         self._token_doc = _grow(self._token_doc, end_row)
+        self._token_doc[first_row:end_row] = np.repeat(
+            np.arange(first_slot, first_slot + len(matrices), dtype=np.int32), lengths
+        )
         self._offsets = _grow(self._offsets, first_slot + len(matrices) + 1)
-        row = first_row
-        for slot, matrix in enumerate(matrices, start=first_slot):
-            self._tokens[row : row + matrix.shape[0]] = matrix
-            self._token_doc[row : row + matrix.shape[0]] = slot
-            row += matrix.shape[0]
         self._offsets[first_slot + 1 : first_slot + len(matrices) + 1] = first_row + np.cumsum(
             lengths
         )
         self.n_tokens, self.n_docs = end_row, first_slot + len(matrices)
         return first_slot, first_row
 
-    def views(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Return ``(tokens, offsets, token_doc)`` views of the published data (do not write)."""
-        return (
-            self._tokens[: self.n_tokens],
-            self._offsets[: self.n_docs + 1],
-            self._token_doc[: self.n_tokens],
-        )
+    def codes(self) -> np.ndarray | None:
+        """Centroid id of each published token (None for an exact store)."""
+        return None if self.codec is None else self._rows[CODES_FILE][: self.n_tokens]
+
+    def views(self) -> tuple[Any, np.ndarray, np.ndarray]:
+        """Return ``(tokens, offsets, token_doc)`` views of the published data (do not write).
+
+        ``tokens`` is the exact array, or for a compressed store a :class:`DecodedRows` that
+        decodes the rows it is indexed with.
+        """
+        n = self.n_tokens
+        if self.codec is None:
+            tokens: Any = self._rows[TOKENS_FILE][:n]
+        else:
+            rows = self._rows
+            tokens = DecodedRows(self.codec, rows[CODES_FILE][:n], rows[RESIDUALS_FILE][:n])
+        return tokens, self._offsets[: self.n_docs + 1], self._token_doc[:n]
 
     def compacted(self, keep_slots: np.ndarray) -> TokenStore:
-        """Return a new store holding only ``keep_slots`` (in that order), renumbered from 0."""
-        new = TokenStore(self.dim, self.dtype.name)
-        tokens, offsets, _ = self.views()
-        new.append([tokens[offsets[s] : offsets[s + 1]] for s in keep_slots.tolist()])
+        """Return a new store holding only ``keep_slots`` (in that order), renumbered from 0.
+
+        Stored rows are copied as they are (compressed rows are not decoded and re-encoded).
+        """
+        new = TokenStore(self.dim, self.dtype.name, self.codec)
+        offsets = self._offsets[: self.n_docs + 1]
+        starts, lengths = offsets[keep_slots], np.diff(offsets)[keep_slots]
+        local = np.concatenate([[0], np.cumsum(lengths)])
+        rows = np.repeat(starts - local[:-1], lengths) + np.arange(local[-1])
+        new._rows = {name: array[rows] for name, array in self._rows.items()}
+        new._token_doc = np.repeat(np.arange(len(keep_slots), dtype=np.int32), lengths)
+        new._offsets = local.astype(np.int64)
+        new.n_tokens, new.n_docs = int(local[-1]), len(keep_slots)
         return new
 
     def nbytes(self) -> int:
-        """Bytes of the published arrays (tokens + offsets + token map)."""
-        return sum(a.nbytes for a in self.views())
+        """Bytes of the published arrays (rows + offsets + token map)."""
+        n = self.n_tokens
+        rows = sum(array[:n].nbytes for array in self._rows.values())
+        return rows + self._offsets[: self.n_docs + 1].nbytes + self._token_doc[:n].nbytes
 
     def save(self, folder: Path) -> None:
-        """Write the three ``.npy`` files into ``folder`` (fsynced)."""
-        tokens, offsets, token_doc = self.views()
-        for name, array in (
-            (TOKENS_FILE, tokens),
-            (OFFSETS_FILE, offsets),
-            (TOKEN_DOC_FILE, token_doc),
-        ):
+        """Write the ``.npy`` files into ``folder`` (fsynced)."""
+        arrays = {name: array[: self.n_tokens] for name, array in self._rows.items()}
+        arrays[OFFSETS_FILE] = self._offsets[: self.n_docs + 1]
+        arrays[TOKEN_DOC_FILE] = self._token_doc[: self.n_tokens]
+        for name, array in arrays.items():
             with open(folder / name, "wb") as f:
                 np.save(f, np.ascontiguousarray(array), allow_pickle=False)
                 fsync_file(f)
 
     @classmethod
-    def load(cls, folder: Path, *, dim: int, dtype: str, n_docs: int, n_tokens: int) -> TokenStore:
-        """Load the arrays written by :meth:`save`; the token matrix is memory-mapped.
+    def load(
+        cls,
+        folder: Path,
+        *,
+        dim: int,
+        dtype: str,
+        n_docs: int,
+        n_tokens: int,
+        codec: ResidualCodec | None = None,
+    ) -> TokenStore:
+        """Load the arrays written by :meth:`save`; the per-token rows are memory-mapped.
 
         Raises:
             IndexFormatError: If a file is missing, unreadable or of the wrong shape or dtype.
         """
-        store = cls(dim, dtype)
-        expected = {
-            TOKENS_FILE: ((n_tokens, dim), store.dtype),
-            OFFSETS_FILE: ((n_docs + 1,), np.dtype(np.int64)),
-            TOKEN_DOC_FILE: ((n_tokens,), np.dtype(np.int32)),
-        }
+        store = cls(dim, dtype, codec)
+        expected = dict(store._row_specs(n_tokens))
+        expected[OFFSETS_FILE] = ((n_docs + 1,), np.dtype(np.int64))
+        expected[TOKEN_DOC_FILE] = ((n_tokens,), np.dtype(np.int32))
         arrays = {}
         for name, (shape, dt) in expected.items():
             try:
@@ -139,8 +208,8 @@ class TokenStore:
                 )
                 raise IndexFormatError(msg)
             arrays[name] = array
+        store._rows = {name: arrays[name] for name in store._rows}
         # Offsets and the token map are small: keep them in RAM so appends need no copy of them.
-        store._tokens = arrays[TOKENS_FILE]
         store._offsets = np.array(arrays[OFFSETS_FILE])
         store._token_doc = np.array(arrays[TOKEN_DOC_FILE])
         lengths = np.diff(store._offsets)

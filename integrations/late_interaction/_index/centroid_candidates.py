@@ -1,0 +1,94 @@
+"""Stage one of a search on a compressed index: candidates through the centroids (PLAID).
+
+Each query token probes its nearest centroids (exact ``Q @ C.T``: at most tens of thousands of
+centroids, a few milliseconds); the documents the inverted lists give for those centroids are
+the candidates. Then, as PLAID's stages 2-3, each cheaper than the next and run only when the
+candidates outnumber its budget:
+
+* list scores (``_PRERANK_FACTOR * n_full`` kept): per query token, the best score among the
+  centroids it probed that list the document (0 if none), summed; read off the inverted lists
+  alone, without touching a document's tokens (PLAID prunes with centroid scores likewise);
+* centroid interaction (``n_full`` kept): MaxSim with each document token replaced by its
+  centroid, from the token codes, no decompression;
+
+and the last ``n_full`` are decoded and scored by exact MaxSim (``search.rank``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from late_interaction._index.snapshot import View
+from late_interaction.scoring import score_slots_by_centroids
+
+_PRERANK_FACTOR = 4  # documents kept by list scores, per document decoded
+
+
+def centroid_candidates(
+    view: View, queries: list[np.ndarray], n_probe: int, n_full: int
+) -> list[np.ndarray]:
+    """Candidate slots for each query of a compressed index.
+
+    Args:
+        view: Snapshot (with codec, codes and inverted lists) and restriction.
+        queries: float32 query matrices, each ``(n_query_tokens, dim)``.
+        n_probe: Nearest centroids probed per query token.
+        n_full: How many documents exact MaxSim may score per query.
+
+    Returns:
+        One sorted array of allowed slots per query.
+    """
+    snap, allowed = view.snap, view.mask()
+    centroids = snap.codec.centroids  # type: ignore[union-attr]
+    probe = min(n_probe, centroids.shape[0])
+    out = []
+    for query in queries:
+        table = centroids @ query.T  # (n_centroids, n_query_tokens)
+        cells = np.argpartition(-table, probe - 1, axis=0)[:probe]
+        probed = np.unique(cells)
+        which, slots = snap.ivf.pairs_of(probed)  # type: ignore[union-attr]
+        keep = allowed[slots]
+        which, slots = which[keep], slots[keep]
+        if len(slots) == 0:
+            out.append(slots)
+            continue
+        docs = np.unique(slots)
+        if len(docs) > _PRERANK_FACTOR * n_full:
+            docs = _best_by_list_scores(
+                table, cells, probed, which, slots, _PRERANK_FACTOR * n_full
+            )
+        if len(docs) > n_full:
+            approx = score_slots_by_centroids(table, snap.codes, snap.offsets, docs)  # type: ignore[arg-type]
+            docs = np.sort(docs[np.argpartition(-approx, n_full - 1)[:n_full]])
+        out.append(docs)
+    return out
+
+
+def _best_by_list_scores(
+    table: np.ndarray,
+    cells: np.ndarray,
+    probed: np.ndarray,
+    which: np.ndarray,
+    slots: np.ndarray,
+    keep: int,
+) -> np.ndarray:
+    """The ``keep`` documents with the best list scores (see the module docstring), sorted.
+
+    Args:
+        table: Centroid x query-token scores. Shape: ``(n_centroids, n_query_tokens)``.
+        cells: Centroids probed by each query token. Shape: ``(probe, n_query_tokens)``.
+        probed: Sorted unique ``cells``.
+        which: Position in ``probed`` of each listed entry.
+        slots: Document slot of each listed entry.
+        keep: How many documents to keep.
+    """
+    n_query = table.shape[1]
+    probed_by = np.zeros((len(probed), n_query), dtype=bool)
+    probed_by[np.searchsorted(probed, cells), np.arange(n_query)[None, :]] = True
+    local = np.where(probed_by, table[probed], np.float32(0.0))
+    order = np.argsort(slots, kind="stable")
+    sorted_slots = slots[order]
+    starts = np.flatnonzero(np.r_[True, sorted_slots[1:] != sorted_slots[:-1]])
+    best = np.maximum.reduceat(local[which[order]], starts, axis=0)
+    docs = sorted_slots[starts]
+    return np.sort(docs[np.argpartition(-best.sum(axis=1), keep - 1)[:keep]])

@@ -1,0 +1,253 @@
+"""The compressed index (IndexConfig(nbits=...)): centroid candidates, updates, persistence."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from late_interaction import (
+    IndexConfig,
+    IndexFormatError,
+    LateInteractionIndex,
+    ModelMismatchError,
+)
+from late_interaction._index import search as search_module
+from late_interaction._index.ivf import InvertedLists
+
+# Exact scans off so every search takes the centroid path.
+FAST = {"exact_scan_tokens": 0, "exact_scan_fraction": 0.0}
+
+
+def _index(encoder, ref, n=150, **config):
+    ids, texts, metas = ref.make_corpus(n, seed=5)
+    index = LateInteractionIndex(encoder, config=IndexConfig(**{**FAST, **config}))
+    index.add(texts, ids=ids, metadatas=metas)
+    return index, ids, texts
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Counts calls of the centroid candidate stage (proves the fast path ran)."""
+    calls = []
+    real = search_module.centroid_candidates
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(search_module, "centroid_candidates", spy)
+    return calls
+
+
+def _ids(hits):
+    return [h.id for h in hits]
+
+
+@pytest.mark.parametrize("nbits", [1, 2, 4])
+def test_probing_every_centroid_equals_the_exact_scan(fake_encoder, ref, counted, nbits):
+    index, _, texts = _index(fake_encoder, ref, nbits=nbits, n_probe=10_000, n_full_scores=10_000)
+    for query in texts[:5]:
+        fast, exact = index.search(query, 5), index.search(query, 5, exact=True)
+        assert _ids(fast) == _ids(exact)
+        np.testing.assert_allclose([h.score for h in fast], [h.score for h in exact], rtol=1e-6)
+    assert counted
+
+
+def test_exact_scores_are_maxsim_on_decoded_vectors(fake_encoder, ref):
+    index, ids, texts = _index(fake_encoder, ref, n=40, nbits=2)
+    snap = index._state.snap
+    tokens, offsets = snap.tokens, snap.offsets
+    query = fake_encoder.encode_queries([texts[3]])[0]
+    hits = index.search(query, 3, exact=True)
+    for hit in hits:
+        slot = ids.index(hit.id)
+        decoded = tokens[offsets[slot] : offsets[slot + 1]]
+        assert hit.score == pytest.approx(ref.naive_maxsim(query, decoded), rel=1e-5)
+        np.testing.assert_allclose(np.linalg.norm(decoded, axis=1), 1.0, rtol=1e-5)
+
+
+def test_four_bits_rank_like_the_exact_store(fake_encoder, ref, counted):
+    compressed, _, texts = _index(fake_encoder, ref, n=200, nbits=4, n_probe=8)
+    exact, _, _ = _index(fake_encoder, ref, n=200)
+    overlap = [
+        len(set(_ids(compressed.search(q, 5))) & set(_ids(exact.search(q, 5, exact=True)))) / 5
+        for q in texts[:20]
+    ]
+    assert np.mean(overlap) >= 0.9
+    assert counted
+
+
+def test_upsert_delete_and_compact_keep_the_codec(fake_encoder, ref, counted):
+    index, ids, texts = _index(fake_encoder, ref, nbits=2, n_probe=10_000)
+    checksum = index._state.store.codec.checksum()
+    index.delete(ids[:10])
+    index.add(["w1 w2 w3 brand new words"], ids=[ids[20]])
+    assert index._state.store.codec.checksum() == checksum  # encoded against the old codec
+    hits = index.search(texts[0], 150)
+    assert not set(_ids(hits)) & set(ids[:10])
+    assert index.get(ids[20])[0].text == "w1 w2 w3 brand new words"
+    assert len(hits) == len(index) == 140
+    before = [(h.id, h.score) for h in index.search(texts[30], 10)]
+    index.compact()
+    assert index._state.store.n_docs == 140
+    assert index._state.store.codec.checksum() == checksum
+    after = [(h.id, h.score) for h in index.search(texts[30], 10)]
+    assert [i for i, _ in after] == [i for i, _ in before]
+    np.testing.assert_allclose([s for _, s in after], [s for _, s in before], rtol=1e-6)
+
+
+def test_training_encodes_a_small_corpus_once(ref):
+    class Counting(ref.FakeEncoder):
+        calls = 0
+
+        def encode_documents(self, texts, **kwargs):
+            Counting.calls += len(texts)
+            return super().encode_documents(texts, **kwargs)
+
+    encoder = Counting()
+    index, _, _ = _index(encoder, ref, n=300, nbits=2)
+    assert Counting.calls == 300  # the training sample covered every document: reused
+    assert index._state.store.codec.n_centroids >= 2
+
+
+def test_save_load_round_trip(fake_encoder, ref, tmp_path, counted):
+    index, ids, texts = _index(fake_encoder, ref, nbits=2)
+    index.delete(ids[:3])
+    index.save(tmp_path / "ix")
+    manifest = json.loads((tmp_path / "ix" / "config.json").read_text())
+    assert manifest["format_version"] == 2
+    codec = index._state.store.codec
+    assert manifest["codec"] == {
+        "kind": "residual", "nbits": 2, "n_centroids": codec.n_centroids,
+        "dim": 16, "checksum": codec.checksum(),
+    }  # fmt: skip
+    assert not (tmp_path / "ix" / "tokens.voyager").exists()
+    assert not (tmp_path / "ix" / "embeddings.npy").exists()
+    loaded = LateInteractionIndex.load(tmp_path / "ix", fake_encoder)
+    assert isinstance(loaded._state.store.codes(), np.memmap)
+    for q in texts[5:10]:
+        a, b = index.search(q, 5), loaded.search(q, 5)
+        assert [(h.id, h.score) for h in a] == [(h.id, h.score) for h in b]
+    loaded.add(["w5 w6 fresh"], ids=["new"])  # appends after a memory-mapped load
+    assert loaded.search("w5 w6 fresh", 1)[0].id == "new"
+    loaded.save()
+    assert "new" in LateInteractionIndex.load(tmp_path / "ix", fake_encoder)
+
+
+def _rewrite_manifest(folder, change):
+    manifest = json.loads((folder / "config.json").read_text())
+    change(manifest)
+    (folder / "config.json").write_text(json.dumps(manifest))
+
+
+def test_codec_mismatches_are_refused(fake_encoder, ref, tmp_path):
+    index, _, _ = _index(fake_encoder, ref, n=60, nbits=2)
+    folder = index.save(tmp_path / "ix")
+    weights = np.load(folder / "codec_weights.npy")
+    np.save(folder / "codec_weights.npy", weights + 0.01)  # same size: only the checksum sees it
+    with pytest.raises(IndexFormatError, match="checksum"):
+        LateInteractionIndex.load(folder, fake_encoder)
+    np.save(folder / "codec_weights.npy", weights)
+    _rewrite_manifest(folder, lambda m: m["index_config"].update(nbits=4))
+    with pytest.raises(IndexFormatError, match="2-bit codec"):
+        LateInteractionIndex.load(folder, fake_encoder)
+    _rewrite_manifest(folder, lambda m: m["index_config"].update(nbits=2))
+    other = ref.FakeEncoder(name="other")
+    with pytest.raises(ModelMismatchError):
+        LateInteractionIndex.load(folder, other)
+    assert len(LateInteractionIndex.load(folder, fake_encoder)) == 60
+
+
+def test_invalid_uses_are_refused(fake_encoder, ref):
+    with pytest.raises(ValueError, match="nbits must be None"):
+        IndexConfig(nbits=3)
+    with pytest.raises(ValueError, match="pool_factor"):
+        IndexConfig(nbits=2, pool_factor=2)
+    index, _, texts = _index(fake_encoder, ref, n=30, nbits=2)
+    with pytest.raises(ValueError, match="n_probe"):
+        index.search(texts[0], 3, query_ef=50)
+    with pytest.raises(ValueError, match="unit-norm"):
+        index.add_embeddings([np.full((3, 16), 0.5, np.float32)], ["x"])
+
+
+def test_inverted_lists_merge_segments_and_list_every_pair():
+    rng = np.random.default_rng(0)
+    lists, codes_all, slots_all = InvertedLists(20), [], []
+    slot = 0
+    for size in (50, 10, 5, 80, 3, 3, 3):
+        codes = rng.integers(0, 20, size)
+        slots = slot + rng.integers(0, 4, size)
+        slot = int(slots.max()) + 1
+        lists = lists.appended(codes, slots)
+        codes_all.append(codes)
+        slots_all.append(slots)
+        assert len(lists._segments) <= 4
+    codes, slots = np.concatenate(codes_all), np.concatenate(slots_all)
+    for cells in ([0], [3, 7], list(range(20))):
+        want = np.unique(slots[np.isin(codes, cells)])
+        np.testing.assert_array_equal(lists.slots_of(np.array(cells)), want)
+    again = InvertedLists.from_arrays(*lists.arrays())
+    np.testing.assert_array_equal(again.slots_of(np.arange(20)), np.unique(slots))
+
+
+def test_retrain_fits_a_new_codec_on_the_live_documents(fake_encoder, ref, counted):
+    index, ids, texts = _index(fake_encoder, ref, n=20, nbits=2, n_probe=10_000)
+    small = index._state.store.codec
+    _, more_texts, _ = ref.make_corpus(200, seed=9)
+    index.add(more_texts, ids=[f"m{i}" for i in range(200)])  # encoded with the small codec
+    index.delete(ids[:5])
+    index.retrain()
+    codec = index._state.store.codec
+    assert codec.checksum() != small.checksum()
+    assert codec.n_centroids > small.n_centroids  # sized for 215 documents now
+    assert index._state.store.n_docs == len(index) == 215  # deleted documents are gone
+    assert index.search(more_texts[7], 1)[0].id == "m7"
+    assert ids[2] not in index and index.get(ids[10])[0].text == texts[10]
+    with pytest.raises(ValueError, match="nbits=None"):
+        LateInteractionIndex(fake_encoder).retrain()
+
+
+def test_full_scores_default_depends_on_the_store():
+    assert IndexConfig().n_full_scores == 512
+    assert IndexConfig(nbits=2).n_full_scores == 128  # each scored document is decoded first
+    assert IndexConfig(nbits=2, n_full_scores=300).n_full_scores == 300
+    assert IndexConfig.from_dict(IndexConfig(nbits=1).to_dict()) == IndexConfig(nbits=1)
+
+
+def test_a_tiny_first_add_trains_and_later_adds_use_its_codec(fake_encoder):
+    index = LateInteractionIndex(fake_encoder, config=IndexConfig(nbits=2, **FAST))
+    vector = fake_encoder.encode_documents(["solo"])[0][:1]
+    index.add_embeddings([vector], ["solo"], ids=["a"])
+    index.add(["other words here", "solo again"], ids=["b", "c"])
+    assert index._state.store.codec.n_centroids == 1
+    assert index.search("solo", 1)[0].id in {"a", "c"}
+
+
+def test_list_scores_match_a_naive_loop():
+    from late_interaction._index.centroid_candidates import _best_by_list_scores
+
+    rng = np.random.default_rng(11)
+    table = rng.standard_normal((30, 5)).astype(np.float32)  # 30 centroids x 5 query tokens
+    cells = np.argsort(-table, axis=0)[:3]  # each query token probes its 3 best centroids
+    probed = np.unique(cells)
+    which = rng.integers(0, len(probed), 200)
+    slots = rng.integers(0, 40, 200).astype(np.int32)
+    naive = {}
+    for d in np.unique(slots):
+        listed = set(probed[which[slots == d]].tolist())
+        naive[int(d)] = sum(
+            max([table[c, q] for c in cells[:, q].tolist() if c in listed], default=0.0)
+            for q in range(5)
+        )
+    want = sorted(sorted(naive, key=lambda d: -naive[d])[:7])
+    got = _best_by_list_scores(table, cells, probed, which, slots, 7)
+    assert got.tolist() == want
+
+
+def test_every_pruning_stage_runs_and_self_retrieval_holds(fake_encoder, ref, counted):
+    # n_full 4 (k=1): list scores keep 16 of the candidates, centroid interaction 4.
+    index, ids, texts = _index(fake_encoder, ref, n=150, nbits=4, n_full_scores=4, n_probe=8)
+    found = [index.search(texts[i], 1)[0].id == ids[i] for i in range(0, 150, 5)]
+    assert np.mean(found) >= 0.9
