@@ -21,13 +21,9 @@ from typing import Any
 import numpy as np
 
 from late_interaction._index.document_store import validate_documents
-from late_interaction._index.persistence import (
-    check_model,
-    encode_extra_files,
-    model_from_fingerprint,
-    read_index,
-    write_index,
-)
+from late_interaction._index.encoder_identity import check_model, model_from_fingerprint
+from late_interaction._index.maintenance import MaintenanceMethods
+from late_interaction._index.persistence import encode_extra_files, read_index, write_index
 from late_interaction._index.search_api import SearchMethods
 from late_interaction._index.state import IndexState
 from late_interaction._validation import as_list, as_texts, as_token_matrices
@@ -40,7 +36,7 @@ _PROGRESS_MIN_TEXTS = 1000  # show a progress bar by default from this many text
 _ADD_CHUNK = 256  # documents encoded and published per step of add()
 
 
-class LateInteractionIndex(SearchMethods):
+class LateInteractionIndex(SearchMethods, MaintenanceMethods):
     """A searchable, saveable collection of documents encoded by a ColBERT model.
 
     Args:
@@ -221,37 +217,6 @@ class LateInteractionIndex(SearchMethods):
         wanted = list(dict.fromkeys(as_list(ids, "ids")))
         with self._state.write_lock:
             self._state.delete(wanted)
-
-    def compact(self) -> None:
-        """Rebuild the HNSW graph and token store without deleted documents (ids are kept).
-
-        Searches continue on the old structures meanwhile. Costs a full graph build.
-        """
-        with self._state.write_lock:
-            self._state.compact(self.dim)
-
-    def retrain(self, *, batch_size: int = 32) -> None:
-        """Re-train a compressed index's codec on its live documents and re-encode them.
-
-        Documents added after the codec was trained are compressed against its centroids; when
-        the corpus has drifted (other topics, or the first ``add`` was small), their residuals
-        fall outside the trained buckets and quality drops. This re-encodes every live document
-        from its stored text with :attr:`model` (decoded vectors would compound the codec's
-        error), trains a new codec as the first ``add`` does, and rebuilds the store and
-        inverted lists without deleted documents. Searches continue on the old index meanwhile;
-        writes wait. Costs a full encoding of the corpus.
-
-        Raises:
-            ValueError: If the index is not compressed (``IndexConfig.nbits`` is None).
-        """
-        if self.config.nbits is None:
-            msg = "retrain() re-trains the codec of a compressed index; this one has nbits=None."
-            raise ValueError(msg)
-        with self._state.write_lock:
-            if self._state.store is not None:
-                self._state.retrain(
-                    self.dim, lambda texts: self._encode_documents(texts, batch_size)
-                )
 
     def save(self, path: str | Path | None = None, *, extra_files: Any = None) -> Path:
         """Write the index to a folder, atomically; pickle-free (JSON, .npy, Voyager's file).

@@ -1,22 +1,15 @@
 """Exact late-interaction (MaxSim) scoring.
 
-The ColBERT score of a query against a document is the sum, over query tokens, of the largest dot
-product between that query token and any document token. Padding never takes part: a padded
-position is excluded from the max (it is never scored as zero, which would inflate short documents
-whose real similarities are all negative).
+The sum, over query tokens, of the largest dot product with any document token; padding never
+takes part (scored as zero it would inflate short documents whose similarities are negative).
 
-Two implementations share one contract:
-
-* :func:`maxsim_packed` (numpy): documents are rows of one contiguous ``(n_tokens, dim)`` array
-  with ``offsets``; one matrix product, then a segmented max (``np.maximum.reduceat``). No padding
-  is ever materialised, which is what makes it fast on CPU for documents of very different lengths.
-* :func:`score_slots`: :func:`maxsim_packed` over chosen documents of an index's token store, in
-  bounded chunks (what a search scores); :func:`score_slots_by_centroids`: the same with each
-  token replaced by its centroid (a compressed index's cheap pre-ranking). Reranking (encode,
-  score, sort) is ``reranking.py``.
-* the torch path of :func:`maxsim`: pads to ``(n_docs, max_len, dim)`` with a boolean mask and fills
-  masked similarities with ``-inf`` before the max; it runs on whatever device the query is on,
-  in chunks of documents, and multiplies half-precision documents as they are on an accelerator.
+* :func:`maxsim_packed` (numpy): documents are rows of one contiguous array with offsets; one
+  matrix product, then a segmented max. No padding is materialised (fast on CPU for ragged input).
+* :func:`score_slots` runs it over chosen documents of an index's token store in bounded chunks;
+  :func:`score_slots_by_centroids` the same with each token replaced by its centroid (a
+  compressed index's cheap pre-ranking). Reranking (encode, score, sort) is ``reranking.py``.
+* the torch path of :func:`maxsim`: padded with a mask (masked similarities are ``-inf``), on the
+  query's device, in chunks; half-precision documents multiply as they are on an accelerator.
 """
 
 from __future__ import annotations
@@ -262,8 +255,8 @@ def score_slots(
 
     Args:
         query: float32 query matrix. Shape: ``(n_query_tokens, dim)``.
-        tokens: Token store rows: an array, or an array-like that decodes the rows it is
-            indexed with (a compressed store). Shape: ``(n_tokens, dim)``.
+        tokens: Store rows, or an array-like that decodes the rows it is indexed with (a
+            compressed store). Shape: ``(n_tokens, dim)``.
         offsets: Slot offsets into ``tokens``. Shape: ``(n_slots + 1,)``.
         slots: Slot numbers to score, ascending. Shape: ``(n,)``.
         chunk_tokens: Rows gathered (and widened to float32) at a time, bounding temporary RAM.
@@ -286,8 +279,7 @@ def score_slots_by_centroids(
 ) -> np.ndarray:
     """Approximate MaxSim with every document token replaced by its centroid (PLAID's stage 2).
 
-    Needs no decompression: each token's similarity to each query token is looked up in
-    ``centroid_scores`` by the token's centroid id.
+    Needs no decompression: similarities are looked up in ``centroid_scores`` by centroid id.
 
     Args:
         centroid_scores: Dot products of every centroid with every query token.

@@ -17,11 +17,8 @@ Folder layout, all pickle-free. ``format_version`` 1 (the exact store, ``nbits=N
     ivf_offsets.npy      int64, n_centroids + 1;  ivf_slots.npy int32 (memory-mapped)
 
 and its manifest's ``codec`` records the kind, ``nbits``, ``n_centroids`` and the sha256 of the
-codec arrays, checked on load. Exact stores are still written as version 1, so older releases
-keep reading them.
-
-``config.json`` is written last: a folder with a valid one is complete. The folder is replaced
-atomically (``atomic.py``).
+codec arrays, checked on load. Exact stores stay version 1, so older releases keep reading them.
+``config.json`` is written last: a folder with a valid one is complete (swap: ``atomic.py``).
 """
 
 from __future__ import annotations
@@ -41,19 +38,15 @@ from late_interaction._index.atomic import (
 )
 from late_interaction._index.codec import ResidualCodec
 from late_interaction._index.document_store import DOCS_FILE, DocumentStore
+from late_interaction._index.encoder_identity import jsonable
 from late_interaction._index.hnsw import VoyagerTokenIndex
 from late_interaction._index.ivf import InvertedLists
 from late_interaction._index.token_store import TokenStore
 from late_interaction._version import __version__
-from late_interaction.config import EncoderConfig, IndexConfig
+from late_interaction.config import IndexConfig
 from late_interaction.exceptions import (
-    CheckpointFormatError,
-    CheckpointNotFoundError,
-    DimensionMismatchError,
     IndexFormatError,
-    ModelMismatchError,
 )
-from late_interaction.types import Encoder
 
 FORMAT_VERSION = 1  # the exact store
 COMPRESSED_FORMAT_VERSION = 2
@@ -79,10 +72,6 @@ class LoadedIndex:
     live: np.ndarray
     hnsw: VoyagerTokenIndex | None
     ivf: InvertedLists | None = None
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, sort_keys=True))
 
 
 def write_index(
@@ -129,7 +118,7 @@ def write_index(
             "codec": None if codec is None else _codec_record(codec),
             "library_version": __version__,
             "index_config": config.to_dict(),
-            "encoder": _jsonable(fingerprint),
+            "encoder": jsonable(fingerprint),
             "dim": dim,
             "n_docs": token_store.n_docs,
             "n_tokens": token_store.n_tokens,
@@ -309,71 +298,3 @@ def _read_codec(
         )
         raise IndexFormatError(msg, version)
     return codec
-
-
-def check_model(manifest: dict[str, Any], model: Encoder, path: Path) -> None:
-    """Refuse a model other than the one that built the index.
-
-    Raises:
-        DimensionMismatchError: If the model's dimension differs.
-        ModelMismatchError: If its fingerprint differs.
-    """
-    if int(model.dim) != int(manifest["dim"]):
-        msg = (
-            f"the index at {path} holds {manifest['dim']}-d token vectors; the given model "
-            f"produces {model.dim}-d ones. Load it with the model that built it (or model=None)."
-        )
-        raise DimensionMismatchError(msg)
-    saved, given = manifest.get("encoder"), _jsonable(model.fingerprint())
-    if saved != given:
-        keys = sorted(
-            key
-            for key in set(saved or {}) | set(given or {})
-            if (saved or {}).get(key) != (given or {}).get(key)
-        )
-        msg = (
-            f"the index at {path} was built by another encoder (fingerprints differ in {keys}). "
-            "Scores would be meaningless: load it with model=None (rebuilds the saved encoder) "
-            "or the same model, or rebuild the index with the new one."
-        )
-        raise ModelMismatchError(msg)
-
-
-def model_from_fingerprint(
-    fingerprint: dict[str, Any], path: Path, *, device: str | None = None
-) -> Encoder:
-    """Rebuild the encoder an index was saved with (embedded default, local folder or hub id).
-
-    Every encoding setting recorded in the fingerprint is passed explicitly, so the rebuilt
-    encoder matches even where the checkpoint's own defaults would differ. Marker tokens the
-    checkpoint lacks are added again (the recorded markers were the builder's explicit choice).
-
-    Raises:
-        ValueError: If the fingerprint names no checkpoint (a custom encoder built the index).
-        CheckpointFormatError: If the named checkpoint can no longer be loaded (moved, changed).
-        CheckpointNotFoundError: If it no longer exists (or cannot be fetched: ConnectionError).
-    """
-    from late_interaction.encoder import DEFAULT_MODEL, ColBERT
-
-    name = fingerprint.get("name_or_path")
-    if not name:
-        msg = (
-            f"the index at {path} was built by an encoder that its fingerprint cannot rebuild "
-            f"(no checkpoint name in {sorted(fingerprint)}). Pass it: "
-            "LateInteractionIndex.load(path, model)."
-        )
-        raise ValueError(msg)
-    overrides = {key: fingerprint[key] for key in EncoderConfig.SETTINGS if key in fingerprint}
-    try:
-        return ColBERT.from_pretrained(
-            None if name == DEFAULT_MODEL else name,
-            device=device,
-            add_missing_markers=True,
-            **overrides,
-        )
-    except (CheckpointFormatError, CheckpointNotFoundError) as exc:
-        msg = (
-            f"cannot rebuild the encoder of the index at {path} from its saved fingerprint: "
-            f"{exc} Pass it explicitly: LateInteractionIndex.load(path, model)."
-        )
-        raise type(exc)(msg) from exc

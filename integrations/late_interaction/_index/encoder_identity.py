@@ -1,0 +1,93 @@
+"""Which encoder an index belongs to: refuse another one, rebuild the recorded one.
+
+A saved index records its encoder's fingerprint (``ColBERT.fingerprint()``): equal fingerprints
+mean equal embeddings, so loading checks the given model against it, or rebuilds the model from it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from late_interaction.config import EncoderConfig
+from late_interaction.exceptions import (
+    CheckpointFormatError,
+    CheckpointNotFoundError,
+    DimensionMismatchError,
+    ModelMismatchError,
+)
+from late_interaction.types import Encoder
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as its JSON round trip (what a manifest stores and compares)."""
+    return json.loads(json.dumps(value, sort_keys=True))
+
+
+def check_model(manifest: dict[str, Any], model: Encoder, path: Path) -> None:
+    """Refuse a model other than the one that built the index.
+
+    Raises:
+        DimensionMismatchError: If the model's dimension differs.
+        ModelMismatchError: If its fingerprint differs.
+    """
+    if int(model.dim) != int(manifest["dim"]):
+        msg = (
+            f"the index at {path} holds {manifest['dim']}-d token vectors; the given model "
+            f"produces {model.dim}-d ones. Load it with the model that built it (or model=None)."
+        )
+        raise DimensionMismatchError(msg)
+    saved, given = manifest.get("encoder"), jsonable(model.fingerprint())
+    if saved != given:
+        keys = sorted(
+            key
+            for key in set(saved or {}) | set(given or {})
+            if (saved or {}).get(key) != (given or {}).get(key)
+        )
+        msg = (
+            f"the index at {path} was built by another encoder (fingerprints differ in {keys}). "
+            "Scores would be meaningless: load it with model=None (rebuilds the saved encoder) "
+            "or the same model, or rebuild the index with the new one."
+        )
+        raise ModelMismatchError(msg)
+
+
+def model_from_fingerprint(
+    fingerprint: dict[str, Any], path: Path, *, device: str | None = None
+) -> Encoder:
+    """Rebuild the encoder an index was saved with (embedded default, local folder or hub id).
+
+    Every encoding setting recorded in the fingerprint is passed explicitly, so the rebuilt
+    encoder matches even where the checkpoint's own defaults would differ. Marker tokens the
+    checkpoint lacks are added again (the recorded markers were the builder's explicit choice).
+
+    Raises:
+        ValueError: If the fingerprint names no checkpoint (a custom encoder built the index).
+        CheckpointFormatError: If the named checkpoint can no longer be loaded (moved, changed).
+        CheckpointNotFoundError: If it no longer exists (or cannot be fetched: ConnectionError).
+    """
+    from late_interaction.encoder import DEFAULT_MODEL, ColBERT
+
+    name = fingerprint.get("name_or_path")
+    if not name:
+        msg = (
+            f"the index at {path} was built by an encoder that its fingerprint cannot rebuild "
+            f"(no checkpoint name in {sorted(fingerprint)}). Pass it: "
+            "LateInteractionIndex.load(path, model)."
+        )
+        raise ValueError(msg)
+    overrides = {key: fingerprint[key] for key in EncoderConfig.SETTINGS if key in fingerprint}
+    try:
+        return ColBERT.from_pretrained(
+            None if name == DEFAULT_MODEL else name,
+            device=device,
+            add_missing_markers=True,
+            **overrides,
+        )
+    except (CheckpointFormatError, CheckpointNotFoundError) as exc:
+        msg = (
+            f"cannot rebuild the encoder of the index at {path} from its saved fingerprint: "
+            f"{exc} Pass it explicitly: LateInteractionIndex.load(path, model)."
+        )
+        raise type(exc)(msg) from exc
