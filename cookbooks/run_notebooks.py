@@ -51,16 +51,33 @@ def clean(notebook: Any) -> Any:
         if cell.cell_type == "code":
             count += 1
             cell.execution_count = count
-            for output in cell.get("outputs", []):
+            cell.outputs = coalesce(cell.get("outputs", []))
+            for output in cell.outputs:
                 if "execution_count" in output:
                     output["execution_count"] = count
     return notebook
 
 
+def coalesce(outputs: list[Any]) -> list[Any]:
+    """Merge consecutive stream outputs of one name: how prints arrive in chunks is timing."""
+    merged: list[Any] = []
+    for output in outputs:
+        last = merged[-1] if merged else None
+        if (
+            last is not None
+            and output["output_type"] == last["output_type"] == "stream"
+            and output["name"] == last["name"]
+        ):
+            last["text"] += output["text"]
+        else:
+            merged.append(copy.deepcopy(output))
+    return merged
+
+
 def texts(cell: Any) -> list[str]:
     """A code cell's outputs as text: streams (name-tagged), plain-text results, errors."""
     out = []
-    for output in cell.get("outputs", []):
+    for output in coalesce(cell.get("outputs", [])):
         if output["output_type"] == "stream":
             out.append(f"[{output['name']}] {output['text']}")
         elif output["output_type"] == "error":
