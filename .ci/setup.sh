@@ -9,4 +9,4 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade "pip>=25.1"   # --group needs pip 25.1
 .venv/bin/python -m pip install -q torch==2.13.0
-.venv/bin/python -m pip install -q -e ".[all]" --group test --group lint
+.venv/bin/python -m pip install -q -e ".[all]" --group test --group lint --group dist

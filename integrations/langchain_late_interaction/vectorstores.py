@@ -254,7 +254,15 @@ class ColBERTVectorStore(VectorStore):
         return super().from_documents(documents, embedding, **kwargs)  # type: ignore[arg-type]
 
     def add_documents(self, documents: list[Document], **kwargs: Any) -> list[str]:
-        """Add documents (one Document counts as one; ids kept); return their ids."""
+        """Add documents (one Document counts as one; ids kept); return their ids.
+
+        Args:
+            documents: LangChain ``Document`` objects, or one of them.
+            **kwargs: As :meth:`add_texts` (``ids`` overrides the documents' ids).
+
+        Raises:
+            TypeError: For anything but Documents (e.g. a LlamaIndex node), with the conversion.
+        """
         return super().add_documents(as_documents(documents, "documents"), **kwargs)
 
     def save(self, path: StrPath) -> Path:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from late_interaction._progress import quiet_in_notebooks as _quiet_in_notebooks
 from late_interaction._version import __version__
 from late_interaction.config import EncoderConfig, IndexConfig
 from late_interaction.exceptions import (
@@ -72,6 +73,8 @@ __all__ = [
     "maxsim",
     "resolve_model",
 ]
+
+_quiet_in_notebooks()  # tqdm's "IProgress not found" warning, in Jupyter only (see _progress)
 
 # PEP 562: torch- and voyager-backed names resolve on first use, keeping `import late_interaction`
 # light (resolve_model itself imports torch only when it loads a model by name).

@@ -11,12 +11,13 @@ Two sources of noise are removed here, without changing what the bars themselves
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["auto_tqdm", "no_loading_bar"]
+__all__ = ["auto_tqdm", "no_loading_bar", "quiet_in_notebooks"]
 
 
 def auto_tqdm() -> Any:
@@ -25,6 +26,17 @@ def auto_tqdm() -> Any:
         warnings.filterwarnings("ignore", message="IProgress not found")
         from tqdm.auto import tqdm
     return tqdm
+
+
+def quiet_in_notebooks() -> None:
+    """In a Jupyter kernel, import ``tqdm.auto`` now, quietly, before any other library does.
+
+    Called when ``late_interaction`` is imported, so that a notebook importing it (or an
+    adapter) before, say, a BM25 retriever does not show that library's first tqdm.auto import
+    warning either. The bars themselves are what they would be. Outside a kernel: nothing.
+    """
+    if "ipykernel.zmqshell" in sys.modules:  # the condition under which tqdm.auto warns
+        auto_tqdm()
 
 
 @contextmanager

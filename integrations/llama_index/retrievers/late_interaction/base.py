@@ -190,13 +190,22 @@ class ColBERTRetriever(BaseRetriever):
             self._index.add(texts, ids=ids, metadatas=metas, **kw)
 
     def delete_nodes(self, node_ids: str | Sequence[str]) -> None:
-        """Remove nodes by id (no re-encoding of the others); ``KeyError`` for unknown ids."""
+        """Remove nodes by id (no re-encoding of the others).
+
+        Args:
+            node_ids: Node ids, or one id.
+
+        Raises:
+            KeyError: Listing ids that are not indexed (nothing is deleted then).
+        """
         self._index.delete(node_ids)
 
     def delete_ref_doc(self, ref_doc_id: str) -> None:
         """Remove every node whose source document is ``ref_doc_id`` (as ``VectorStoreIndex``).
 
-        An id with no nodes deletes nothing and logs a warning, as LlamaIndex indexes do.
+        Args:
+            ref_doc_id: The source document's id; with no nodes, nothing is deleted and a
+                warning is logged, as LlamaIndex indexes do.
         """
         # Performance note: a scan of the stored metadata; deletes are rare next to queries.
         docs = self._index.get(self._index.ids)

@@ -146,8 +146,7 @@ class LateInteractionManagedIndex(BaseManagedIndex):
         self._batch_size = batch_size
         storage = _core_storage(storage_context)
         storage.core = index
-        if nodes is not None:
-            nodes = as_nodes(nodes, "nodes")
+        nodes = None if nodes is None else as_nodes(nodes, "nodes")
         super().__init__(
             nodes=nodes if nodes is not None or index_struct is not None else [],
             index_struct=index_struct,
@@ -221,12 +220,11 @@ class LateInteractionManagedIndex(BaseManagedIndex):
         return struct
 
     def insert(self, document: Document, **insert_kwargs: Any) -> None:
-        """Split ``document`` into nodes and index them (as any LlamaIndex index)."""
-        (document,) = as_nodes(document, "document")
-        super().insert(document, **insert_kwargs)
+        """Split a LlamaIndex ``document`` into nodes and index them (``BaseIndex.insert``)."""
+        super().insert(as_nodes(document, "document")[0], **insert_kwargs)
 
     def insert_nodes(self, nodes: list[BaseNode], **insert_kwargs: Any) -> None:
-        """Index nodes as they are (one node counts as one)."""
+        """Index LlamaIndex nodes (one node counts as one) as ``BaseIndex.insert_nodes``."""
         super().insert_nodes(as_nodes(nodes, "nodes"), **insert_kwargs)
 
     def _insert(self, nodes: list[BaseNode], **insert_kwargs: Any) -> None:
