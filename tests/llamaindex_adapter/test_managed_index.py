@@ -102,3 +102,13 @@ def test_ingestion_pipeline_with_docstore_feeds_only_new_nodes(colbert):
     assert [n.ref_doc_id for n in new] == ["water"]  # the docstore skipped the unchanged ones
     index.insert_nodes(new)
     assert _stored_texts(index)["water"] == "Blue water."
+
+
+def test_query_engine_arguments_reach_the_engine(index):
+    from llama_index.core.postprocessor import SimilarityPostprocessor
+
+    hits = index.as_retriever(similarity_top_k=3).retrieve("blue sky")
+    cutoff = SimilarityPostprocessor(similarity_cutoff=hits[0].score - 1e-6)  # keeps the best
+    engine = index.as_query_engine(llm=MockLLM(), similarity_top_k=3, node_postprocessors=[cutoff])
+    response = engine.query("blue sky")
+    assert [n.node.node_id for n in response.source_nodes] == [hits[0].node.node_id]

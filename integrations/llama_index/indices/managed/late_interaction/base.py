@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 STRUCT_TYPE = "late_interaction"
+_RETRIEVER_ARGS = frozenset(inspect.signature(ColBERTRetriever.__init__).parameters) - {"self"}
 CORE_DIR = "late_interaction"  # the core index folder inside a persist_dir
 
 
@@ -263,8 +265,16 @@ class LateInteractionManagedIndex(BaseManagedIndex):
         return info
 
     def as_retriever(self, **kwargs: Any) -> ColBERTRetriever:
-        """A :class:`ColBERTRetriever` over this index (``similarity_top_k``, ``filters``...)."""
-        return ColBERTRetriever(self._core, **kwargs)
+        """A :class:`ColBERTRetriever` over this index (``similarity_top_k``, ``filters``...).
+
+        Args:
+            **kwargs: ``ColBERTRetriever`` arguments. Others are left to the caller: LlamaIndex's
+                ``as_query_engine`` / ``as_chat_engine`` pass their engine arguments
+                (``node_postprocessors``, ``memory``...) here too, as ``VectorStoreIndex``'s
+                retriever also lets them through.
+        """
+        own = {k: v for k, v in kwargs.items() if k in _RETRIEVER_ARGS}
+        return ColBERTRetriever(self._core, **own)
 
 
 def _load_core(
