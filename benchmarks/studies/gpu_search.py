@@ -123,7 +123,8 @@ def exact_part(n_docs: int, device, bandwidth: float, flops: float) -> list[str]
     run("torch, 1 query at a time", loop, BATCH, floor_batch, max(3, reps // 4))
     mirror = DeviceMirror(device)
     bucket = _Bucket(DOC_TOKENS)
-    bucket.payload, bucket.n, bucket.slots = {"vectors": docs}, n_docs, np.arange(n_docs)
+    slots = torch.arange(n_docs, device=device)
+    bucket.payload, bucket.n = {"vectors": docs, "slots": slots}, n_docs
     mirror.buckets[DOC_TOKENS], mirror.n_slots = bucket, n_docs
     view = _AllLive(n_docs)
     qs_np = [q.cpu().numpy() for q in queries]

@@ -33,6 +33,7 @@ _HALF = (torch.float16, torch.bfloat16)
 # Bytes of the similarity block one chunk may hold: large enough for full-speed matmuls, small
 # enough to sit beside a big resident index.
 _BLOCK_BYTES = {"cuda": 1 << 30, "cpu": 1 << 27}
+_FUSED_MAX_QUERIES = 2
 _fused: Any = None
 _fused_checked = False
 
@@ -78,7 +79,11 @@ def padded_maxsim(queries: torch.Tensor, documents: torch.Tensor) -> torch.Tenso
         return torch.zeros(queries.shape[0], 0, dtype=torch.float32, device=device)
     dtype = _compute_dtype(device, documents.dtype)
     queries = queries.to(device=device, dtype=dtype)
-    fused = _fused_maxsim() if device.type == "cuda" and dtype in _HALF else None
+    # The fused kernel runs one program per (query, document) pair, so it reads the documents
+    # once per query: near the bandwidth floor for one query, but slower than the batched
+    # matmul below from a few queries on (benchmarks/results/gpu-search-*.md).
+    use_fused = device.type == "cuda" and dtype in _HALF and queries.shape[0] <= _FUSED_MAX_QUERIES
+    fused = _fused_maxsim() if use_fused else None
     if fused is not None:
         with warnings.catch_warnings():  # zero padding rows trip its "unnormalised" heuristic
             warnings.simplefilter("ignore")

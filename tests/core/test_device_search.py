@@ -1,7 +1,7 @@
 """Search on a device: the bucketed device mirror, exact top-k there, and ``IndexConfig(ann=False)``.
 
-The device code is plain torch, so CI runs it on the CPU (``DEVICES`` always holds "cpu"; "cuda"
-joins when a GPU is present). A search is routed to the mirror by giving the index that device
+The device code is plain torch, so CI runs it on the CPU; the "cuda" cases carry the ``gpu``
+marker and run where a GPU is present (``pytest -m gpu`` on a GPU machine). A search is routed to the mirror by giving the index that device
 explicitly (the public path refuses "cpu" as a *mirror* device, since numpy is faster there, so
 the CPU case patches only the device choice). Every answer is checked against the brute-force
 MaxSim reference of the conftest, or against the numpy path on the same index.
@@ -17,7 +17,7 @@ from late_interaction import IndexConfig, LateInteractionIndex
 from late_interaction._index.device_search import SearchDevice
 from late_interaction._index.device_store import bucket_length, mirror_for
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
 # fp16 documents multiplied on a GPU accumulate in another order than numpy's float32.
 TOL = {"cpu": 1e-4, "cuda": 2e-3}
 ANN_ALWAYS = {"exact_scan_tokens": 0, "exact_scan_fraction": 0.0}
@@ -180,3 +180,17 @@ def test_device_argument_is_checked(ref):
             LateInteractionIndex(ref.FakeEncoder(16), device="cuda")
     index = LateInteractionIndex(ref.FakeEncoder(16), device="cpu")
     assert index.device == torch.device("cpu") and index._search_device() is None
+
+
+@pytest.mark.gpu
+def test_rerank_scores_on_the_encoders_gpu(tiny_stanford_path):
+    from late_interaction import ColBERT
+
+    cpu = ColBERT.from_pretrained(tiny_stanford_path, device="cpu")
+    gpu = ColBERT.from_pretrained(tiny_stanford_path, device="cuda")
+    query, docs = "late interaction", ["late interaction scores tokens", "bm25", "dense vectors"]
+    expected = {r.position: r.score for r in cpu.rerank(query, docs)}
+    got = gpu.rerank(query, docs)
+    assert {r.position for r in got} == set(expected)
+    for r in got:
+        assert r.score == pytest.approx(expected[r.position], abs=2e-3)

@@ -106,14 +106,16 @@ def exact_top_k(
         Per query ``(slots, scores)`` of its best ``min(k, n_allowed)`` documents, best first;
         equal scores in storage order.
     """
-    allowed = torch.as_tensor(view.mask(), device=mirror.device)
-    n_slots = int(allowed.shape[0])
-    k = min(k, int(allowed.sum()))
+    mask = view.mask()
+    allowed = mirror.device_mask(mask)
+    n_slots, everything = mask.shape[0], view.allowed is None and view.snap.n_live == mask.shape[0]
+    k = min(k, view.snap.n_live if view.allowed is None else int(mask.sum()))
     out = []
     for start in range(0, len(queries), _QUERY_BATCH):
         batch = queries[start : start + _QUERY_BATCH]
         scores = mirror.score_all(pad_queries(batch, mirror.device))[:, :n_slots]
-        scores.masked_fill_(~allowed, float("-inf"))
+        if not everything:
+            scores.masked_fill_(~allowed, float("-inf"))
         top_scores, top_slots = torch.topk(scores, k, dim=1)
         top_scores, top_slots = top_scores.cpu().numpy(), top_slots.cpu().numpy()
         for s, i in zip(top_scores, top_slots, strict=True):

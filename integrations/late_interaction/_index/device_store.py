@@ -54,16 +54,19 @@ def mirror_for(store: Any, device: torch.device) -> DeviceMirror:
 
 
 class _Bucket:
-    """Documents of one padded length: payload tensors ``(capacity, length, ...)`` + their slots."""
+    """Documents of one padded length: payload tensors ``(capacity, length, ...)``.
+
+    ``payload["slots"]`` (on the device) holds each row's slot number.
+    """
 
     def __init__(self, length: int) -> None:
         self.length = length
         self.n = 0
-        self.slots = np.empty(0, dtype=np.int64)
         self.payload: dict[str, torch.Tensor] = {}
 
-    def append(self, slots: np.ndarray, payload: dict[str, torch.Tensor]) -> None:
+    def append(self, slots: torch.Tensor, payload: dict[str, torch.Tensor]) -> None:
         start, end = self.n, self.n + len(slots)
+        payload = {**payload, "slots": slots}
         for name, rows in payload.items():
             held = self.payload.get(name)
             if held is None or held.shape[0] < end:  # grow by doubling, amortised O(1) per slot
@@ -72,7 +75,6 @@ class _Bucket:
                     grown[:start] = held[:start]
                 self.payload[name] = grown
             self.payload[name][start:end] = rows
-        self.slots = np.concatenate([self.slots, slots])
         self.n = end
 
 
@@ -92,6 +94,7 @@ class DeviceMirror:
         self.slot_bucket = np.empty(0, dtype=np.int32)  # slot -> bucket length
         self.slot_row = np.empty(0, dtype=np.int64)  # slot -> row within its bucket
         self._lock = threading.Lock()
+        self._mask: tuple[np.ndarray, torch.Tensor] | None = None  # last mask and its upload
         if codec is not None:
             self._centroids = torch.as_tensor(codec.centroids, device=device)
             self._lut = torch.as_tensor(codec._lut, device=device)  # byte -> residual values
@@ -121,7 +124,8 @@ class DeviceMirror:
             # Row indices padded by repeating each document's last token (no mask needed).
             index = starts[chosen, None] + np.minimum(np.arange(blen), lengths[chosen, None] - 1)
             rows[chosen] = bucket.n + np.arange(len(chosen))
-            bucket.append(slots[chosen], self._payload(snap, index))
+            slot_ids = torch.as_tensor(slots[chosen], device=self.device)
+            bucket.append(slot_ids, self._payload(snap, index))
         self.slot_bucket = np.concatenate([self.slot_bucket, blens])
         self.slot_row = np.concatenate([self.slot_row, rows])
         self.n_slots = int(slots[-1]) + 1
@@ -155,6 +159,18 @@ class DeviceMirror:
         step = max(1, _DECODE_ROWS // bucket.length)
         return [slice(a, min(a + step, bucket.n)) for a in range(0, bucket.n, step)]
 
+    def device_mask(self, mask: np.ndarray) -> torch.Tensor:
+        """``mask`` on the device; the upload is reused while the same array is asked for.
+
+        A snapshot's live mask is one array for the snapshot's life, so a series of searches
+        uploads it once.
+        """
+        cached = self._mask
+        if cached is None or cached[0] is not mask:
+            cached = (mask, torch.as_tensor(mask, device=self.device))
+            self._mask = cached
+        return cached[1]
+
     def score_all(self, queries: torch.Tensor) -> torch.Tensor:
         """Exact MaxSim of each query against every synced slot.
 
@@ -170,7 +186,7 @@ class DeviceMirror:
     def _score_all(self, queries: torch.Tensor) -> torch.Tensor:
         out = torch.empty(queries.shape[0], self.n_slots, device=self.device)
         for bucket in self.buckets.values():
-            slots = torch.as_tensor(bucket.slots, device=self.device)
+            slots = bucket.payload["slots"]
             for rows in self._chunks(bucket):
                 out[:, slots[rows]] = padded_maxsim(queries, self._vectors(bucket, rows))
         return out
