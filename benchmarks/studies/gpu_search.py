@@ -90,6 +90,7 @@ def exact_part(n_docs: int, device, bandwidth: float, flops: float) -> list[str]
     mm_ms = 2 * n_docs * DOC_TOKENS * DIM * QUERY_TOKENS / flops * 1e3
     rows = []
     fused = _torch_maxsim._fused_maxsim()
+    batched = _torch_maxsim._batched_kernel()
 
     def run(label, fn, n_q, floor_ms, reps):
         p50, p95 = timed(fn, reps)
@@ -100,25 +101,43 @@ def exact_part(n_docs: int, device, bandwidth: float, flops: float) -> list[str]
 
     def without_kernel(fn):
         def wrapped():
-            saved = _torch_maxsim._fused
-            _torch_maxsim._fused = None
+            saved = _torch_maxsim._fused, _torch_maxsim._batched
+            _torch_maxsim._fused = _torch_maxsim._batched = None
             try:
                 return fn()
             finally:
-                _torch_maxsim._fused = saved
+                _torch_maxsim._fused, _torch_maxsim._batched = saved
 
         return wrapped
 
     one, batch = queries[:1], queries
     floor_one, floor_batch = max(read_ms, mm_ms), max(read_ms, BATCH * mm_ms)
     reps = 20 if n_docs <= 100_000 else 8
-    if fused is not None:
-        run("fused", lambda: _torch_maxsim.padded_maxsim(one, docs), 1, floor_one, reps)
-        run("fused", lambda: _torch_maxsim.padded_maxsim(batch, docs), BATCH, floor_batch, reps)
-    plain = without_kernel(lambda: _torch_maxsim.padded_maxsim(one, docs))
-    run("torch", plain, 1, floor_one, reps)
-    plain_b = without_kernel(lambda: _torch_maxsim.padded_maxsim(batch, docs))
-    run("torch", plain_b, BATCH, floor_batch, reps)
+    for n_q, qs, floor in ((1, one, floor_one), (BATCH, batch, floor_batch)):
+        run(
+            "padded_maxsim (what search runs)",
+            lambda: _torch_maxsim.padded_maxsim(qs, docs),
+            n_q,
+            floor,
+            reps,
+        )  # noqa: B023
+        if fused is not None:
+            run(
+                "late-interaction-kernels",
+                lambda: fused(qs.half(), docs, normalize=False),
+                n_q,
+                floor,
+                reps,
+            )  # noqa: B023
+        if batched is not None:
+            run("ours: Triton batch kernel", lambda: batched(qs, docs), n_q, floor, reps)  # noqa: B023
+        run(
+            "torch matmul, then max",
+            without_kernel(lambda: _torch_maxsim.padded_maxsim(qs, docs)),
+            n_q,
+            floor,
+            reps,
+        )  # noqa: B023
     loop = without_kernel(lambda: [_torch_maxsim.padded_maxsim(q[None], docs) for q in batch])
     run("torch, 1 query at a time", loop, BATCH, floor_batch, max(3, reps // 4))
     mirror = DeviceMirror(device)
@@ -217,7 +236,8 @@ def main() -> None:
         "",
         f"- Command: `PYTHONPATH=integrations python -m benchmarks.studies.gpu_search --out ...`",
         f"- Device: {torch.cuda.get_device_name()} ({platform.node()}), torch {torch.__version__}, "
-        f"fused kernel: {'late-interaction-kernels' if fused is not None else 'not installed'}",
+        f"late-interaction-kernels: {'installed' if fused is not None else 'not installed'}, "
+        f"Triton batch kernel: {_torch_maxsim._batched_kernel() is not None}",
         f"- Measured floors: copy bandwidth {bandwidth / 1e12:.2f} TB/s, float16 matmul "
         f"{flops / 1e12:.0f} TFLOP/s",
         "",

@@ -36,6 +36,8 @@ _BLOCK_BYTES = {"cuda": 1 << 30, "cpu": 1 << 27}
 _FUSED_MAX_QUERIES = 2
 _fused: Any = None
 _fused_checked = False
+_batched: Any = None
+_batched_checked = False
 
 
 def _fused_maxsim() -> Any:
@@ -49,6 +51,19 @@ def _fused_maxsim() -> Any:
             logger.debug("late-interaction-kernels not used: %s", exc)
             _fused = None
     return _fused
+
+
+def _batched_kernel() -> Any:
+    """Our Triton batch kernel (``_triton_maxsim``), or None without Triton."""
+    global _batched, _batched_checked
+    if not _batched_checked:
+        _batched_checked = True
+        try:
+            _batched = importlib.import_module("late_interaction._triton_maxsim").batched_maxsim
+        except Exception as exc:  # no Triton (CPU torch wheels): use the matmul path
+            logger.debug("Triton batch kernel not used: %s", exc)
+            _batched = None
+    return _batched
 
 
 def fused_kernel_available(device: torch.device) -> bool:
@@ -88,6 +103,9 @@ def padded_maxsim(queries: torch.Tensor, documents: torch.Tensor) -> torch.Tenso
         with warnings.catch_warnings():  # zero padding rows trip its "unnormalised" heuristic
             warnings.simplefilter("ignore")
             return fused(queries, documents, normalize=False).float()
+    batched = _batched_kernel() if device.type == "cuda" and dtype in _HALF else None
+    if batched is not None:
+        return batched(queries, documents)
     n_q, l_q, _ = queries.shape
     flat_t = queries.reshape(n_q * l_q, -1).T
     per_doc = documents.shape[1] * n_q * l_q * torch.finfo(dtype).bits // 8

@@ -194,3 +194,28 @@ def test_rerank_scores_on_the_encoders_gpu(tiny_stanford_path):
     assert {r.position for r in got} == set(expected)
     for r in got:
         assert r.score == pytest.approx(expected[r.position], abs=2e-3)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize(
+    ("n_q", "q_tokens", "dim", "doc_tokens"),
+    [(3, 32, 128, 100), (5, 7, 96, 1), (33, 40, 384, 24), (40, 128, 128, 256)],
+)
+def test_triton_batch_kernel_equals_the_matmul_path(n_q, q_tokens, dim, doc_tokens):
+    from late_interaction._torch_maxsim import _batched_kernel
+
+    kernel = _batched_kernel()
+    assert kernel is not None, "Triton should be importable on a CUDA machine"
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    docs = torch.nn.functional.normalize(
+        torch.randn(300, doc_tokens, dim, device="cuda", generator=gen), dim=-1
+    ).half()
+    queries = torch.nn.functional.normalize(
+        torch.randn(n_q, q_tokens, dim, device="cuda", generator=gen), dim=-1
+    )
+    queries[1, q_tokens // 2 :] = 0  # a shorter query, zero-padded
+    expected = torch.einsum("qtd,nld->qnlt", queries.double(), docs.double())
+    expected = expected.amax(dim=2).sum(dim=2)
+    got = kernel(queries, docs)
+    assert got.shape == (n_q, 300)
+    torch.testing.assert_close(got.double(), expected, atol=5e-2, rtol=1e-3)

@@ -1,0 +1,108 @@
+"""A Triton kernel for MaxSim of a *batch* of queries against padded documents, on CUDA.
+
+Why our own kernel: ``late-interaction-kernels`` (used for one or two queries) runs one program
+per (query, document) pair, so a batch of 32 queries reads every document 32 times; a plain
+matmul-then-max writes a (documents x doc tokens x query tokens) block to memory and reads it
+back. Here one program loads one document once and scores every query of the batch against it
+in tiles of query tokens, keeping the similarities in registers: the documents are read once per
+batch and nothing but the scores is written (H200 figures: ``benchmarks/results/gpu-search-*``).
+
+Inputs follow ``_torch_maxsim.padded_maxsim``'s mask-free convention: document padding repeats
+a real token, query padding is zero rows. Imported only where CUDA and Triton are present.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+__all__ = ["batched_maxsim"]
+
+
+@triton.jit
+def _batched_maxsim_kernel(
+    docs_ptr,
+    queries_ptr,
+    out_ptr,
+    n_doc_tokens,
+    dim,
+    stride_dn,
+    stride_dl,
+    n_query_blocks,
+    BLOCK_L: tl.constexpr,
+    DIM_PAD: tl.constexpr,
+    QUERY_TOKENS: tl.constexpr,
+    QUERIES_PER_BLOCK: tl.constexpr,
+):
+    doc = tl.program_id(0).to(tl.int64)
+    rows = tl.arange(0, BLOCK_L)
+    cols = tl.arange(0, DIM_PAD)
+    row_ok = rows < n_doc_tokens
+    col_ok = cols < dim
+    d = tl.load(
+        docs_ptr + doc * stride_dn + rows[:, None] * stride_dl + cols[None, :],
+        mask=row_ok[:, None] & col_ok[None, :],
+        other=0.0,
+    )
+    tokens = tl.arange(0, QUERIES_PER_BLOCK * QUERY_TOKENS)
+    n_queries_padded = n_query_blocks * QUERIES_PER_BLOCK
+    for block in range(0, n_query_blocks):
+        first_token = block * QUERIES_PER_BLOCK * QUERY_TOKENS
+        q = tl.load(
+            queries_ptr + (first_token + tokens)[:, None] * DIM_PAD + cols[None, :],
+        )
+        sims = tl.dot(d, tl.trans(q))  # (BLOCK_L, tokens), float32 accumulate
+        sims = tl.where(row_ok[:, None], sims, float("-inf"))
+        best = tl.max(sims, axis=0)
+        per_query = tl.sum(tl.reshape(best, (QUERIES_PER_BLOCK, QUERY_TOKENS)), axis=1)
+        query_ids = block * QUERIES_PER_BLOCK + tl.arange(0, QUERIES_PER_BLOCK)
+        tl.store(out_ptr + doc * n_queries_padded + query_ids, per_query)
+
+
+def _pow2(n: int, floor: int = 16) -> int:
+    return max(floor, 1 << (max(n, 1) - 1).bit_length())
+
+
+def batched_maxsim(queries: torch.Tensor, documents: torch.Tensor) -> torch.Tensor:
+    """MaxSim of each query against each padded document (mask-free inputs).
+
+    Args:
+        queries: ``(n_queries, n_query_tokens, dim)`` on the documents' device (any float).
+        documents: ``(n_docs, n_doc_tokens, dim)`` float16 or bfloat16, last dim contiguous.
+
+    Returns:
+        float32 scores ``(n_queries, n_docs)``.
+    """
+    n_docs, n_doc_tokens, dim = documents.shape
+    n_q, n_q_tokens, _ = queries.shape
+    query_tokens, dim_pad = _pow2(n_q_tokens, 1), _pow2(dim)
+    # 64-128 query tokens per tile: wide enough for tensor cores, small enough for registers.
+    per_block = max(1, 128 // query_tokens) if query_tokens < 128 else 1
+    if per_block * query_tokens < 16:
+        per_block = 16 // query_tokens
+    n_blocks = -(-n_q // per_block)
+    padded = torch.zeros(
+        n_blocks * per_block, query_tokens, dim_pad, dtype=documents.dtype, device=documents.device
+    )
+    padded[:n_q, :n_q_tokens, :dim] = queries
+    if documents.stride(2) != 1:
+        documents = documents.contiguous()
+    out = torch.empty(n_docs, n_blocks * per_block, dtype=torch.float32, device=documents.device)
+    block_l = _pow2(n_doc_tokens)
+    _batched_maxsim_kernel[(n_docs,)](
+        documents,
+        padded,
+        out,
+        n_doc_tokens,
+        dim,
+        documents.stride(0),
+        documents.stride(1),
+        n_blocks,
+        BLOCK_L=block_l,
+        DIM_PAD=dim_pad,
+        QUERY_TOKENS=query_tokens,
+        QUERIES_PER_BLOCK=per_block,
+        num_warps=8 if block_l * per_block * query_tokens >= 128 * 128 else 4,
+    )
+    return out[:, :n_q].T
