@@ -76,8 +76,12 @@ def measure_floors(device) -> tuple[float, float]:
 
 
 class _AllLive:
+    """A view with every document live and no restriction (what exact_top_k reads)."""
+
     def __init__(self, n: int) -> None:
         self._mask = np.ones(n, dtype=bool)
+        self.allowed = None
+        self.snap = type("Snap", (), {"n_live": n})()
 
     def mask(self) -> np.ndarray:
         return self._mask

@@ -104,8 +104,9 @@ def padded_maxsim(queries: torch.Tensor, documents: torch.Tensor) -> torch.Tenso
             warnings.simplefilter("ignore")
             return fused(queries, documents, normalize=False).float()
     batched = _batched_kernel() if device.type == "cuda" and dtype in _HALF else None
-    if batched is not None:
-        return batched(queries, documents)
+    scores = batched(queries, documents) if batched is not None else None
+    if scores is not None:
+        return scores
     n_q, l_q, _ = queries.shape
     flat_t = queries.reshape(n_q * l_q, -1).T
     per_doc = documents.shape[1] * n_q * l_q * torch.finfo(dtype).bits // 8

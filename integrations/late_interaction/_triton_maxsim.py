@@ -64,7 +64,23 @@ def _pow2(n: int, floor: int = 16) -> int:
     return max(floor, 1 << (max(n, 1) - 1).bit_length())
 
 
-def batched_maxsim(queries: torch.Tensor, documents: torch.Tensor) -> torch.Tensor:
+# Shared memory a program may ask for (an H100/H200 SM has 228 KB): the document tile plus two
+# buffered query tiles, in 16-bit values.
+_SMEM_BUDGET = 160 * 1024
+
+
+def _queries_per_block(block_l: int, dim_pad: int, query_tokens: int) -> int | None:
+    """Whole queries per tile (64-128 tokens when they fit), or None if no tile fits."""
+    per_block = max(1, 128 // query_tokens)
+    while per_block >= 1:
+        tokens = max(per_block * query_tokens, 16)
+        if 2 * dim_pad * (block_l + 2 * tokens) <= _SMEM_BUDGET:
+            return max(per_block, 16 // query_tokens)
+        per_block //= 2
+    return None
+
+
+def batched_maxsim(queries: torch.Tensor, documents: torch.Tensor) -> torch.Tensor | None:
     """MaxSim of each query against each padded document (mask-free inputs).
 
     Args:
@@ -72,15 +88,15 @@ def batched_maxsim(queries: torch.Tensor, documents: torch.Tensor) -> torch.Tens
         documents: ``(n_docs, n_doc_tokens, dim)`` float16 or bfloat16, last dim contiguous.
 
     Returns:
-        float32 scores ``(n_queries, n_docs)``.
+        float32 scores ``(n_queries, n_docs)``, or None when a document and a query tile do not
+        fit in shared memory (long documents at a large dim): the caller uses the matmul path.
     """
     n_docs, n_doc_tokens, dim = documents.shape
     n_q, n_q_tokens, _ = queries.shape
-    query_tokens, dim_pad = _pow2(n_q_tokens, 1), _pow2(dim)
-    # 64-128 query tokens per tile: wide enough for tensor cores, small enough for registers.
-    per_block = max(1, 128 // query_tokens) if query_tokens < 128 else 1
-    if per_block * query_tokens < 16:
-        per_block = 16 // query_tokens
+    query_tokens, dim_pad, block_l = _pow2(n_q_tokens, 1), _pow2(dim), _pow2(n_doc_tokens)
+    per_block = _queries_per_block(block_l, dim_pad, query_tokens)
+    if per_block is None:
+        return None
     n_blocks = -(-n_q // per_block)
     padded = torch.zeros(
         n_blocks * per_block, query_tokens, dim_pad, dtype=documents.dtype, device=documents.device
@@ -89,7 +105,6 @@ def batched_maxsim(queries: torch.Tensor, documents: torch.Tensor) -> torch.Tens
     if documents.stride(2) != 1:
         documents = documents.contiguous()
     out = torch.empty(n_docs, n_blocks * per_block, dtype=torch.float32, device=documents.device)
-    block_l = _pow2(n_doc_tokens)
     _batched_maxsim_kernel[(n_docs,)](
         documents,
         padded,
@@ -104,5 +119,6 @@ def batched_maxsim(queries: torch.Tensor, documents: torch.Tensor) -> torch.Tens
         QUERY_TOKENS=query_tokens,
         QUERIES_PER_BLOCK=per_block,
         num_warps=8 if block_l * per_block * query_tokens >= 128 * 128 else 4,
+        num_stages=2,
     )
     return out[:, :n_q].T

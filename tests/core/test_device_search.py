@@ -199,7 +199,7 @@ def test_rerank_scores_on_the_encoders_gpu(tiny_stanford_path):
 @pytest.mark.gpu
 @pytest.mark.parametrize(
     ("n_q", "q_tokens", "dim", "doc_tokens"),
-    [(3, 32, 128, 100), (5, 7, 96, 1), (33, 40, 384, 24), (40, 128, 128, 256)],
+    [(3, 32, 128, 100), (5, 7, 96, 1), (33, 40, 384, 24), (40, 128, 128, 256), (4, 32, 384, 256)],
 )
 def test_triton_batch_kernel_equals_the_matmul_path(n_q, q_tokens, dim, doc_tokens):
     from late_interaction._torch_maxsim import _batched_kernel
@@ -217,5 +217,8 @@ def test_triton_batch_kernel_equals_the_matmul_path(n_q, q_tokens, dim, doc_toke
     expected = torch.einsum("qtd,nld->qnlt", queries.double(), docs.double())
     expected = expected.amax(dim=2).sum(dim=2)
     got = kernel(queries, docs)
+    if dim == 384 and doc_tokens > 64:  # no tile fits in shared memory: the caller's matmul path
+        assert got is None
+        return
     assert got.shape == (n_q, 300)
     torch.testing.assert_close(got.double(), expected, atol=5e-2, rtol=1e-3)
