@@ -25,39 +25,49 @@ def _batched_maxsim_kernel(
     docs_ptr,
     queries_ptr,
     out_ptr,
+    n_docs,
     n_doc_tokens,
     dim,
     stride_dn,
     stride_dl,
     n_query_blocks,
     BLOCK_L: tl.constexpr,
+    DOCS: tl.constexpr,
     DIM_PAD: tl.constexpr,
     QUERY_TOKENS: tl.constexpr,
     QUERIES_PER_BLOCK: tl.constexpr,
 ):
-    doc = tl.program_id(0).to(tl.int64)
-    rows = tl.arange(0, BLOCK_L)
+    # One program: DOCS documents, loaded once, against every query tile of the batch (each
+    # tile read once per program, so more documents per program means fewer query reads).
+    first_doc = tl.program_id(0).to(tl.int64) * DOCS
+    rows = tl.arange(0, DOCS * BLOCK_L)
+    doc_of_row = first_doc + rows // BLOCK_L
+    token_of_row = rows % BLOCK_L
+    row_ok = (token_of_row < n_doc_tokens) & (doc_of_row < n_docs)
     cols = tl.arange(0, DIM_PAD)
-    row_ok = rows < n_doc_tokens
     col_ok = cols < dim
     d = tl.load(
-        docs_ptr + doc * stride_dn + rows[:, None] * stride_dl + cols[None, :],
+        docs_ptr + doc_of_row[:, None] * stride_dn + token_of_row[:, None] * stride_dl
+        + cols[None, :],
         mask=row_ok[:, None] & col_ok[None, :],
         other=0.0,
     )
     tokens = tl.arange(0, QUERIES_PER_BLOCK * QUERY_TOKENS)
     n_queries_padded = n_query_blocks * QUERIES_PER_BLOCK
+    docs_here = first_doc + tl.arange(0, DOCS)
     for block in range(0, n_query_blocks):
         first_token = block * QUERIES_PER_BLOCK * QUERY_TOKENS
-        q = tl.load(
-            queries_ptr + (first_token + tokens)[:, None] * DIM_PAD + cols[None, :],
-        )
-        sims = tl.dot(d, tl.trans(q))  # (BLOCK_L, tokens), float32 accumulate
+        q = tl.load(queries_ptr + (first_token + tokens)[:, None] * DIM_PAD + cols[None, :])
+        sims = tl.dot(d, tl.trans(q))  # (DOCS * BLOCK_L, tokens), float32 accumulate
         sims = tl.where(row_ok[:, None], sims, float("-inf"))
-        best = tl.max(sims, axis=0)
-        per_query = tl.sum(tl.reshape(best, (QUERIES_PER_BLOCK, QUERY_TOKENS)), axis=1)
+        best = tl.max(tl.reshape(sims, (DOCS, BLOCK_L, QUERIES_PER_BLOCK * QUERY_TOKENS)), axis=1)
+        per_query = tl.sum(tl.reshape(best, (DOCS, QUERIES_PER_BLOCK, QUERY_TOKENS)), axis=2)
         query_ids = block * QUERIES_PER_BLOCK + tl.arange(0, QUERIES_PER_BLOCK)
-        tl.store(out_ptr + doc * n_queries_padded + query_ids, per_query)
+        tl.store(
+            out_ptr + docs_here[:, None] * n_queries_padded + query_ids[None, :],
+            per_query,
+            mask=(docs_here < n_docs)[:, None],
+        )
 
 
 def _pow2(n: int, floor: int = 16) -> int:
@@ -105,16 +115,19 @@ def batched_maxsim(queries: torch.Tensor, documents: torch.Tensor) -> torch.Tens
     if documents.stride(2) != 1:
         documents = documents.contiguous()
     out = torch.empty(n_docs, n_blocks * per_block, dtype=torch.float32, device=documents.device)
-    _batched_maxsim_kernel[(n_docs,)](
+    docs_per_program = 1
+    _batched_maxsim_kernel[(-(-n_docs // docs_per_program),)](
         documents,
         padded,
         out,
+        n_docs,
         n_doc_tokens,
         dim,
         documents.stride(0),
         documents.stride(1),
         n_blocks,
         BLOCK_L=block_l,
+        DOCS=docs_per_program,
         DIM_PAD=dim_pad,
         QUERY_TOKENS=query_tokens,
         QUERIES_PER_BLOCK=per_block,
