@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from late_interaction import IndexConfig, LateInteractionIndex, _torch_maxsim
+from late_interaction import LateInteractionIndex, _torch_maxsim
 from late_interaction._index.device_search import exact_top_k
 from late_interaction._index.device_store import DeviceMirror, _Bucket
 
@@ -69,7 +69,6 @@ def measure_floors(device) -> tuple[float, float]:
     y = torch.empty_like(x)
     p50, _ = timed(lambda: y.copy_(x), 10)
     bandwidth = 2 * x.numel() / (p50 / 1e3)
-    del x, y
     a = torch.randn(8192, 8192, device=device, dtype=torch.float16)
     p50, _ = timed(lambda: a @ a, 10)
     return bandwidth, 2 * 8192**3 / (p50 / 1e3)
@@ -120,28 +119,28 @@ def exact_part(n_docs: int, device, bandwidth: float, flops: float) -> list[str]
     for n_q, qs, floor in ((1, one, floor_one), (BATCH, batch, floor_batch)):
         run(
             "padded_maxsim (what search runs)",
-            lambda: _torch_maxsim.padded_maxsim(qs, docs),
+            lambda qs=qs: _torch_maxsim.padded_maxsim(qs, docs),
             n_q,
             floor,
             reps,
-        )  # noqa: B023
+        )
         if fused is not None:
             run(
                 "late-interaction-kernels",
-                lambda: fused(qs.half(), docs, normalize=False),
+                lambda qs=qs: fused(qs.half(), docs, normalize=False),
                 n_q,
                 floor,
                 reps,
-            )  # noqa: B023
+            )
         if batched is not None:
-            run("ours: Triton batch kernel", lambda: batched(qs, docs), n_q, floor, reps)  # noqa: B023
+            run("ours: Triton batch kernel", lambda qs=qs: batched(qs, docs), n_q, floor, reps)
         run(
             "torch matmul, then max",
-            without_kernel(lambda: _torch_maxsim.padded_maxsim(qs, docs)),
+            without_kernel(lambda qs=qs: _torch_maxsim.padded_maxsim(qs, docs)),
             n_q,
             floor,
             reps,
-        )  # noqa: B023
+        )
     loop = without_kernel(lambda: [_torch_maxsim.padded_maxsim(q[None], docs) for q in batch])
     run("torch, 1 query at a time", loop, BATCH, floor_batch, max(3, reps // 4))
     mirror = DeviceMirror(device)
@@ -155,8 +154,6 @@ def exact_part(n_docs: int, device, bandwidth: float, flops: float) -> list[str]
     run(
         "exact_top_k (k=10)", lambda: exact_top_k(mirror, view, qs_np, 10), BATCH, floor_batch, reps
     )
-    del docs, mirror, bucket
-    torch.cuda.empty_cache()
     return rows
 
 
@@ -182,7 +179,8 @@ def index_part(n_docs: int, device) -> list[str]:
         q = rng.standard_normal((QUERY_TOKENS, DIM)).astype(np.float32)
         queries.append(q / np.linalg.norm(q, axis=1, keepdims=True))
     rows = [
-        f"(index: {n_docs:,} docs, {len(index._state.snap.tokens):,} tokens; built in {build_s:.0f} s on the CPU)",
+        f"(index: {n_docs:,} docs, {len(index._state.snap.tokens):,} tokens; "
+        f"built in {build_s:.0f} s on the CPU)",
         "",
     ]
     rows += [
@@ -238,7 +236,7 @@ def main() -> None:
     lines = [
         "# GPU search: exact MaxSim on the device, and GPU vs CPU search (issue 13)",
         "",
-        f"- Command: `PYTHONPATH=integrations python -m benchmarks.studies.gpu_search --out ...`",
+        "- Command: `PYTHONPATH=integrations python -m benchmarks.studies.gpu_search --out ...`",
         f"- Device: {torch.cuda.get_device_name()} ({platform.node()}), torch {torch.__version__}, "
         f"late-interaction-kernels: {'installed' if fused is not None else 'not installed'}, "
         f"Triton batch kernel: {_torch_maxsim._batched_kernel() is not None}",
@@ -247,7 +245,8 @@ def main() -> None:
         "",
         "## Exact brute force: passages x 100 tokens x dim 128 (float16), 32-token queries",
         "",
-        "| passages | path | queries | ms/query p50 | ms/query p95 | floor ms/query | p50 / floor |",
+        "| passages | path | queries | ms/query p50 | ms/query p95 | floor ms/query "
+        "| p50 / floor |",
         "|---|---|---|---|---|---|---|",
     ]
     for n in args.docs:

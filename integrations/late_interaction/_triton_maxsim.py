@@ -47,7 +47,9 @@ def _batched_maxsim_kernel(
     cols = tl.arange(0, DIM_PAD)
     col_ok = cols < dim
     d = tl.load(
-        docs_ptr + doc_of_row[:, None] * stride_dn + token_of_row[:, None] * stride_dl
+        docs_ptr
+        + doc_of_row[:, None] * stride_dn
+        + token_of_row[:, None] * stride_dl
         + cols[None, :],
         mask=row_ok[:, None] & col_ok[None, :],
         other=0.0,
@@ -131,7 +133,9 @@ def batched_maxsim(queries: torch.Tensor, documents: torch.Tensor) -> torch.Tens
         DIM_PAD=dim_pad,
         QUERY_TOKENS=query_tokens,
         QUERIES_PER_BLOCK=per_block,
-        num_warps=8 if block_l * per_block * query_tokens >= 128 * 128 else 4,
+        # Measured on an H200 at 1M x 128 x 128, 32 queries: 4 warps and 2 stages 2.56 ms/query,
+        # 8 warps 3.60, 3 stages 3.21; two documents per program 2.52 (kept at one: simpler).
+        num_warps=4,
         num_stages=2,
     )
     return out[:, :n_q].T
