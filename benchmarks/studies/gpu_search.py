@@ -4,10 +4,11 @@ Part 1, exact brute force (``IndexConfig(ann=False)`` on a device; what ``exact_
 synthetic unit vectors, ``--docs`` passages x 100 tokens x dim 128 in float16 on the GPU, queries of
 32 tokens. For each size: one query, and batches of 32 queries (per-query time), with
 
-* ``fused``: ``padded_maxsim`` with the fused Triton kernel of ``late-interaction-kernels``;
-* ``torch``: ``padded_maxsim`` without it (chunked matmul, then max: what runs if it is absent);
+* ``padded_maxsim``: what a device search runs (our Triton kernel, ``_triton_maxsim.py``);
+* ``ours: Triton batch kernel``: the kernel called directly;
+* ``torch matmul, then max``: ``padded_maxsim`` without Triton (what CPU torch builds run);
 * ``torch, 1 query at a time``: the batch scored query by query (what a loop over ``maxsim`` did);
-* ``exact_top_k``: the whole device search (all scores, mask, top-10, copy back) on the fused path;
+* ``exact_top_k``: the whole device search (all scores, mask, top-10, copy back);
 
 and the floors measured on the same GPU in the same run: reading the documents once at the
 measured copy bandwidth, and the matmul FLOPs at the measured float16 tensor-core rate
@@ -92,7 +93,6 @@ def exact_part(n_docs: int, device, bandwidth: float, flops: float) -> list[str]
     read_ms = docs.numel() * 2 / bandwidth * 1e3
     mm_ms = 2 * n_docs * DOC_TOKENS * DIM * QUERY_TOKENS / flops * 1e3
     rows = []
-    fused = _torch_maxsim._fused_maxsim()
     batched = _torch_maxsim._batched_kernel()
 
     def run(label, fn, n_q, floor_ms, reps):
@@ -104,12 +104,12 @@ def exact_part(n_docs: int, device, bandwidth: float, flops: float) -> list[str]
 
     def without_kernel(fn):
         def wrapped():
-            saved = _torch_maxsim._fused, _torch_maxsim._batched
-            _torch_maxsim._fused = _torch_maxsim._batched = None
+            saved = _torch_maxsim._batched
+            _torch_maxsim._batched = None
             try:
                 return fn()
             finally:
-                _torch_maxsim._fused, _torch_maxsim._batched = saved
+                _torch_maxsim._batched = saved
 
         return wrapped
 
@@ -124,14 +124,6 @@ def exact_part(n_docs: int, device, bandwidth: float, flops: float) -> list[str]
             floor,
             reps,
         )
-        if fused is not None:
-            run(
-                "late-interaction-kernels",
-                lambda qs=qs: fused(qs.half(), docs, normalize=False),
-                n_q,
-                floor,
-                reps,
-            )
         if batched is not None:
             run("ours: Triton batch kernel", lambda qs=qs: batched(qs, docs), n_q, floor, reps)
         run(
@@ -232,13 +224,11 @@ def main() -> None:
     args = parser.parse_args()
     device = "cuda"
     bandwidth, flops = measure_floors(device)
-    fused = _torch_maxsim._fused_maxsim()
     lines = [
         "# GPU search: exact MaxSim on the device, and GPU vs CPU search (issue 13)",
         "",
         "- Command: `PYTHONPATH=integrations python -m benchmarks.studies.gpu_search --out ...`",
         f"- Device: {torch.cuda.get_device_name()} ({platform.node()}), torch {torch.__version__}, "
-        f"late-interaction-kernels: {'installed' if fused is not None else 'not installed'}, "
         f"Triton batch kernel: {_torch_maxsim._batched_kernel() is not None}",
         f"- Measured floors: copy bandwidth {bandwidth / 1e12:.2f} TB/s, float16 matmul "
         f"{flops / 1e12:.0f} TFLOP/s",

@@ -1,4 +1,4 @@
-"""MaxSim with torch: on the query's device, batched over queries, with a fused kernel on CUDA.
+"""MaxSim with torch: on the query's device, batched over queries, with a Triton kernel on CUDA.
 
 Two entry points:
 
@@ -9,48 +9,31 @@ Two entry points:
   repeated token cannot change a max, and a zero query row adds exactly 0 to the sum, so no mask is
   built, moved or applied on any call.
 
-On CUDA with half-precision documents, :func:`padded_maxsim` uses the fused matmul+max Triton
-kernel of ``late-interaction-kernels`` (Apache-2.0; the ``gpu`` extra) when it is installed: it
-never writes the ``(docs, doc tokens, query tokens)`` similarity block to memory, which is what
-bounds a plain matmul-then-max at a few times the bandwidth floor. Without it (or on CPU) the
-same result comes from chunked matmuls.
+On CUDA with half-precision documents, :func:`padded_maxsim` runs our Triton kernel
+(``_triton_maxsim.py``; Triton ships with CUDA builds of torch): it reads the documents once for
+a whole batch of queries and never writes the ``(docs, doc tokens, query tokens)`` similarity
+block to memory, which bounds a plain matmul-then-max at 2-5x the floor. Without Triton (CPU
+torch builds), or where its tile does not fit, the same result comes from chunked matmuls.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
-import warnings
 from typing import Any
 
 import torch
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["fused_kernel_available", "maxsim_torch", "padded_maxsim"]
+__all__ = ["maxsim_torch", "padded_maxsim"]
 
 _HALF = (torch.float16, torch.bfloat16)
 # Bytes of the similarity block one chunk may hold: large enough for full-speed matmuls, small
 # enough to sit beside a big resident index.
 _BLOCK_BYTES = {"cuda": 1 << 30, "cpu": 1 << 27}
-_FUSED_MAX_QUERIES = 2
-_fused: Any = None
-_fused_checked = False
 _batched: Any = None
 _batched_checked = False
-
-
-def _fused_maxsim() -> Any:
-    """``late_interaction_kernels.maxsim``, or None where it is not installed or cannot run."""
-    global _fused, _fused_checked
-    if not _fused_checked:
-        _fused_checked = True
-        try:
-            _fused = importlib.import_module("late_interaction_kernels").maxsim
-        except Exception as exc:  # an absent or broken optional kernel: use the torch path
-            logger.debug("late-interaction-kernels not used: %s", exc)
-            _fused = None
-    return _fused
 
 
 def _batched_kernel() -> Any:
@@ -64,11 +47,6 @@ def _batched_kernel() -> Any:
             logger.debug("Triton batch kernel not used: %s", exc)
             _batched = None
     return _batched
-
-
-def fused_kernel_available(device: torch.device) -> bool:
-    """Whether :func:`padded_maxsim` runs the fused kernel on ``device``."""
-    return device.type == "cuda" and _fused_maxsim() is not None
 
 
 def _compute_dtype(device: torch.device, dtype: torch.dtype) -> torch.dtype:
@@ -94,15 +72,6 @@ def padded_maxsim(queries: torch.Tensor, documents: torch.Tensor) -> torch.Tenso
         return torch.zeros(queries.shape[0], 0, dtype=torch.float32, device=device)
     dtype = _compute_dtype(device, documents.dtype)
     queries = queries.to(device=device, dtype=dtype)
-    # The fused kernel runs one program per (query, document) pair, so it reads the documents
-    # once per query: near the bandwidth floor for one query, but slower than the batched
-    # matmul below from a few queries on (benchmarks/results/gpu-search-*.md).
-    use_fused = device.type == "cuda" and dtype in _HALF and queries.shape[0] <= _FUSED_MAX_QUERIES
-    fused = _fused_maxsim() if use_fused else None
-    if fused is not None:
-        with warnings.catch_warnings():  # zero padding rows trip its "unnormalised" heuristic
-            warnings.simplefilter("ignore")
-            return fused(queries, documents, normalize=False).float()
     batched = _batched_kernel() if device.type == "cuda" and dtype in _HALF else None
     scores = batched(queries, documents) if batched is not None else None
     if scores is not None:

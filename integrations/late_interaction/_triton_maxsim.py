@@ -1,11 +1,14 @@
 """A Triton kernel for MaxSim of a *batch* of queries against padded documents, on CUDA.
 
-Why our own kernel: ``late-interaction-kernels`` (used for one or two queries) runs one program
-per (query, document) pair, so a batch of 32 queries reads every document 32 times; a plain
-matmul-then-max writes a (documents x doc tokens x query tokens) block to memory and reads it
-back. Here one program loads one document once and scores every query of the batch against it
+Why our own kernel: a plain matmul-then-max writes a (documents x doc tokens x query tokens)
+block to memory and reads it back, 2-5x the floor. The kernel libraries on PyPI did not fit:
+``late-interaction-kernels`` 0.4.5 (Apache-2.0) runs one program per (query, document) pair, so
+a batch of 32 queries reads every document 32 times (7.5 ms/query at 1M x 100 x 128 on an H200,
+worse than the matmul), and it hit an illegal memory access at that size in a repeated-call
+check. Here one program loads one document once and scores every query of the batch against it
 in tiles of query tokens, keeping the similarities in registers: the documents are read once per
-batch and nothing but the scores is written (H200 figures: ``benchmarks/results/gpu-search-*``).
+batch, with 64-bit offsets, and nothing but the scores is written (H200 figures:
+``benchmarks/results/gpu-search-h200-*.md``).
 
 Inputs follow ``_torch_maxsim.padded_maxsim``'s mask-free convention: document padding repeats
 a real token, query padding is zero rows. Imported only where CUDA and Triton are present.
@@ -81,9 +84,9 @@ def _pow2(n: int, floor: int = 16) -> int:
 _SMEM_BUDGET = 160 * 1024
 
 
-def _queries_per_block(block_l: int, dim_pad: int, query_tokens: int) -> int | None:
-    """Whole queries per tile (64-128 tokens when they fit), or None if no tile fits."""
-    per_block = max(1, 128 // query_tokens)
+def _queries_per_block(block_l: int, dim_pad: int, query_tokens: int, n_queries: int) -> int | None:
+    """Whole queries per tile (up to 128 tokens, no more queries than there are), or None."""
+    per_block = min(max(1, 128 // query_tokens), 1 << (n_queries - 1).bit_length())
     while per_block >= 1:
         tokens = max(per_block * query_tokens, 16)
         if 2 * dim_pad * (block_l + 2 * tokens) <= _SMEM_BUDGET:
@@ -106,7 +109,7 @@ def batched_maxsim(queries: torch.Tensor, documents: torch.Tensor) -> torch.Tens
     n_docs, n_doc_tokens, dim = documents.shape
     n_q, n_q_tokens, _ = queries.shape
     query_tokens, dim_pad, block_l = _pow2(n_q_tokens, 1), _pow2(dim), _pow2(n_doc_tokens)
-    per_block = _queries_per_block(block_l, dim_pad, query_tokens)
+    per_block = _queries_per_block(block_l, dim_pad, query_tokens, n_q)
     if per_block is None:
         return None
     n_blocks = -(-n_q // per_block)
@@ -133,8 +136,9 @@ def batched_maxsim(queries: torch.Tensor, documents: torch.Tensor) -> torch.Tens
         DIM_PAD=dim_pad,
         QUERY_TOKENS=query_tokens,
         QUERIES_PER_BLOCK=per_block,
-        # Measured on an H200 at 1M x 128 x 128, 32 queries: 4 warps and 2 stages 2.56 ms/query,
-        # 8 warps 3.60, 3 stages 3.21; two documents per program 2.52 (kept at one: simpler).
+        # Measured on an H200 at 1M x 128 x 128: 32 queries, 4 warps and 2 stages 2.56 ms/query,
+        # 8 warps 3.60, 3 stages 3.21, two documents per program 2.52; one query 7.5 ms (the
+        # 32.8 GB read at 4.4 TB/s), two documents per program 7.3, four 10.1.
         num_warps=4,
         num_stages=2,
     )

@@ -9,7 +9,7 @@ takes part (scored as zero it would inflate short documents whose similarities a
   :func:`score_slots_by_centroids` the same with each token replaced by its centroid (a
   compressed index's cheap pre-ranking). Reranking (encode, score, sort) is ``reranking.py``.
 * the torch path of :func:`maxsim` (``_torch_maxsim.py``): on the query's device, batched over
-  queries, with a fused kernel on CUDA when ``late-interaction-kernels`` is installed.
+  queries, with our Triton kernel on CUDA (``_triton_maxsim.py``).
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
-"""Search on a device: the bucketed device mirror, exact top-k there, and ``IndexConfig(ann=False)``.
+"""Search on a device: the bucketed device mirror, exact top-k there, IndexConfig(ann=False).
 
 The device code is plain torch, so CI runs it on the CPU; the "cuda" cases carry the ``gpu``
-marker and run where a GPU is present (``pytest -m gpu`` on a GPU machine). A search is routed to the mirror by giving the index that device
-explicitly (the public path refuses "cpu" as a *mirror* device, since numpy is faster there, so
-the CPU case patches only the device choice). Every answer is checked against the brute-force
-MaxSim reference of the conftest, or against the numpy path on the same index.
+marker and run where a GPU is present (``pytest -m gpu`` on a GPU machine). The public path
+searches a CPU index with numpy (faster there), so the CPU cases route the index to its mirror
+by patching only the device choice. Every answer is checked against the brute-force MaxSim
+reference of the conftest, or against the numpy path on the same index.
 """
 
 from __future__ import annotations
@@ -222,3 +222,26 @@ def test_triton_batch_kernel_equals_the_matmul_path(n_q, q_tokens, dim, doc_toke
         return
     assert got.shape == (n_q, 300)
     torch.testing.assert_close(got.double(), expected, atol=5e-2, rtol=1e-3)
+
+
+@pytest.mark.gpu
+def test_triton_batch_kernel_offsets_past_two_to_the_31_elements():
+    """A store of more than 2**31 values: 32-bit offsets would read the wrong documents."""
+    from late_interaction._torch_maxsim import _batched_kernel
+
+    n, length, dim = 140_000, 128, 128  # 2.29e9 values, 4.6 GB
+    docs = torch.zeros(n, length, dim, dtype=torch.float16, device="cuda")
+    gen = torch.Generator(device="cuda").manual_seed(1)
+    tail = torch.nn.functional.normalize(
+        torch.randn(8, length, dim, device="cuda", generator=gen), dim=-1
+    )
+    docs[-8:] = tail.half()
+    queries = torch.nn.functional.normalize(
+        torch.randn(3, 32, dim, device="cuda", generator=gen), dim=-1
+    )
+    expected = torch.einsum("qtd,nld->qnlt", queries.double(), docs[-8:].double())
+    got = _batched_kernel()(queries, docs)
+    torch.testing.assert_close(
+        got[:, -8:].double(), expected.amax(dim=2).sum(dim=2), atol=5e-2, rtol=1e-3
+    )
+    assert float(got[:, :-8].abs().max()) == 0.0  # all-zero documents score 0
