@@ -67,3 +67,17 @@ def default_model():
     from late_interaction import ColBERT
 
     return ColBERT.from_pretrained(device="cpu")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip ``gpu``-marked tests where torch sees no CUDA device (they are reported as skipped)."""
+    gpu_items = [item for item in items if item.get_closest_marker("gpu") is not None]
+    if not gpu_items:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (run with -m gpu on a GPU machine)")
+    for item in gpu_items:
+        item.add_marker(skip)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,6 +14,8 @@ from langchain_core.callbacks import (
 )
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import get_config_list
 from pydantic import ConfigDict, Field, model_validator
 from typing_extensions import Self
 
@@ -36,6 +39,12 @@ from late_interaction import IndexConfig, LateInteractionIndex, resolve_model
 from late_interaction._validation import as_texts
 
 __all__ = ["ColBERTRetriever"]
+
+# The hits of one query of a batch, found by one ``search_batch`` before each query's invoke
+# runs (so callbacks and tracing still see one retriever run per query).
+_PREFETCHED: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
+    "late_interaction_prefetched", default=None
+)
 
 
 class ColBERTRetriever(BaseRetriever):
@@ -122,15 +131,20 @@ class ColBERTRetriever(BaseRetriever):
         check_threshold(self.search_type, self.search_kwargs)
         return self
 
-    def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
-    ) -> list[Document]:
+    def _options(self, kwargs: dict[str, Any]) -> tuple[dict[str, Any], float | None]:
         given = {key: value for key, value in kwargs.items() if value is not None}
         opts = {"k": self.k, "filter": self.filter, **self.search_kwargs, **given}
         threshold = check_search_kwargs(opts).pop("score_threshold", None)
+        return opts, threshold
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
+    ) -> list[Document]:
+        opts, threshold = self._options(kwargs)
         if len(self.index) == 0:  # a retriever over nothing finds nothing, as vector stores do
             return []
-        hits = self.index.search(query, **opts)
+        prefetched = _PREFETCHED.get()
+        hits = prefetched if prefetched is not None else self.index.search(query, **opts)
         if self.search_type == "similarity_score_threshold":  # on relevance_score, as documented
             hits = [h for h in hits if h.normalized_score >= threshold]
         return [
@@ -145,6 +159,82 @@ class ColBERTRetriever(BaseRetriever):
         return await asyncio.to_thread(
             self._get_relevant_documents, query, run_manager=run_manager.get_sync(), **kwargs
         )
+
+    def _search_all(self, inputs: list[Any], kwargs: dict[str, Any]) -> list[list[Any]] | None:
+        """Hits for every query with one ``search_batch`` (None: not a batch of query texts)."""
+        if not inputs or not all(isinstance(q, str) for q in inputs) or len(self.index) == 0:
+            return None
+        opts, _ = self._options(kwargs)
+        return self.index.search_batch(inputs, **opts)
+
+    def batch(
+        self,
+        inputs: list[str],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[Any]:
+        """Retrieve for many queries with one ``LateInteractionIndex.search_batch``.
+
+        The queries are encoded in one pass and scored together (on a GPU, one device pass for
+        the batch); each query still gets its own retriever run for callbacks and tracing.
+
+        Args:
+            inputs: Query texts.
+            config: One ``RunnableConfig`` for all, or one per query.
+            return_exceptions: Return an exception in place of a failed query's result.
+            **kwargs: Search options for every query, as for ``invoke``.
+
+        Returns:
+            One document list per query, in input order.
+        """
+        try:
+            found = self._search_all(list(inputs), kwargs)
+        except Exception:  # a bad option: let each query's own run report it (callbacks too)
+            found = None
+        if found is None:
+            return super().batch(inputs, config, return_exceptions=return_exceptions, **kwargs)
+        outputs: list[Any] = []
+        for query, hits, cfg in zip(
+            inputs, found, get_config_list(config, len(inputs)), strict=True
+        ):
+            token = _PREFETCHED.set(hits)
+            try:
+                outputs.append(self.invoke(query, cfg, **kwargs))
+            except Exception as exc:
+                if not return_exceptions:
+                    raise
+                outputs.append(exc)
+            finally:
+                _PREFETCHED.reset(token)
+        return outputs
+
+    async def abatch(
+        self,
+        inputs: list[str],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[Any]:
+        """Async :meth:`batch`: one ``search_batch`` in a worker thread, then one run per query."""
+        try:
+            found = await asyncio.to_thread(self._search_all, list(inputs), kwargs)
+        except Exception:  # a bad option: let each query's own run report it
+            found = None
+        if found is None:
+            return await super().abatch(
+                inputs, config, return_exceptions=return_exceptions, **kwargs
+            )
+        tasks = []
+        for query, hits, cfg in zip(
+            inputs, found, get_config_list(config, len(inputs)), strict=True
+        ):
+            token = _PREFETCHED.set(hits)  # each task keeps a copy of the context made here
+            tasks.append(asyncio.ensure_future(self.ainvoke(query, cfg, **kwargs)))
+            _PREFETCHED.reset(token)
+        return list(await asyncio.gather(*tasks, return_exceptions=return_exceptions))
 
     @classmethod
     def from_texts(

@@ -208,6 +208,11 @@ class IndexConfig:
             per 8 tokens). Fewer centroids build faster on CPU (every token is compared with
             every centroid) at a larger residual.
         n_probe: Nearest centroids probed per query token (compressed index only).
+        ann: True (the default) builds the candidate stage (the token HNSW, or a compressed
+            index's centroid lists). False builds none: every search is an exact scan, which
+            misses nothing and adds documents fastest, and is the mode for a collection that
+            fits in GPU memory (``LateInteractionIndex(..., device="cuda")``); on a CPU its
+            search time grows with the collection. Exact store only (``nbits=None``).
     """
 
     storage_dtype: str = "float16"
@@ -225,6 +230,7 @@ class IndexConfig:
     nbits: int | None = None
     n_centroids: int | None = None
     n_probe: int = 4
+    ann: bool = True
 
     def __post_init__(self) -> None:
         if self.storage_dtype not in _STORAGE_DTYPES:
@@ -256,6 +262,15 @@ class IndexConfig:
                     "(nbits) cannot keep; use pool_factor=1 with nbits, or nbits=None."
                 )
                 raise ValueError(msg)
+        if not isinstance(self.ann, bool):
+            msg = f"ann must be True or False; got {self.ann!r}."
+            raise TypeError(msg)
+        if not self.ann and self.nbits is not None:
+            msg = (
+                "ann=False (exact scans only) needs the exact store; drop nbits, or keep ann=True "
+                "for a compressed index (its centroid lists are its candidate stage)."
+            )
+            raise ValueError(msg)
         if not 0.0 <= self.exact_scan_fraction <= 1.0 or self.exact_scan_tokens < 0:
             msg = (
                 "exact_scan_fraction must be in [0, 1] and exact_scan_tokens >= 0; got "

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from late_interaction._index.state import IndexState
 from late_interaction._validation import as_list, as_texts, as_token_matrices
 from late_interaction.config import IndexConfig
 from late_interaction.types import Encoder, StoredDocument
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 __all__ = ["LateInteractionIndex"]
 
@@ -45,10 +48,17 @@ class LateInteractionIndex(SearchMethods, MaintenanceMethods):
             loads the embedded default model (``ColBERT.from_pretrained()``) on first use.
         path: Default folder for :meth:`save`; must not already hold an index (use :meth:`load`).
         config: Storage and search settings; defaults to ``IndexConfig()``.
+        device: Where searches score documents: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or a
+            ``torch.device``. None (the default) follows the encoder's device (CPU until an
+            encoder is loaded). On a GPU, the token store is copied to device memory on the first
+            search (and kept in step with later writes), and exact MaxSim, decompression and
+            ``exact=True`` scans run there; candidates still come from the CPU-side HNSW or
+            centroid lists. See the README's "GPU search".
 
     Raises:
         FileExistsError: If ``path`` already holds a saved index.
         TypeError: If ``config`` is not an ``IndexConfig``.
+        ValueError: If ``device`` is not a device, or names CUDA where there is none.
 
     Example:
         >>> index = LateInteractionIndex()  # doctest: +SKIP
@@ -68,6 +78,7 @@ class LateInteractionIndex(SearchMethods, MaintenanceMethods):
         path: str | Path | None = None,
         *,
         config: IndexConfig | None = None,
+        device: str | torch.device | None = None,
     ) -> None:
         config = config if config is not None else IndexConfig()
         if not isinstance(config, IndexConfig):
@@ -83,6 +94,7 @@ class LateInteractionIndex(SearchMethods, MaintenanceMethods):
         self._model = model
         self._model_lock = threading.Lock()
         self._state = IndexState(config)
+        self._device = _resolve_device(device)
 
     @property
     def config(self) -> IndexConfig:
@@ -256,7 +268,11 @@ class LateInteractionIndex(SearchMethods, MaintenanceMethods):
 
     @classmethod
     def load(
-        cls, path: str | Path, model: Encoder | None = None, *, device: str | None = None
+        cls,
+        path: str | Path,
+        model: Encoder | None = None,
+        *,
+        device: str | torch.device | None = None,
     ) -> LateInteractionIndex:
         """Open a folder written by :meth:`save` (token store memory-mapped, read-only).
 
@@ -265,7 +281,9 @@ class LateInteractionIndex(SearchMethods, MaintenanceMethods):
         Args:
             path: The index folder.
             model: The encoder that built it; None rebuilds it from the saved fingerprint.
-            device: Device of the rebuilt encoder (``model=None`` only; None: the core's choice).
+            device: Where searches score documents (see the constructor), and where the encoder
+                rebuilt for ``model=None`` runs. None: the encoder's device (for a rebuilt
+                encoder, the core's choice: cuda > mps > cpu).
 
         Returns:
             The index; later :meth:`save` calls default to ``path``.
@@ -276,17 +294,23 @@ class LateInteractionIndex(SearchMethods, MaintenanceMethods):
             DimensionMismatchError: If ``model`` produces vectors of another dimension.
             ModelMismatchError: If ``model`` is not the encoder that built the index.
             ValueError: If ``model`` is None and the saved fingerprint names no checkpoint, or
-                ``device`` comes with a ``model``.
+                ``device`` is not a device.
         """
-        if model is not None and device is not None:
-            msg = "device applies to the encoder rebuilt with model=None; move the given model."
-            raise ValueError(msg)
+        _resolve_device(device)  # a bad device fails before any file is read
         loaded = read_index(Path(path))
         if model is None:
             fingerprint = loaded.manifest.get("encoder") or {}
             model = model_from_fingerprint(fingerprint, Path(path), device=device)
         check_model(loaded.manifest, model, Path(path))
-        self = cls(model, config=loaded.config)
+        self = cls(model, config=loaded.config, device=device)
         self.path = Path(path)
         self._state = IndexState.from_loaded(loaded)
         return self
+
+
+def _resolve_device(device: Any) -> torch.device | None:
+    if device is None:  # the common case imports no torch
+        return None
+    from late_interaction._index.device_search import resolve_device
+
+    return resolve_device(device)

@@ -28,6 +28,9 @@ def rerank(
 ) -> list[RerankResult]:
     """Score documents against a query with exact MaxSim, best first.
 
+    Scoring runs on the encoder's device (``encoder.device``, as ``ColBERT`` has): on a GPU the
+    token matrices are scored there by ``maxsim``'s torch path.
+
     Args:
         encoder: Any :class:`~late_interaction.Encoder` (e.g. a ``ColBERT``).
         query: The query text.
@@ -55,7 +58,7 @@ def rerank(
     if not documents:
         return []
     q = encoder.encode_queries([query], batch_size=1)[0]
-    scores = maxsim(q, encoder.encode_documents(documents, batch_size=batch_size))
+    scores = _score(encoder, q, encoder.encode_documents(documents, batch_size=batch_size))
     order = np.argsort(-scores, kind="stable")[:top_k]
     n_rows = q.shape[0]
     return [
@@ -67,6 +70,18 @@ def rerank(
         )
         for i in order
     ]
+
+
+def _score(encoder: Encoder, query: np.ndarray, documents: list[np.ndarray]) -> np.ndarray:
+    """MaxSim on the encoder's device: torch on an accelerator, numpy (faster there) on a CPU."""
+    device = getattr(encoder, "device", None)
+    if device is None or str(device) == "cpu":
+        return maxsim(query, documents)
+    import torch
+
+    query_t = torch.as_tensor(query, device=device)
+    docs = [torch.as_tensor(d, device=device) for d in documents]
+    return maxsim(query_t, docs).cpu().numpy()
 
 
 def explain_method(encoder: Encoder) -> Any:

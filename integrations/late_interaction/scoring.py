@@ -8,29 +8,43 @@ takes part (scored as zero it would inflate short documents whose similarities a
 * :func:`score_slots` runs it over chosen documents of an index's token store in bounded chunks;
   :func:`score_slots_by_centroids` the same with each token replaced by its centroid (a
   compressed index's cheap pre-ranking). Reranking (encode, score, sort) is ``reranking.py``.
-* the torch path of :func:`maxsim`: padded with a mask (masked similarities are ``-inf``), on the
-  query's device, in chunks; half-precision documents multiply as they are on an accelerator.
+* the torch path of :func:`maxsim` (``_torch_maxsim.py``): on the query's device, batched over
+  queries, with our Triton kernel on CUDA (``_triton_maxsim.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-
-if TYPE_CHECKING:  # pragma: no cover
-    import torch
 
 __all__ = ["maxsim", "maxsim_packed", "pack", "score_slots", "score_slots_by_centroids"]
 
 
-def _check_query(query: np.ndarray) -> None:
-    if query.ndim != 2:
-        msg = f"query must be a 2-D array of shape (n_query_tokens, dim); got shape {query.shape}."
+def _check_query(query: np.ndarray, *, batch: bool = False) -> None:
+    if query.ndim != (3 if batch else 2):
+        msg = (
+            "query must be an array of shape (n_query_tokens, dim) or, for a batch, "
+            f"(n_queries, n_query_tokens, dim); got shape {query.shape}."
+        )
         raise ValueError(msg)
-    if query.shape[0] == 0:
+    if query.shape[-2] == 0:
         msg = "query has no tokens; encode a non-empty query first."
+        raise ValueError(msg)
+
+
+def _check_documents(tokens: np.ndarray, offsets: np.ndarray, dim: int) -> None:
+    if tokens.ndim != 2 or tokens.shape[1] != dim:
+        msg = (
+            f"document tokens must have shape (n_tokens, {dim}) to match the query; "
+            f"got {tokens.shape}. Encode queries and documents with the same model."
+        )
+        raise ValueError(msg)
+    lengths = np.diff(offsets)
+    if (lengths <= 0).any():
+        bad = np.flatnonzero(lengths <= 0)[:5].tolist()
+        msg = f"documents at positions {bad} have no tokens; MaxSim needs at least one token each."
         raise ValueError(msg)
 
 
@@ -89,69 +103,20 @@ def maxsim_packed(query: np.ndarray, tokens: np.ndarray, offsets: np.ndarray) ->
     n_docs = len(offsets) - 1
     if n_docs <= 0:
         return np.zeros(0, dtype=np.float32)
-    if tokens.ndim != 2 or tokens.shape[1] != query.shape[1]:
-        msg = (
-            f"document tokens must have shape (n_tokens, {query.shape[1]}) to match the query; "
-            f"got {tokens.shape}. Encode queries and documents with the same model."
-        )
-        raise ValueError(msg)
-    lengths = np.diff(offsets)
-    if (lengths <= 0).any():
-        bad = np.flatnonzero(lengths <= 0)[:5].tolist()
-        msg = f"documents at positions {bad} have no tokens; MaxSim needs at least one token each."
-        raise ValueError(msg)
+    _check_documents(tokens, offsets, query.shape[1])
+    return maxsim_packed_rows(query, tokens, offsets).sum(axis=1, dtype=np.float32)
+
+
+def maxsim_packed_rows(query: np.ndarray, tokens: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Per query row, the best similarity in each document: ``(n_docs, n_query_tokens)``.
+
+    :func:`maxsim_packed` without the final sum (inputs already checked by the caller).
+    """
     # Performance note: one BLAS call over the needed rows, then a segmented max. float16 storage
     # is widened here, chunk by chunk, so exact scores never depend on the storage precision of
     # the matmul accumulator.
     sims = tokens[offsets[0] : offsets[-1]].astype(np.float32, copy=False) @ query.T
-    per_token_max = np.maximum.reduceat(sims, offsets[:-1] - offsets[0], axis=0)
-    return per_token_max.sum(axis=1, dtype=np.float32)
-
-
-def _maxsim_torch(
-    query: torch.Tensor, documents: Any, mask: Any, chunk_size: int = 8192
-) -> torch.Tensor:
-    import torch
-
-    if isinstance(documents, torch.Tensor) and documents.ndim == 3:
-        padded = documents
-        if mask is None:
-            mask = torch.ones(padded.shape[:2], dtype=torch.bool, device=padded.device)
-        mask = torch.as_tensor(mask, device=padded.device).bool()
-    else:
-        docs = [torch.as_tensor(d, device=query.device) for d in documents]
-        if not docs:
-            return torch.zeros(0, dtype=torch.float32, device=query.device)
-        padded = torch.nn.utils.rnn.pad_sequence(docs, batch_first=True)
-        lengths = torch.tensor([d.shape[0] for d in docs], device=padded.device)
-        mask = torch.arange(padded.shape[1], device=padded.device)[None, :] < lengths[:, None]
-    if query.ndim != 2 or padded.shape[-1] != query.shape[-1]:
-        msg = f"query {tuple(query.shape)} and documents {tuple(padded.shape)} dims differ."
-        raise ValueError(msg)
-    if mask.shape != padded.shape[:2]:
-        msg = f"documents_mask must have shape {tuple(padded.shape[:2])}; got {tuple(mask.shape)}."
-        raise ValueError(msg)
-    if not bool(mask.any(dim=1).all()):
-        msg = "every document needs at least one unmasked token for MaxSim."
-        raise ValueError(msg)
-    device = query.device
-    # Performance note: MaxSim is bound by reading the documents. On an accelerator, half-precision
-    # documents are multiplied as they are (tensor cores accumulate in float32) instead of being
-    # widened first, which would read and write them twice more; on CPU, half-precision matmuls
-    # are slow, so everything is widened to float32. Chunks bound the (docs, tokens, query
-    # tokens) similarity block.
-    half = (torch.float16, torch.bfloat16)
-    dtype = padded.dtype if device.type != "cpu" and padded.dtype in half else torch.float32
-    query_t = query.to(dtype).T
-    padded_all = bool(mask.all())
-    scores = torch.empty(padded.shape[0], dtype=torch.float32, device=device)
-    for start in range(0, padded.shape[0], chunk_size):
-        stop = start + chunk_size
-        sims = padded[start:stop].to(device=device, dtype=dtype, non_blocking=True) @ query_t
-        if not padded_all:  # padding is excluded from the max, never scored as zero
-            sims.masked_fill_(~mask[start:stop, :, None].to(device), float("-inf"))
-        scores[start:stop] = sims.amax(dim=1).float().sum(dim=1)
-    return scores
+    return np.maximum.reduceat(sims, offsets[:-1] - offsets[0], axis=0)
 
 
 def maxsim(
@@ -159,20 +124,23 @@ def maxsim(
     documents: Any,
     documents_mask: Any = None,
 ) -> Any:
-    """Exact late-interaction scores of one query against many documents.
+    """Exact late-interaction scores of one query (or a batch of queries) against many documents.
 
     Accepts numpy arrays or torch tensors; the result has the type of ``query``. With torch
     tensors the work runs on the query's device (GPU if it is there).
 
     Args:
-        query: Query token matrix. Shape: ``(n_query_tokens, dim)``.
+        query: Query token matrix ``(n_query_tokens, dim)``, or a batch of queries
+            ``(n_queries, n_query_tokens, dim)``; pad shorter queries of a batch with zero rows
+            (a zero row adds exactly 0 to every score).
         documents: Either a sequence of token matrices of shapes ``(n_tokens_i, dim)`` (ragged),
             or one padded array of shape ``(n_docs, max_tokens, dim)``.
         documents_mask: For padded input only: ``(n_docs, max_tokens)``, true (or 1) for real
             tokens. Masked positions are excluded from the max, never scored as zero.
 
     Returns:
-        Scores of shape ``(n_docs,)``: float32 numpy array or torch tensor, like ``query``.
+        float32 scores, numpy array or torch tensor like ``query``: shape ``(n_docs,)`` for one
+        query, ``(n_queries, n_docs)`` for a batch.
 
     Raises:
         ValueError: On mismatched shapes, an empty query or a document without tokens.
@@ -187,11 +155,18 @@ def maxsim(
         >>> padded = np.stack([d0, np.array([[-1.0, 0.0], [0.0, 0.0]])])
         >>> maxsim(q, padded, documents_mask=np.array([[1, 1], [1, 0]]))  # padding is not 0
         array([ 1.5, -1. ], dtype=float32)
+        >>> batch = np.stack([q, [[0.0, 1.0], [0.0, 0.0]]])  # 2nd query: one token + a zero row
+        >>> maxsim(batch, [d0, d1])
+        array([[ 1.5, -1. ],
+               [ 0.5,  0. ]], dtype=float32)
     """
     if type(query).__module__.startswith("torch"):
-        return _maxsim_torch(query, documents, documents_mask)
+        from late_interaction._torch_maxsim import maxsim_torch
+
+        return maxsim_torch(query, documents, documents_mask)
     query = np.asarray(query, dtype=np.float32)
-    _check_query(query)
+    batched = query.ndim == 3
+    _check_query(query, batch=batched)
     if isinstance(documents, np.ndarray) and documents.ndim == 3:
         if documents_mask is None:
             documents_mask = np.ones(documents.shape[:2], dtype=bool)
@@ -207,9 +182,16 @@ def maxsim(
         msg = "documents_mask is only for padded (n_docs, max_tokens, dim) input; drop it."
         raise ValueError(msg)
     tokens, offsets = pack([np.asarray(d) for d in documents])
+    if not batched:
+        empty = len(offsets) == 1
+        return np.zeros(0, np.float32) if empty else maxsim_packed(query, tokens, offsets)
     if len(offsets) == 1:
-        return np.zeros(0, dtype=np.float32)
-    return maxsim_packed(query, tokens, offsets)
+        return np.zeros((query.shape[0], 0), dtype=np.float32)
+    # One matmul for the whole batch: each query row is a column; sum the rows per query after.
+    n_q, l_q, dim = query.shape
+    _check_documents(tokens, offsets, dim)
+    per_row = maxsim_packed_rows(query.reshape(n_q * l_q, dim), tokens, offsets)
+    return per_row.reshape(-1, n_q, l_q).sum(axis=2, dtype=np.float32).T.copy()
 
 
 def _score_by_chunks(

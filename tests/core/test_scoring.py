@@ -105,19 +105,21 @@ def test_torch_path_equals_numpy_path(seed):
 
 
 @pytest.mark.parametrize("chunk_size", [1, 3, 64])
-def test_torch_path_in_chunks_with_half_precision_documents(chunk_size):
-    from late_interaction.scoring import _maxsim_torch
+def test_torch_path_in_chunks_with_half_precision_documents(chunk_size, monkeypatch):
+    from late_interaction import _torch_maxsim
 
+    # A similarity block of chunk_size documents at most (1: one document per matmul).
+    per_doc = 12 * 4 * 4  # max_len x query tokens x float32 bytes
+    monkeypatch.setitem(_torch_maxsim._BLOCK_BYTES, "cpu", chunk_size * per_doc)
     rng = np.random.default_rng(7)
     query = rng.standard_normal((4, 8)).astype(np.float32)
     docs = [d.astype(np.float16) for d in ragged(rng, 10, 8, max_len=12)]
     padded, mask = padded_form(docs, 0.0)
     expected = brute(query, [d.astype(np.float32) for d in docs])  # fp16 values, exact products
-    got = _maxsim_torch(
+    got = maxsim(
         torch.from_numpy(query),
         torch.from_numpy(padded.astype(np.float16)),
         torch.from_numpy(mask),
-        chunk_size=chunk_size,
     )
     assert got.dtype == torch.float32
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-5)
@@ -126,7 +128,7 @@ def test_torch_path_in_chunks_with_half_precision_documents(chunk_size):
 def test_empty_document_list_and_shape_errors():
     q = np.ones((2, 3), dtype=np.float32)
     assert maxsim(q, []).shape == (0,)
-    with pytest.raises(ValueError, match="query must be a 2-D array"):
+    with pytest.raises(ValueError, match="query must be an array of shape"):
         maxsim(np.ones(3), [np.ones((1, 3))])
     with pytest.raises(ValueError, match="query has no tokens"):
         maxsim(np.ones((0, 3)), [np.ones((1, 3))])
@@ -144,3 +146,39 @@ def test_empty_document_list_and_shape_errors():
         maxsim(torch.ones(2, 3), [torch.ones(1, 4)])
     with pytest.raises(ValueError, match="at least one unmasked token"):
         maxsim(torch.ones(2, 3), torch.ones(2, 2, 3), torch.tensor([[1, 0], [0, 0]]))
+
+
+def _padded_queries(queries: list[np.ndarray]) -> np.ndarray:
+    """Stack queries of different lengths, padding with zero rows (they add nothing)."""
+    out = np.zeros((len(queries), max(q.shape[0] for q in queries), queries[0].shape[1]))
+    for i, q in enumerate(queries):
+        out[i, : q.shape[0]] = q
+    return out.astype(np.float32)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_batched_queries_equal_one_query_at_a_time(backend):
+    rng = np.random.default_rng(11)
+    queries = ragged(rng, 5, 6, max_len=7)
+    docs = ragged(rng, 9, 6)
+    expected = np.array([brute(q, docs) for q in queries])
+    batch = _padded_queries(queries)
+    if backend == "torch":
+        got = maxsim(torch.from_numpy(batch), [torch.from_numpy(d) for d in docs]).numpy()
+    else:
+        got = maxsim(batch, docs)
+    assert got.shape == (5, 9)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_torch_mask_anywhere_in_the_row():
+    """Masked positions before, between and after real tokens never take part in the max."""
+    rng = np.random.default_rng(5)
+    query = rng.standard_normal((3, 4)).astype(np.float32)
+    padded = rng.standard_normal((3, 5, 4)).astype(np.float32) * 10  # loud padding values
+    mask = np.array([[0, 1, 0, 1, 0], [1, 0, 0, 0, 0], [0, 0, 0, 0, 1]], dtype=bool)
+    expected = brute(query, [padded[i][mask[i]] for i in range(3)])
+    got = maxsim(torch.from_numpy(query), torch.from_numpy(padded), torch.from_numpy(mask))
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="at least one unmasked token"):
+        maxsim(torch.from_numpy(query), torch.from_numpy(padded), torch.zeros(3, 5, dtype=bool))

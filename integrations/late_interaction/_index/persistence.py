@@ -228,7 +228,8 @@ def read_index(path: Path) -> LoadedIndex:
     version = manifest["format_version"]
     codec = _read_codec(path, manifest, config, files) if version == 2 else None
     searchable = set(IVF_FILES) <= set(files) if codec is not None else HNSW_FILE in files
-    if DOCS_FILE not in files or (n_tokens > 0) != searchable:
+    needs_candidates = n_tokens > 0 and (codec is not None or config.ann)
+    if DOCS_FILE not in files or needs_candidates != searchable:
         msg = f"{path / CONFIG_FILE} lists an incomplete set of files {sorted(files)}; rebuild."
         raise IndexFormatError(msg, version)
     store = TokenStore.load(
@@ -242,7 +243,7 @@ def read_index(path: Path) -> LoadedIndex:
             msg = f"the inverted lists in {path} do not match the codec; rebuild the index."
             raise IndexFormatError(msg, version)
         ivf = InvertedLists.from_arrays(offsets, slots)
-    elif n_tokens > 0:
+    elif needs_candidates:
         _, _, token_doc = store.views()
         hnsw = VoyagerTokenIndex.load(
             path / HNSW_FILE,

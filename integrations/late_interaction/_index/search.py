@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +22,10 @@ from late_interaction._validation import positive_int
 from late_interaction.config import IndexConfig
 from late_interaction.scoring import score_slots
 from late_interaction.types import SearchHit
+
+if TYPE_CHECKING:  # pragma: no cover  # torch loads only for a search on a device
+    from late_interaction._index.device_search import SearchDevice
+    from late_interaction._index.device_store import DeviceMirror
 
 
 @dataclass(frozen=True)
@@ -69,7 +74,11 @@ class SearchRequest:
 
 
 def run_search(
-    view: View, queries: list[np.ndarray], request: SearchRequest, config: IndexConfig
+    view: View,
+    queries: list[np.ndarray],
+    request: SearchRequest,
+    config: IndexConfig,
+    device: SearchDevice | None = None,
 ) -> list[list[SearchHit]]:
     """Answer ``request`` for each query: ANN candidates then exact MaxSim, or an exact scan.
 
@@ -79,6 +88,7 @@ def run_search(
         request: Validated options.
         config: Defaults for ``k_token``, ``query_ef``, ``n_full_scores`` and the exact-scan
             thresholds.
+        device: Score on this device (its mirror of the store); None or CPU: numpy.
 
     Returns:
         One best-first hit list per query.
@@ -96,8 +106,13 @@ def run_search(
         )
         raise ValueError(msg)
     searchable = snap.hnsw is not None or snap.ivf is not None
+    mirror = None
+    if device is not None:
+        from late_interaction._index.device_search import mirror_of
+
+        mirror = mirror_of(snap, device)
     if request.exact or not searchable or view.allowed_tokens() <= small:
-        return [rank(snap, q, everything, k) for q in queries]
+        return _exact(view, queries, k, mirror)
     n_full = max(config.n_full_scores, 4 * k)  # type: ignore[type-var]  # resolved to an int
     if snap.ivf is not None:
         candidates: list[np.ndarray] | None = centroid_candidates(
@@ -108,32 +123,69 @@ def run_search(
         query_ef = request.query_ef if request.query_ef is not None else config.query_ef
         candidates = ann_candidates(view, queries, per_token, query_ef, n_full)
     if candidates is None:
-        return [rank(snap, q, everything, k) for q in queries]
+        return _exact(view, queries, k, mirror)
     results = []
     for q, slots in zip(queries, candidates, strict=True):
         if len(slots) < min(k, n_allowed):
             # Too few candidates (tight filter, small k_token): scan the allowed set exactly.
             slots = everything
-        results.append(rank(snap, q, slots, k))
+        if mirror is not None and slots is not everything:
+            results.append(rank(snap, q, slots, k, mirror.score_slots(q, slots)))
+        elif mirror is not None:  # too few candidates: the exact scan, on the device
+            results.extend(_exact(view, [q], k, mirror))
+        else:
+            results.append(rank(snap, q, slots, k))
     return results
 
 
-def rank(snap: Snapshot, query: np.ndarray, slots: np.ndarray, k: int) -> list[SearchHit]:
-    """Score ``slots`` exactly and return the top ``k`` (ties broken by storage order)."""
-    scores = score_slots(query, snap.tokens, snap.offsets, slots)
+def _exact(
+    view: View, queries: list[np.ndarray], k: int, mirror: DeviceMirror | None
+) -> list[list[SearchHit]]:
+    """Exact MaxSim of every allowed document: on the device for a batch, else numpy."""
+    snap, everything = view.snap, np.flatnonzero(view.mask())
+    if mirror is None:
+        return [rank(snap, q, everything, k) for q in queries]
+    if 4 * len(everything) < len(view.mask()):  # a small restriction: score only its documents
+        return [rank(snap, q, everything, k, mirror.score_slots(q, everything)) for q in queries]
+    from late_interaction._index.device_search import exact_top_k
+
+    top = exact_top_k(mirror, view, queries, k)
+    return [hits(snap, q, slots, scores) for q, (slots, scores) in zip(queries, top, strict=True)]
+
+
+def rank(
+    snap: Snapshot,
+    query: np.ndarray,
+    slots: np.ndarray,
+    k: int,
+    scores: np.ndarray | None = None,
+) -> list[SearchHit]:
+    """Score ``slots`` exactly (unless ``scores`` are given) and return the top ``k``.
+
+    Ties are broken by storage order.
+    """
+    if scores is None:
+        scores = score_slots(query, snap.tokens, snap.offsets, slots)
     if len(slots) > 4 * k:
         top = np.argpartition(-scores, k)[: k + 1]
         scores, slots = scores[top], slots[top]
-    order = np.lexsort((slots, -scores))[:k].tolist()
+    order = np.lexsort((slots, -scores))[:k]
+    return hits(snap, query, slots[order], scores[order])
+
+
+def hits(
+    snap: Snapshot, query: np.ndarray, slots: np.ndarray, scores: np.ndarray
+) -> list[SearchHit]:
+    """The hits of ``slots`` with their ``scores``, in the given (best-first) order."""
     docs = snap.docs
     return [
         SearchHit(
-            id=docs.ids[slots[i]],  # type: ignore[arg-type]
-            score=float(scores[i]),
-            normalized_score=float(scores[i]) / query.shape[0],
+            id=docs.ids[slot],  # type: ignore[arg-type]
+            score=float(score),
+            normalized_score=float(score) / query.shape[0],
             rank=position,
-            text=docs.texts[slots[i]],
-            metadata=copy.deepcopy(docs.metadatas[slots[i]]),
+            text=docs.texts[slot],
+            metadata=copy.deepcopy(docs.metadatas[slot]),
         )
-        for position, i in enumerate(order)
+        for position, (slot, score) in enumerate(zip(slots.tolist(), scores.tolist(), strict=True))
     ]

@@ -21,6 +21,9 @@ from late_interaction.reranking import explain_method
 from late_interaction.types import SearchHit
 
 if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from late_interaction._index.device_search import SearchDevice
     from late_interaction._index.state import IndexState
     from late_interaction.config import IndexConfig
     from late_interaction.types import Encoder
@@ -35,6 +38,27 @@ class SearchMethods:
     model: Encoder
     dim: int
     config: IndexConfig
+    _device: torch.device | None
+    _model: Encoder | None
+
+    @property
+    def device(self) -> torch.device:
+        """Where searches score documents: the ``device`` given, else the encoder's device."""
+        import torch
+
+        if self._device is not None:
+            return self._device
+        model_device = getattr(self._model, "device", None)
+        return torch.device(model_device) if model_device is not None else torch.device("cpu")
+
+    def _search_device(self) -> SearchDevice | None:
+        """The device of this search; None for the CPU (numpy, and no torch import)."""
+        if self._device is None and getattr(self._model, "device", None) is None:
+            return None
+        from late_interaction._index.device_search import SearchDevice
+
+        device = self.device
+        return None if device.type == "cpu" else SearchDevice(device, self._device is not None)
 
     def search(
         self,
@@ -137,9 +161,8 @@ class SearchMethods:
             )
             for i, matrix in zip(texts, encoded, strict=True):
                 matrices[i] = matrix
-        results = run_search(
-            view, as_token_matrices(matrices, self.dim, "query"), request, self.config
-        )
+        matrices = as_token_matrices(matrices, self.dim, "query")
+        results = run_search(view, matrices, request, self.config, self._search_device())
         if explainer is not None:
             results = [
                 [replace(hit, explanation=explainer(query, hit.text)) for hit in hits]

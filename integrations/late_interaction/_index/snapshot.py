@@ -34,6 +34,7 @@ class Snapshot:
         codec: The residual codec of a compressed store (None: exact store).
         codes: Centroid id of each token of a compressed store. Shape: ``(n_tokens,)``.
         ivf: Centroid -> slots inverted lists of a compressed store.
+        source: The token store the arrays view (keys its device mirror; None when empty).
     """
 
     tokens: np.ndarray
@@ -47,6 +48,7 @@ class Snapshot:
     codec: ResidualCodec | None = None
     codes: np.ndarray | None = None
     ivf: InvertedLists | None = None
+    source: TokenStore | None = None
 
     @classmethod
     def build(
@@ -62,7 +64,7 @@ class Snapshot:
         n_live_tokens = int(np.diff(offsets)[live].sum())
         return cls(
             tokens, offsets, token_doc, live, int(live.sum()), n_live_tokens, docs, hnsw,
-            store.codec, store.codes(), ivf,
+            store.codec, store.codes(), ivf, store,
         )  # fmt: skip
 
     @classmethod

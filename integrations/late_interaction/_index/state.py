@@ -181,7 +181,8 @@ class IndexState:
                 self._train_codec(dim, lambda pos: [matrices[i] for i in pos], len(matrices), 256)
             else:
                 self.store = TokenStore(dim, self.config.storage_dtype)
-                self.hnsw = VoyagerTokenIndex.from_config(dim, self.config)
+                if self.config.ann:  # ann=False: exact scans only, no graph
+                    self.hnsw = VoyagerTokenIndex.from_config(dim, self.config)
         if self.config.pool_factor > 1:
             matrices = [pool_tokens(m, self.config.pool_factor) for m in matrices]
         first_slot, first_row = self.store.append(matrices)  # type: ignore[union-attr]
@@ -249,11 +250,11 @@ class IndexState:
             [snap.docs.metadatas[s] for s in keep.tolist()],
         )
         hnsw, ivf = None, None
-        if store.codec is None:
+        if store.codec is not None:
+            ivf = InvertedLists(store.codec.n_centroids).appended(store.codes(), store.views()[2])  # type: ignore[arg-type]
+        elif self.config.ann:  # ann=False: exact scans only, no graph to rebuild
             hnsw = VoyagerTokenIndex.from_config(dim, self.config)
             hnsw.add_all(store.views()[0])
-        else:
-            ivf = InvertedLists(store.codec.n_centroids).appended(store.codes(), store.views()[2])  # type: ignore[arg-type]
         new = Snapshot.build(store, docs, np.ones(store.n_docs, bool), hnsw, ivf)
         self._adopt(store, docs, hnsw, ivf, new)
 

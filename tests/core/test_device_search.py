@@ -1,0 +1,247 @@
+"""Search on a device: the bucketed device mirror, exact top-k there, IndexConfig(ann=False).
+
+The device code is plain torch, so CI runs it on the CPU; the "cuda" cases carry the ``gpu``
+marker and run where a GPU is present (``pytest -m gpu`` on a GPU machine). The public path
+searches a CPU index with numpy (faster there), so the CPU cases route the index to its mirror
+by patching only the device choice. Every answer is checked against the brute-force MaxSim
+reference of the conftest, or against the numpy path on the same index.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from late_interaction import IndexConfig, LateInteractionIndex
+from late_interaction._index.device_search import SearchDevice
+from late_interaction._index.device_store import bucket_length, mirror_for
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
+# fp16 documents multiplied on a GPU accumulate in another order than numpy's float32.
+TOL = {"cpu": 1e-4, "cuda": 2e-3}
+ANN_ALWAYS = {"exact_scan_tokens": 0, "exact_scan_fraction": 0.0}
+
+
+def on_device(index: LateInteractionIndex, device: str) -> LateInteractionIndex:
+    """Route ``index``'s searches to its device mirror on ``device`` (also "cpu")."""
+    index._search_device = lambda: SearchDevice(torch.device(device), True)  # type: ignore[method-assign]
+    return index
+
+
+def ragged_unit_docs(n: int, dim: int, seed: int) -> list[np.ndarray]:
+    """Unit token matrices of 1..40 rows, so many buckets are used."""
+    rng = np.random.default_rng(seed)
+    docs = []
+    for _ in range(n):
+        m = rng.standard_normal((int(rng.integers(1, 41)), dim)).astype(np.float32)
+        docs.append(m / np.linalg.norm(m, axis=1, keepdims=True))
+    return docs
+
+
+def build(ref, n=300, dim=16, seed=0, **config) -> tuple[LateInteractionIndex, dict]:
+    docs = ragged_unit_docs(n, dim, seed)
+    ids = [f"d{i}" for i in range(n)]
+    metas = [{"group": i % 5} for i in range(n)]
+    index = LateInteractionIndex(ref.FakeEncoder(dim), config=IndexConfig(**config))
+    index.add_embeddings(docs, [f"text {i}" for i in range(n)], ids, metas)
+    return index, dict(zip(ids, stored(docs), strict=True))
+
+
+def stored(docs: list[np.ndarray]) -> list[np.ndarray]:
+    """The matrices as the default float16 store holds them (the reference scores these)."""
+    return [d.astype(np.float16).astype(np.float32) for d in docs]
+
+
+def queries(dim=16, n=6, seed=99) -> list[np.ndarray]:
+    return [q for q in ragged_unit_docs(n, dim, seed)]
+
+
+def assert_hits_match(hits, expected, tol):
+    assert [h.id for h in hits] == [i for i, _ in expected]
+    np.testing.assert_allclose([h.score for h in hits], [s for _, s in expected], atol=tol)
+
+
+def test_bucket_padding_is_at_most_a_third_of_a_bucket():
+    for n in range(1, 5000):
+        length = bucket_length(n)
+        assert n <= length <= 1.5 * n, (n, length)
+    assert [bucket_length(n) for n in (1, 2, 3, 4, 5, 7, 9, 13, 100)] == [
+        1, 2, 3, 4, 6, 8, 12, 16, 128,
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_exact_search_on_the_device_equals_brute_force(ref, device):
+    index, docs = build(ref)
+    on_device(index, device)
+    qs = queries()
+    results = index.search_batch(qs, k=7, exact=True)
+    for q, hits in zip(qs, results, strict=True):
+        assert_hits_match(hits, ref.brute_force(q, docs, 7), TOL[device])
+        assert hits[0].normalized_score == pytest.approx(hits[0].score / q.shape[0])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_candidate_scoring_on_the_device_equals_the_numpy_path(ref, device):
+    index, _ = build(ref, n=400, **ANN_ALWAYS)
+    qs = queries(n=8)
+    cpu = index.search_batch(qs, k=10)
+    got = on_device(index, device).search_batch(qs, k=10)
+    # The device path ran: the store's mirror holds every slot.
+    assert mirror_for(index._state.store, torch.device(device)).n_slots == 400
+    for a, b in zip(cpu, got, strict=True):
+        assert [h.id for h in a] == [h.id for h in b]
+        np.testing.assert_allclose([h.score for h in a], [h.score for h in b], atol=TOL[device])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_filters_on_the_device(ref, device):
+    index, docs = build(ref)
+    on_device(index, device)
+    q = queries(n=1)[0]
+    in_group = {i for i in docs if int(i[1:]) % 5 == 2}
+    # A broad restriction (device scan of every slot, masked) and a narrow one (its slots only).
+    for flt, allowed in (({"group": [0, 1, 2, 3]}, None), ({"group": 2}, in_group)):
+        if allowed is None:
+            allowed = {i for i in docs if int(i[1:]) % 5 != 4}
+        hits = index.search(q, k=5, filter=flt, exact=True)
+        assert_hits_match(hits, ref.brute_force(q, docs, 5, allowed), TOL[device])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_mirror_follows_adds_deletes_and_compaction(ref, device):
+    index, docs = build(ref, n=120)
+    on_device(index, device)
+    q = queries(n=1)[0]
+    assert_hits_match(index.search(q, k=5, exact=True), ref.brute_force(q, docs, 5), TOL[device])
+    more = ragged_unit_docs(60, 16, seed=5)
+    new_ids = [f"n{i}" for i in range(60)]
+    index.add_embeddings(more, [f"more {i}" for i in range(60)], new_ids)
+    docs.update(zip(new_ids, stored(more), strict=True))
+    # Upsert an old id with a new matrix: the old slot stays on the device but must not return.
+    docs["d3"] = stored([q])[0]
+    index.add_embeddings([docs["d3"]], ["now the query itself"], ["d3"])
+    top = ref.brute_force(q, docs, 5)
+    assert top[0][0] == "d3"
+    assert_hits_match(index.search(q, k=5, exact=True), top, TOL[device])
+    gone = [i for i, _ in top[:2]]
+    index.delete(gone)
+    for i in gone:
+        docs.pop(i)
+    assert_hits_match(index.search(q, k=5, exact=True), ref.brute_force(q, docs, 5), TOL[device])
+    index.compact()
+    assert_hits_match(index.search(q, k=5, exact=True), ref.brute_force(q, docs, 5), TOL[device])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_compressed_store_is_decoded_on_the_device(ref, device):
+    dim = 32
+    index, _ = build(ref, n=300, dim=dim, nbits=2, n_centroids=64, **ANN_ALWAYS)
+    qs = queries(dim=dim, n=4)
+    # Reference: the numpy path over the same codes (it decodes on the CPU), exact and PLAID.
+    cpu_exact = index.search_batch(qs, k=8, exact=True)
+    cpu_ann = index.search_batch(qs, k=8)
+    on_device(index, device)
+    for a, b in zip(
+        cpu_exact + cpu_ann,
+        index.search_batch(qs, k=8, exact=True) + index.search_batch(qs, k=8),
+        strict=True,
+    ):
+        assert [h.id for h in a] == [h.id for h in b]
+        np.testing.assert_allclose([h.score for h in a], [h.score for h in b], atol=TOL[device])
+
+
+def test_exact_only_index_builds_no_graph_and_survives_a_reload(ref, tmp_path):
+    index, docs = build(ref, n=200, ann=False, **ANN_ALWAYS)
+    assert index._state.snap.hnsw is None and index._state.snap.ivf is None
+    q = queries(n=1)[0]
+    expected = ref.brute_force(q, docs, 6)
+    assert_hits_match(index.search(q, k=6), expected, 1e-3)  # not exact=True: still exact
+    index.save(tmp_path / "idx")
+    assert not (tmp_path / "idx" / "tokens.voyager").exists()
+    loaded = LateInteractionIndex.load(tmp_path / "idx", model=ref.FakeEncoder(16))
+    assert loaded.config.ann is False
+    assert_hits_match(loaded.search(q, k=6), expected, 1e-3)
+
+
+def test_ann_false_needs_the_exact_store():
+    with pytest.raises(ValueError, match="ann=False"):
+        IndexConfig(ann=False, nbits=2)
+    with pytest.raises(TypeError, match="ann must be True or False"):
+        IndexConfig(ann="no")  # type: ignore[arg-type]
+
+
+def test_device_argument_is_checked(ref):
+    with pytest.raises(ValueError, match="device must be"):
+        LateInteractionIndex(ref.FakeEncoder(16), device="quantum")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="needs a CUDA GPU"):
+            LateInteractionIndex(ref.FakeEncoder(16), device="cuda")
+    index = LateInteractionIndex(ref.FakeEncoder(16), device="cpu")
+    assert index.device == torch.device("cpu") and index._search_device() is None
+
+
+@pytest.mark.gpu
+def test_rerank_scores_on_the_encoders_gpu(tiny_stanford_path):
+    from late_interaction import ColBERT
+
+    cpu = ColBERT.from_pretrained(tiny_stanford_path, device="cpu")
+    gpu = ColBERT.from_pretrained(tiny_stanford_path, device="cuda")
+    query, docs = "late interaction", ["late interaction scores tokens", "bm25", "dense vectors"]
+    expected = {r.position: r.score for r in cpu.rerank(query, docs)}
+    got = gpu.rerank(query, docs)
+    assert {r.position for r in got} == set(expected)
+    for r in got:
+        assert r.score == pytest.approx(expected[r.position], abs=2e-3)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize(
+    ("n_q", "q_tokens", "dim", "doc_tokens"),
+    [(3, 32, 128, 100), (5, 7, 96, 1), (33, 40, 384, 24), (40, 128, 128, 256), (4, 32, 384, 256)],
+)
+def test_triton_batch_kernel_equals_the_matmul_path(n_q, q_tokens, dim, doc_tokens):
+    from late_interaction._torch_maxsim import _batched_kernel
+
+    kernel = _batched_kernel()
+    assert kernel is not None, "Triton should be importable on a CUDA machine"
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    docs = torch.nn.functional.normalize(
+        torch.randn(300, doc_tokens, dim, device="cuda", generator=gen), dim=-1
+    ).half()
+    queries = torch.nn.functional.normalize(
+        torch.randn(n_q, q_tokens, dim, device="cuda", generator=gen), dim=-1
+    )
+    queries[1, q_tokens // 2 :] = 0  # a shorter query, zero-padded
+    expected = torch.einsum("qtd,nld->qnlt", queries.double(), docs.double())
+    expected = expected.amax(dim=2).sum(dim=2)
+    got = kernel(queries, docs)
+    if dim == 384 and doc_tokens > 64:  # no tile fits in shared memory: the caller's matmul path
+        assert got is None
+        return
+    assert got.shape == (n_q, 300)
+    torch.testing.assert_close(got.double(), expected, atol=5e-2, rtol=1e-3)
+
+
+@pytest.mark.gpu
+def test_triton_batch_kernel_offsets_past_two_to_the_31_elements():
+    """A store of more than 2**31 values: 32-bit offsets would read the wrong documents."""
+    from late_interaction._torch_maxsim import _batched_kernel
+
+    n, length, dim = 140_000, 128, 128  # 2.29e9 values, 4.6 GB
+    docs = torch.zeros(n, length, dim, dtype=torch.float16, device="cuda")
+    gen = torch.Generator(device="cuda").manual_seed(1)
+    tail = torch.nn.functional.normalize(
+        torch.randn(8, length, dim, device="cuda", generator=gen), dim=-1
+    )
+    docs[-8:] = tail.half()
+    queries = torch.nn.functional.normalize(
+        torch.randn(3, 32, dim, device="cuda", generator=gen), dim=-1
+    )
+    expected = torch.einsum("qtd,nld->qnlt", queries.double(), docs[-8:].double())
+    got = _batched_kernel()(queries, docs)
+    torch.testing.assert_close(
+        got[:, -8:].double(), expected.amax(dim=2).sum(dim=2), atol=5e-2, rtol=1e-3
+    )
+    assert float(got[:, :-8].abs().max()) == 0.0  # all-zero documents score 0
