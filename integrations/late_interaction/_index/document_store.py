@@ -47,9 +47,10 @@ def _check_values(metadata: Mapping[str, Any], position: int) -> None:
         else:
             continue
         if depth > MAX_METADATA_DEPTH and children:
+            where = path if len(path) <= 80 else f"{path[:60]}...{path[-10:]}"
             msg = (
-                f"{path} is nested more than {MAX_METADATA_DEPTH} levels deep (dicts and lists); "
-                "flatten the metadata (e.g. join a key path into one key)."
+                f"{where} is nested more than {MAX_METADATA_DEPTH} levels deep (dicts and "
+                "lists); flatten the metadata (e.g. join a key path into one key)."
             )
             raise ValueError(msg)
         stack.extend((child, child_path, depth + 1) for child, child_path in children)
