@@ -7,6 +7,7 @@ Encoder fixtures are shared objects: treat them as read-only (build your own mod
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -67,3 +68,10 @@ def default_model():
     from late_interaction import ColBERT
 
     return ColBERT.from_pretrained(device="cpu")
+
+
+@pytest.fixture
+def no_fsync(monkeypatch):
+    """Skip fsync: for tests of what a save holds, not of power-loss durability (fsync is most
+    of a tiny save's time)."""
+    monkeypatch.setattr(os, "fsync", lambda fd: None)

@@ -7,13 +7,13 @@ stored documents and search results, and a save/load round trip that gives the s
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
 from late_interaction import IndexConfig, LateInteractionIndex
 from late_interaction.exceptions import DimensionMismatchError
+
+pytestmark = pytest.mark.usefixtures("no_fsync")  # saves here test content, not power loss
 
 QUERIES = ["w1 w2 w3", "w10 w20", "w5"]
 DIM = 16
@@ -25,12 +25,6 @@ def _corpus(ref, n=24):
     for i, meta in enumerate(metas):
         meta["nested"] = {"tags": [f"t{i % 4}"], "score": float(i)}
     return ids, texts, metas
-
-
-@pytest.fixture(autouse=True)
-def _no_fsync(monkeypatch):
-    """Power-loss durability is not under test here; fsync is most of a tiny save's time."""
-    monkeypatch.setattr(os, "fsync", lambda fd: None)
 
 
 def observe(index: LateInteractionIndex):

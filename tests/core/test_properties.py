@@ -9,8 +9,6 @@ and a save/load round trip changes nothing.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -19,6 +17,8 @@ from hypothesis.extra.numpy import arrays
 
 from late_interaction import LateInteractionIndex, maxsim
 from late_interaction.scoring import maxsim_packed
+
+pytestmark = pytest.mark.usefixtures("no_fsync")  # saves here test content, not power loss
 
 FINITE = st.floats(-8, 8, allow_nan=False, allow_infinity=False, width=32)
 FIXTURES_OK = settings(
@@ -122,9 +122,3 @@ def test_index_matches_a_dict_replaying_the_same_writes(ops, query_words, ref, t
     folder = tmp_path_factory.mktemp("prop")
     loaded = LateInteractionIndex.load(index.save(folder / "ix"), model)
     assert {d.id: d.text for d in loaded.get(loaded.ids)} == expected
-
-
-@pytest.fixture(autouse=True)
-def _no_fsync(monkeypatch):
-    """Power-loss durability is not under test here; fsync is most of a tiny save's time."""
-    monkeypatch.setattr(os, "fsync", lambda fd: None)

@@ -10,8 +10,6 @@ would not load.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
@@ -19,15 +17,11 @@ from late_interaction import IndexConfig, LateInteractionIndex
 from late_interaction._index import document_store, hnsw, ivf, state, token_store
 from late_interaction._index.codec import ResidualCodec
 
+pytestmark = pytest.mark.usefixtures("no_fsync")  # saves here test content, not power loss
+
 DIM = 16
 QUERIES = ["w1 w2 w3", "w10 w20", "w5"]
 ERRORS = [KeyboardInterrupt, MemoryError]  # BaseException and Exception: one except path
-
-
-@pytest.fixture(autouse=True)
-def _no_fsync(monkeypatch):
-    """Power-loss durability is not under test here; fsync is most of a tiny save's time."""
-    monkeypatch.setattr(os, "fsync", lambda fd: None)
 
 
 def observe(index):

@@ -8,14 +8,14 @@ plain Python selects.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from langchain_core.documents import Document
 from llama_index.core.schema import TextNode
 
 from langchain_late_interaction import ColBERTRetriever, ColBERTVectorStore
 from late_interaction import LateInteractionIndex
+
+pytestmark = pytest.mark.usefixtures("no_fsync")  # saves here test content, not power loss
 
 QUERY = "How do I handle an exception?"
 TOPICS = ("exceptions", "modules")
@@ -60,12 +60,6 @@ def observe(store, query):
     docs = [(d.id, d.text, d.metadata) for d in index.get(index.ids)]
     hits = [(h.id, round(h.score, 4)) for h in index.search(query, k=5)]
     return len(index), docs, hits
-
-
-@pytest.fixture(autouse=True)
-def _no_fsync(monkeypatch):
-    """Power-loss durability is not under test here; fsync is most of a tiny save's time."""
-    monkeypatch.setattr(os, "fsync", lambda fd: None)
 
 
 def _retriever(store, **kw):

@@ -7,8 +7,6 @@ same nodes, answers the same, and saves and loads.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 from langchain_core.documents import Document as LCDocument
@@ -19,6 +17,8 @@ from late_interaction import LateInteractionIndex
 from late_interaction.exceptions import DimensionMismatchError
 from llama_index.retrievers.late_interaction import ColBERTRetriever
 
+pytestmark = pytest.mark.usefixtures("no_fsync")  # saves here test content, not power loss
+
 QUERY = "How do I catch an exception and handle the error?"
 
 
@@ -27,12 +27,6 @@ def _nest(depth):
     for _ in range(depth):
         meta = {"k": meta}
     return meta
-
-
-@pytest.fixture(autouse=True)
-def _no_fsync(monkeypatch):
-    """Power-loss durability is not under test here; fsync is most of a tiny save's time."""
-    monkeypatch.setattr(os, "fsync", lambda fd: None)
 
 
 @pytest.fixture(scope="module")
