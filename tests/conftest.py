@@ -7,6 +7,7 @@ Encoder fixtures are shared objects: treat them as read-only (build your own mod
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -81,3 +82,10 @@ def pytest_collection_modifyitems(config, items):
     skip = pytest.mark.skip(reason="needs a CUDA GPU (run with -m gpu on a GPU machine)")
     for item in gpu_items:
         item.add_marker(skip)
+
+
+@pytest.fixture
+def no_fsync(monkeypatch):
+    """Skip fsync: for tests of what a save holds, not of power-loss durability (fsync is most
+    of a tiny save's time)."""
+    monkeypatch.setattr(os, "fsync", lambda fd: None)

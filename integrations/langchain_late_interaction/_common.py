@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from langchain_core.documents import Document
 from pydantic import AfterValidator, BeforeValidator
 
+from late_interaction._index.filters import filter_predicate
 from late_interaction._validation import FROM_LLAMA_INDEX, as_items, positive_int
 
 SCORE_KEY = "relevance_score"
@@ -152,5 +153,17 @@ def positive(name: str, *, optional: bool = False) -> BeforeValidator:
     return BeforeValidator(partial(positive_int, name=name, optional=optional))
 
 
+def check_filter(value: Filter) -> Filter:
+    """Return ``value`` if the core can apply it (an unknown ``$`` operator fails here, not later).
+
+    Raises:
+        ValueError: For an unknown operator or malformed condition (the core's message).
+        TypeError: For a filter of the wrong type or an operand of the wrong type.
+    """
+    filter_predicate(value)
+    return value
+
+
 SearchKwargs = Annotated[dict[str, Any], AfterValidator(check_search_kwargs)]
+CheckedFilter = Annotated[Filter, AfterValidator(check_filter)]
 SearchType = Annotated[str, BeforeValidator(check_search_type)]

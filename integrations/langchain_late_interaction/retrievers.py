@@ -21,7 +21,7 @@ from typing_extensions import Self
 
 from langchain_late_interaction._common import (
     SETTINGS_FILE,
-    Filter,
+    CheckedFilter,
     SearchKwargs,
     SearchType,
     StrPath,
@@ -67,7 +67,9 @@ class ColBERTRetriever(BaseRetriever):
         k: int
             Number of documents to return (default 4); ``invoke(query, k=...)`` overrides it.
         filter: dict | Callable[[dict], bool] | None
-            Metadata filter: ``{key: value}`` (a list value means "any of") or a predicate.
+            Metadata filter: ``{key: value}`` (a list value means "any of"), the operators of
+            LangChain's vector stores (``{"year": {"$gte": 2020}}``, ``$in``, ``$and``, ``$or``,
+            ``$not``...; an unknown one raises) or a predicate.
         search_type: str
             ``"similarity"`` (default) or ``"similarity_score_threshold"`` (keep hits whose
             ``relevance_score`` is at least ``search_kwargs["score_threshold"]``), as
@@ -114,8 +116,9 @@ class ColBERTRetriever(BaseRetriever):
     k: Annotated[int, positive("k")] = 4
     """Number of documents to return; ``invoke(query, k=...)`` overrides it per call."""
 
-    filter: Filter = None
-    """Default metadata filter (core semantics); ``invoke(query, filter=...)`` replaces it."""
+    filter: CheckedFilter = None
+    """Default metadata filter (the core's: ``{key: value}``, LangChain's ``$gt``/``$in``/``$and``
+    operators, or a callable); ``invoke(query, filter=...)`` replaces it."""
 
     search_type: SearchType = "similarity"
     """``"similarity"`` or ``"similarity_score_threshold"`` (needs ``score_threshold``)."""

@@ -141,8 +141,10 @@ class ColBERTVectorStore(VectorStore):
         Args:
             query: Query text.
             k: Number of documents.
-            filter: Metadata filter: ``{key: value}`` (a list value means "any of") or a
-                predicate on the metadata dict.
+            filter: Metadata filter: ``{key: value}`` (a list value means "any of"), the
+                operators of LangChain's vector stores (``{"year": {"$gte": 2020}}``, ``$in``,
+                ``$nin``, ``$and``, ``$or``, ``$not``...; an unknown one raises) or a predicate
+                on the metadata dict.
             **kwargs: ``query_ef``, ``k_token``, ``ids`` or ``exact`` for the core search.
 
         Returns:

@@ -14,6 +14,8 @@ import numpy as np
 from late_interaction.exceptions import DimensionMismatchError
 
 # The fixes ``as_items`` gives for the other framework's objects (the classic mix-up).
+UNIT_TOLERANCE = 1e-2  # float16 inputs are unit to ~1e-3
+
 FROM_LANGCHAIN = (
     "That is a LangChain object: convert it with "
     "llama_index.core.Document.from_langchain_format(doc), or use the LangChain classes "
@@ -53,8 +55,13 @@ def as_texts(values: Any, name: str) -> list[str]:
 
     Raises:
         TypeError: If ``values`` is not a string or a sequence of strings; names the position.
+        ValueError: If a string is not valid Unicode (an unpaired surrogate); names it.
     """
-    return as_items(values, name, str, "a str", {"": "Convert it first."}, plural="str")
+    items = as_items(values, name, str, "a str", {"": "Convert it first."}, plural="str")
+    single = isinstance(values, str)
+    for i, text in enumerate(items):
+        check_unicode(text, name if single else f"{name}[{i}]")
+    return items
 
 
 def as_items(
@@ -116,32 +123,102 @@ def positive_int(value: Any, name: str, *, optional: bool = False) -> int | None
     return int(value)
 
 
-def as_token_matrices(embeddings: Sequence[Any], dim: int, what: str) -> list[np.ndarray]:
+def as_token_matrices(
+    embeddings: Sequence[Any],
+    dim: int,
+    what: str,
+    *,
+    max_abs: float | None = None,
+    unit: bool = False,
+) -> list[np.ndarray]:
     """Convert token matrices (numpy or torch) to float32 and check their shape and values.
 
     Args:
         embeddings: Matrices of shape ``(n_tokens, dim)``, ``n_tokens >= 1``.
         dim: The index's dimension.
         what: ``"embeddings"`` or ``"query"``, for messages.
+        max_abs: Largest absolute value the store can hold (65504 for float16), or None.
+        unit: Require unit-norm rows (a compressed store encodes directions only).
 
     Raises:
         DimensionMismatchError: If a matrix's dim differs from ``dim``.
-        ValueError: If a matrix is not 2-D, has no rows, or holds NaN/inf.
+        ValueError: If a matrix is not 2-D, has no rows, holds NaN/inf, a value beyond
+            ``max_abs`` or (``unit``) a row that is not unit-norm.
     """
-    out = []
-    for i, emb in enumerate(embeddings):
+    return [
+        as_token_matrix(emb, dim, f"{what}[{i}]", max_abs=max_abs, unit=unit)
+        for i, emb in enumerate(embeddings)
+    ]
+
+
+def storable(storage_dtype: str, nbits: int | None) -> dict[str, Any]:
+    """The :func:`as_token_matrix` rules of a store: float16's range, unit rows if compressed."""
+    dtype = np.dtype(storage_dtype)
+    return {
+        "max_abs": float(np.finfo(dtype).max) if dtype == np.float16 else None,
+        "unit": nbits is not None,
+    }
+
+
+def as_token_matrix(
+    emb: Any, dim: int, name: str, *, max_abs: float | None = None, unit: bool = False
+) -> np.ndarray:
+    """One matrix of :func:`as_token_matrices` (``name`` as in messages: ``embeddings[3]``)."""
+    try:
         matrix = np.asarray(emb.detach().cpu() if hasattr(emb, "detach") else emb, np.float32)
-        if matrix.ndim != 2 or matrix.shape[0] < 1:
-            msg = f"{what}[{i}] must be a (n_tokens >= 1, dim) matrix; got shape {matrix.shape}."
-            raise ValueError(msg)
-        if matrix.shape[1] != dim:
+    except (TypeError, ValueError) as exc:
+        msg = f"{name} must be a numeric (n_tokens, dim) matrix; got {type(emb).__name__} ({exc})."
+        raise ValueError(msg) from None
+    if matrix.ndim != 2 or matrix.shape[0] < 1:
+        msg = f"{name} must be a (n_tokens >= 1, dim) matrix; got shape {matrix.shape}."
+        raise ValueError(msg)
+    if matrix.shape[1] != dim:
+        msg = (
+            f"{name} has dim {matrix.shape[1]}; the index holds dim {dim}. "
+            "Encode with the index's model."
+        )
+        raise DimensionMismatchError(msg)
+    finite = np.isfinite(matrix)
+    if not finite.all():
+        row, col = (int(x) for x in np.argwhere(~finite)[0])
+        msg = (
+            f"{name} holds NaN or infinite values (first at row {row}, column {col}); "
+            "a token matrix must be finite: check the encoder output."
+        )
+        raise ValueError(msg)
+    peak = float(np.abs(matrix).max())
+    if max_abs is not None and peak > max_abs:
+        msg = (
+            f"{name} holds a value of magnitude {peak:.6g}; the float16 token store holds at "
+            f"most {max_abs:.6g} (larger values would become infinite). Normalise the rows "
+            "(ColBERT token vectors are unit-norm) or use IndexConfig(storage_dtype='float32')."
+        )
+        raise ValueError(msg)
+    if unit:
+        norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix, dtype=np.float64))
+        if np.abs(norms - 1.0).max() > UNIT_TOLERANCE:
             msg = (
-                f"{what}[{i}] has dim {matrix.shape[1]}; the index holds dim {dim}. "
-                "Encode with the index's model."
+                f"{name} has rows of norm {norms.min():.3g} to {norms.max():.3g}; a compressed "
+                "index (IndexConfig.nbits) stores unit-norm token vectors, as ColBERT encoders "
+                "produce. Normalise the rows or use nbits=None (the exact store)."
             )
-            raise DimensionMismatchError(msg)
-        if not np.isfinite(matrix).all():
-            msg = f"{what}[{i}] holds NaN or infinite values."
             raise ValueError(msg)
-        out.append(matrix)
-    return out
+    return matrix
+
+
+def check_unicode(text: str, name: str) -> str:
+    """Return ``text`` if it can be written as UTF-8 (no unpaired surrogates).
+
+    Raises:
+        ValueError: Naming the position of the first bad character and how to fix it.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        msg = (
+            f"{name} is not valid Unicode: unpaired surrogate {text[exc.start]!r} at character "
+            f"{exc.start}; it could not be saved. Decode bytes with errors='replace' (or "
+            "remove the surrogate) first."
+        )
+        raise ValueError(msg) from None
+    return text

@@ -26,7 +26,7 @@ from late_interaction._index.maintenance import MaintenanceMethods
 from late_interaction._index.persistence import encode_extra_files, read_index, write_index
 from late_interaction._index.search_api import SearchMethods
 from late_interaction._index.state import IndexState
-from late_interaction._validation import as_list, as_texts, as_token_matrices
+from late_interaction._validation import as_list, as_texts, as_token_matrix, storable
 from late_interaction.config import IndexConfig
 from late_interaction.types import Encoder, StoredDocument
 
@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["LateInteractionIndex"]
 
 _PROGRESS_MIN_TEXTS = 1000  # show a progress bar by default from this many texts on
-_ADD_CHUNK = 256  # documents encoded and published per step of add()
+_ADD_CHUNK = 256  # documents encoded and appended per step of add() (published once)
 
 
 class LateInteractionIndex(SearchMethods, MaintenanceMethods):
@@ -151,7 +151,8 @@ class LateInteractionIndex(SearchMethods, MaintenanceMethods):
     ) -> list[str]:
         """Encode and add documents; an id already in the index is replaced (upsert).
 
-        Documents are published every few hundred: a concurrent search sees whole batches.
+        Whole or not at all: a search sees none or all of the call, and anything raised inside
+        (a bad item, the encoder, ``KeyboardInterrupt``) leaves the index as it was.
 
         Args:
             texts: Document texts (a bare string is one document).
@@ -165,7 +166,8 @@ class LateInteractionIndex(SearchMethods, MaintenanceMethods):
             The ids of the added documents, in input order.
 
         Raises:
-            ValueError: On length mismatches, duplicate ids, or non-JSON metadata.
+            ValueError: On length mismatches, duplicate ids, non-JSON or too deeply nested
+                metadata, or a string that is not valid Unicode; nothing is added then.
             TypeError: On non-string texts or ids.
         """
         texts = as_texts(texts, "texts")
@@ -198,25 +200,42 @@ class LateInteractionIndex(SearchMethods, MaintenanceMethods):
 
         Raises:
             DimensionMismatchError: If a matrix's dim differs from the encoder's.
-            ValueError: On empty or non-finite matrices, or any :meth:`add` validation error.
+            ValueError: On empty or non-finite matrices, values beyond 65504 in a float16
+                store, non-unit rows in a compressed one, or any :meth:`add` error (the call is
+                checked whole first, and is atomic as :meth:`add`).
         """
         texts = as_texts(texts, "texts")
-        embeddings = list(embeddings)
+        embeddings = as_list(embeddings, "embeddings")
         if len(embeddings) != len(texts):
             msg = f"got {len(embeddings)} embeddings for {len(texts)} texts; pass one per text."
             raise ValueError(msg)
         id_list, metas = validate_documents(texts, ids, metadatas)
-        matrices = as_token_matrices(embeddings, self.dim, "embeddings")
+        rules = storable(self.config.storage_dtype, self.config.nbits)
+        # Check all before changing anything, keeping no copy: float32 copies are made a chunk
+        # at a time as the store takes them (as add() encodes), so memory stays near the input.
+        n_tokens = sum(
+            as_token_matrix(e, self.dim, f"embeddings[{i}]", **rules).shape[0]
+            for i, e in enumerate(embeddings)
+        )
+
+        def matrices(positions: Sequence[int]) -> list[np.ndarray]:
+            return [as_token_matrix(embeddings[i], self.dim, "", **rules) for i in positions]
+
         return self._state.add(
-            self.dim, lambda positions: [matrices[i] for i in positions], texts, id_list, metas
+            self.dim, matrices, texts, id_list, metas, chunk=_ADD_CHUNK, n_tokens=n_tokens
         )
 
     def _encode_documents(self, texts: list[str], batch_size: int) -> Any:
+        rules = storable(self.config.storage_dtype, self.config.nbits)
+
         def encode(positions: Sequence[int]) -> list[np.ndarray]:
             embs = self.model.encode_documents(
                 [texts[i] for i in positions], batch_size=batch_size, show_progress_bar=False
             )
-            return as_token_matrices(embs, self.dim, "embeddings")
+            return [
+                as_token_matrix(m, self.dim, f"the encoder's output for texts[{i}]", **rules)
+                for i, m in zip(positions, embs, strict=True)
+            ]
 
         return encode
 

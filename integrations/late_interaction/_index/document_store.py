@@ -17,10 +17,43 @@ from typing import Any
 import numpy as np
 
 from late_interaction._index.atomic import fsync_file
-from late_interaction._validation import as_list
+from late_interaction._validation import as_list, check_unicode
 from late_interaction.exceptions import IndexFormatError
 
 DOCS_FILE = "docs.jsonl"
+
+
+MAX_METADATA_DEPTH = 32  # nesting levels of dicts/lists; json would recurse ~1000 deep
+
+
+def _check_values(metadata: Mapping[str, Any], position: int) -> None:
+    """Bound the nesting depth and check every string (keys too) is valid Unicode.
+
+    Iterative, so a 5,000-level dict gets this error and not a ``RecursionError``.
+    """
+    stack: list[tuple[Any, str, int]] = [(metadata, f"metadatas[{position}]", 1)]
+    while stack:
+        value, path, depth = stack.pop()
+        if isinstance(value, str):
+            check_unicode(value, path)
+            continue
+        if isinstance(value, Mapping):
+            for key in value:
+                if isinstance(key, str):
+                    check_unicode(key, f"a key of {path}")
+            children = [(v, f"{path}[{k!r}]") for k, v in value.items()]
+        elif isinstance(value, (list, tuple)):
+            children = [(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        else:
+            continue
+        if depth > MAX_METADATA_DEPTH and children:
+            where = path if len(path) <= 80 else f"{path[:60]}...{path[-10:]}"
+            msg = (
+                f"{where} is nested more than {MAX_METADATA_DEPTH} levels deep (dicts and "
+                "lists); flatten the metadata (e.g. join a key path into one key)."
+            )
+            raise ValueError(msg)
+        stack.extend((child, child_path, depth + 1) for child, child_path in children)
 
 
 def normalise_metadata(metadata: Any, position: int) -> dict[str, Any]:
@@ -35,7 +68,8 @@ def normalise_metadata(metadata: Any, position: int) -> dict[str, Any]:
 
     Raises:
         TypeError: If ``metadata`` is not a mapping with string keys.
-        ValueError: If a value is not JSON-serialisable (NaN and infinity included).
+        ValueError: If a value is not JSON-serialisable (NaN and infinity included), a string
+            is not valid Unicode, or it nests deeper than ``MAX_METADATA_DEPTH``.
     """
     if metadata is None:
         return {}
@@ -46,6 +80,7 @@ def normalise_metadata(metadata: Any, position: int) -> dict[str, Any]:
     if bad_keys:
         msg = f"metadatas[{position}] keys must be strings; got {bad_keys[:5]!r}."
         raise TypeError(msg)
+    _check_values(metadata, position)
     try:
         return json.loads(json.dumps(dict(metadata), allow_nan=False))
     except (TypeError, ValueError) as exc:
@@ -73,6 +108,10 @@ class DocumentStore:
         self.ids.extend(ids)
         self.texts.extend(texts)
         self.metadatas.extend(metadatas)
+
+    def truncate(self, n_slots: int) -> None:
+        """Drop the slots from ``n_slots`` on (a rolled-back write; never published)."""
+        del self.ids[n_slots:], self.texts[n_slots:], self.metadatas[n_slots:]
 
     def save(self, folder: Path, live: np.ndarray) -> None:
         """Write ``docs.jsonl``: one line per slot, ``{"deleted": true}`` for dead slots."""
@@ -136,10 +175,16 @@ def validate_documents(
         if len(id_list) != len(texts):
             msg = f"got {len(id_list)} ids for {len(texts)} texts; pass one id per text."
             raise ValueError(msg)
-        wrong = [i for i in id_list if not isinstance(i, str) or not i]
+        wrong = [(n, i) for n, i in enumerate(id_list) if not isinstance(i, str) or not i]
         if wrong:
-            msg = f"ids must be non-empty strings; got {wrong[:5]!r}. Convert them with str()."
+            msg = (
+                f"ids must be non-empty strings; got ids[{wrong[0][0]}] = {wrong[0][1]!r}"
+                f"{f' and {len(wrong) - 1} more' if len(wrong) > 1 else ''}. Convert them with "
+                "str() (and give every document a non-empty id)."
+            )
             raise TypeError(msg)
+        for n, doc_id in enumerate(id_list):
+            check_unicode(doc_id, f"ids[{n}]")
         counts = Counter(id_list)
         dups = sorted(i for i, c in counts.items() if c > 1)
         if dups:

@@ -138,6 +138,35 @@ class VoyagerTokenIndex:
                 self._live[token_id] = False
                 self.n_live -= 1
 
+    def discard_from(self, first_id: int) -> None:
+        """Mark every id from ``first_id`` on deleted: the items of a rolled-back write.
+
+        Voyager cannot remove items, so they stay in the graph, hidden from queries; ids stay
+        equal to token rows (the caller keeps those rows as a dead slot).
+        """
+        end = self.num_elements
+        if end <= first_id:
+            return
+        if self._live.shape[0] < end:  # the write was interrupted before its mask update
+            live = np.zeros(end, dtype=bool)
+            live[: self._live.shape[0]] = self._live
+            self._live = live
+        for token_id in range(first_id, end):
+            try:
+                self._index.mark_deleted(token_id)
+            except RuntimeError:  # already deleted
+                pass
+        self._live[first_id:end] = False
+        self.n_live = int(self._live.sum())
+
+    def sync_live(self, token_live: np.ndarray) -> None:
+        """Mark deleted every id still live here whose token is dead in ``token_live``.
+
+        Completes the deletions of a write interrupted after it was published.
+        """
+        n = min(token_live.shape[0], self._live.shape[0])
+        self.mark_deleted(np.flatnonzero(self._live[:n] & ~token_live[:n]))
+
     def query(self, vectors: np.ndarray, k: int, query_ef: int) -> tuple[np.ndarray, np.ndarray]:
         """Nearest live token ids for each query vector.
 

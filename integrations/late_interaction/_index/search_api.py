@@ -15,7 +15,7 @@ import numpy as np
 from late_interaction._index.filters import Filter, filter_predicate, restrict
 from late_interaction._index.search import SearchRequest, run_search
 from late_interaction._index.snapshot import View
-from late_interaction._validation import as_list, as_token_matrices
+from late_interaction._validation import as_list, as_token_matrices, check_unicode
 from late_interaction.exceptions import EmptyIndexError
 from late_interaction.reranking import explain_method
 from late_interaction.types import SearchHit
@@ -77,9 +77,11 @@ class SearchMethods:
         Args:
             query: Query text, or its token matrix of shape ``(n_query_tokens, dim)``.
             k: Number of results; more than the allowed documents returns all of them.
-            filter: None, a mapping ``{key: value}`` (every key must equal; a list/tuple/set
-                value means "any of"; a missing key fails) or a callable taking a copy of the
-                metadata dict and returning a bool.
+            filter: None, a mapping (every entry must hold: ``{key: value}``, a list value
+                meaning "any of"; ``{key: {"$gt": 3}}`` with ``$eq $ne $gt $gte $lt $lte $in
+                $nin $exists $contains``; ``{"$and"|"$or": [...]}``, ``{"$not": {...}}``: the
+                operators of LangChain's vector stores; see ``_index/filters.py``) or a
+                callable taking a deep copy of the metadata dict and returning a bool.
             ids: Only search these document ids (ids not in the index are ignored).
             exact: Score every allowed document with exact MaxSim (no ANN stage): the answer
                 that misses nothing, at a cost that grows with the index.
@@ -97,9 +99,12 @@ class SearchMethods:
         Raises:
             EmptyIndexError: If the index holds no documents.
             ValueError: If ``k``, ``query_ef`` or ``k_token`` is not a positive integer, an
-                ANN setting comes with ``exact=True``, or ``explain=True`` with a matrix query.
+                ANN setting comes with ``exact=True``, ``explain=True`` with a matrix query, a
+                filter has an unknown operator or a malformed condition, or a query text is not
+                valid Unicode.
             TypeError: If ``query`` is neither a str nor a matrix, ``filter`` is neither a
-                mapping nor a callable, or ``explain=True`` with an encoder that cannot explain.
+                mapping nor a callable (or an operand has the wrong type), or ``explain=True``
+                with an encoder that cannot explain.
 
         .. note::
             A restriction whose allowed documents are few (``config.exact_scan_tokens``,
@@ -154,6 +159,8 @@ class SearchMethods:
         if not queries:
             return []
         texts = [i for i, q in enumerate(queries) if isinstance(q, str)]
+        for i in texts:
+            check_unicode(queries[i], f"queries[{i}]")
         matrices: list[Any] = list(queries)
         if texts:
             encoded = self.model.encode_queries(

@@ -3,7 +3,8 @@
 Concurrency: reads run concurrently; writes (add, delete, compact, save) are serialised by a
 re-entrant lock that the caller holds. A writer appends to the stores and inserts into the graph
 first and then publishes a new immutable :class:`Snapshot` in one assignment, so a search sees the
-index before or after each published batch.
+index before or after each write. A write raised out of before that assignment is rolled back
+(``savepoint.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from late_interaction._index.hnsw import VoyagerTokenIndex
 from late_interaction._index.ivf import InvertedLists
 from late_interaction._index.persistence import LoadedIndex
 from late_interaction._index.pooling import pool_tokens
+from late_interaction._index.savepoint import transaction
 from late_interaction._index.snapshot import Snapshot
 from late_interaction._index.token_store import TokenStore
 from late_interaction.config import IndexConfig
@@ -80,8 +82,11 @@ class IndexState:
         *,
         show_progress_bar: bool = False,
         chunk: int = 256,
+        n_tokens: int | None = None,
     ) -> list[str]:
-        """Encode and publish documents ``chunk`` at a time under the write lock; return ids.
+        """Encode and append documents ``chunk`` at a time, then publish them all at once.
+
+        One write: whatever is raised inside, the index is left as before (``savepoint.py``).
 
         Args:
             dim: Token vector dimension.
@@ -91,17 +96,28 @@ class IndexState:
             ids: One id per text (validated, unique).
             metas: One normalised metadata dict per text.
             show_progress_bar: Show a tqdm bar.
-            chunk: Documents encoded and published per step.
+            chunk: Documents encoded and appended per step.
+            n_tokens: Total token rows of the call, if known: the store grows once to it.
         """
         from late_interaction._progress import auto_tqdm
 
+        if not texts:
+            return ids
         tqdm = auto_tqdm()
 
         bar = tqdm(total=len(texts), disable=not show_progress_bar, desc="Indexing")
-        with self.write_lock, bar:
+        with self.write_lock, bar, transaction(self):
             sample: dict[int, np.ndarray] = {}
-            if self.config.nbits is not None and self.store is None:
+            if self.store is None and self.config.nbits is not None:
                 sample = self._train_codec(dim, encode, len(texts), chunk)
+            elif self.store is None:
+                self.store = TokenStore(dim, self.config.storage_dtype)
+                if self.config.ann:  # ann=False: exact scans only, no graph
+                    self.hnsw = VoyagerTokenIndex.from_config(dim, self.config)
+            store: TokenStore = self.store  # type: ignore[assignment]
+            if n_tokens is not None and self.config.pool_factor == 1:
+                store.reserve(len(texts), n_tokens)
+            first_slot = store.n_docs
             for start in range(0, len(texts), chunk):
                 part = slice(start, start + chunk)
                 positions = range(start, min(start + chunk, len(texts)))
@@ -109,8 +125,9 @@ class IndexState:
                     matrices = [sample.pop(i) for i in positions]
                 else:
                     matrices = encode(positions)
-                self.insert(dim, matrices, texts[part], ids[part], metas[part])
+                self._append(matrices, texts[part], ids[part], metas[part])
                 bar.update(len(matrices))
+            self._publish_appended(first_slot, ids)
         return ids
 
     def _train_codec(self, dim: int, encode: Encode, n: int, chunk: int) -> dict[int, np.ndarray]:
@@ -164,42 +181,34 @@ class IndexState:
             for s in slots
         ]
 
-    def insert(
+    def _append(
         self,
-        dim: int,
         matrices: list[np.ndarray],
         texts: list[str],
         ids: list[str],
         metas: list[dict[str, Any]],
     ) -> None:
-        """Append documents and publish them; an id already present is replaced (upsert).
-
-        The caller holds :attr:`write_lock`.
-        """
-        if self.store is None:
-            if self.config.nbits is not None:  # not through add(): train on these documents
-                self._train_codec(dim, lambda pos: [matrices[i] for i in pos], len(matrices), 256)
-            else:
-                self.store = TokenStore(dim, self.config.storage_dtype)
-                if self.config.ann:  # ann=False: exact scans only, no graph
-                    self.hnsw = VoyagerTokenIndex.from_config(dim, self.config)
+        """Append documents to the stores and the graph, unpublished (inside a transaction)."""
         if self.config.pool_factor > 1:
             matrices = [pool_tokens(m, self.config.pool_factor) for m in matrices]
-        first_slot, first_row = self.store.append(matrices)  # type: ignore[union-attr]
+        _, first_row = self.store.append(matrices)  # type: ignore[union-attr]
         self.docs.append(ids, texts, metas)
-        # Graph first, then publish: a reader meeting the new token ids early drops them, as
+        # Graph before publishing: a reader meeting the new token ids early drops them, as
         # they lie beyond its snapshot's token count.
         if self.hnsw is not None:
             self.hnsw.add(np.concatenate(matrices), first_row)
         if self.ivf is not None:
             codes, token_doc = self.store.codes(), self.store.views()[2]  # type: ignore[union-attr]
             self.ivf = self.ivf.appended(codes[first_row:], token_doc[first_row:])  # type: ignore[index]
+
+    def _publish_appended(self, first_slot: int, ids: list[str]) -> None:
+        """Publish the slots appended from ``first_slot`` on (``ids``); replaced ids die."""
         live = np.zeros(self.store.n_docs, dtype=bool)  # type: ignore[union-attr]
         live[: self.snap.live.shape[0]] = self.snap.live
         live[first_slot:] = True
         replaced = [self._slot_of[i] for i in ids if i in self._slot_of]
-        slots = range(first_slot, self.store.n_docs)
-        self._publish(live, replaced, dict(zip(ids, slots, strict=True)))
+        slots = range(first_slot, self.store.n_docs)  # type: ignore[union-attr]
+        self.publish(live, replaced, dict(zip(ids, slots, strict=True)))
 
     def delete(self, ids: list[str]) -> None:
         """Delete documents by id; the caller holds :attr:`write_lock`.
@@ -213,25 +222,32 @@ class IndexState:
             msg = f"cannot delete ids that are not in the index: {missing[:20]}"
             raise KeyError(msg)
         if ids:
-            self._publish(self.snap.live.copy(), slots, dict.fromkeys(ids))  # type: ignore[arg-type]
+            with transaction(self):
+                self.publish(self.snap.live.copy(), slots, dict.fromkeys(ids))  # type: ignore[arg-type]
 
-    def _publish(
-        self, live: np.ndarray, dead: list[int], id_updates: dict[str, int | None]
-    ) -> None:
-        """Mark ``dead`` slots dead, update the id map and swap in a new snapshot."""
+    def publish(self, live: np.ndarray, dead: list[int], id_updates: dict[str, int | None]) -> None:
+        """Mark ``dead`` slots dead, update the id map and swap in a new snapshot (the commit)."""
         live[dead] = False
         snap = Snapshot.build(self.store, self.docs, live, self.hnsw, self.ivf)  # type: ignore[arg-type]
         offsets = snap.offsets
         with self._publish_lock:
-            for doc_id, slot in id_updates.items():
-                if slot is None:
-                    self._slot_of.pop(doc_id, None)
-                else:
-                    self._slot_of[doc_id] = slot
-            self.snap = snap
+            undo = {doc_id: self._slot_of.get(doc_id) for doc_id in id_updates}
+            try:
+                self._map_ids(id_updates)
+                self.snap = snap
+            except BaseException:  # interrupted before the commit: the id map as it was
+                self._map_ids(undo)
+                raise
         # After publishing: no published snapshot needs these tokens.
         for slot in dead if self.hnsw is not None else ():
             self.hnsw.mark_deleted(np.arange(offsets[slot], offsets[slot + 1]))  # type: ignore[union-attr]
+
+    def _map_ids(self, updates: dict[str, int | None]) -> None:
+        for doc_id, slot in updates.items():
+            if slot is None:
+                self._slot_of.pop(doc_id, None)
+            else:
+                self._slot_of[doc_id] = slot
 
     def compact(self, dim: int) -> None:
         """Rebuild the store and graph (or inverted lists) without deleted documents.

@@ -31,11 +31,11 @@ TOKEN_DOC_FILE = "token_doc.npy"
 _UNIT_TOLERANCE = 1e-2  # float16 inputs are unit to ~1e-3
 
 
-def _grow(buffer: np.ndarray, needed: int) -> np.ndarray:
-    """Return ``buffer`` or a larger in-RAM copy holding at least ``needed`` rows (doubling)."""
+def _grow(buffer: np.ndarray, needed: int, *, exact: bool = False) -> np.ndarray:
+    """Return ``buffer`` or a larger in-RAM copy of at least ``needed`` rows (doubling; exact)."""
     if needed <= buffer.shape[0] and buffer.flags.writeable:
         return buffer
-    capacity = max(needed, 2 * buffer.shape[0], 16)
+    capacity = max(needed, 16) if exact else max(needed, 2 * buffer.shape[0], 16)
     grown = np.empty((capacity, *buffer.shape[1:]), dtype=buffer.dtype)
     grown[: buffer.shape[0]] = buffer
     return grown
@@ -121,6 +121,46 @@ class TokenStore:
         )
         self.n_tokens, self.n_docs = end_row, first_slot + len(matrices)
         return first_slot, first_row
+
+    def reserve(self, n_docs: int, n_tokens: int) -> None:
+        """Grow the buffers to hold ``n_docs`` more slots of ``n_tokens`` more rows in total.
+
+        A caller that knows the size of a bulk append grows once to it: no doubling, and no
+        old and new buffer side by side per doubling.
+        """
+        end_row, end_slot = self.n_tokens + int(n_tokens), self.n_docs + int(n_docs)
+        for name in self._rows:
+            self._rows[name] = _grow(self._rows[name], end_row, exact=True)
+        self._token_doc = _grow(self._token_doc, end_row, exact=True)
+        self._offsets = _grow(self._offsets, end_slot + 1, exact=True)
+
+    def truncate(self, n_docs: int, n_tokens: int, *, keep_rows: int) -> bool:
+        """Drop the slots appended after ``n_docs`` slots and ``n_tokens`` rows (a rollback).
+
+        Args:
+            n_docs: Slots to keep.
+            n_tokens: Rows of those slots.
+            keep_rows: Rows the HNSW graph already holds; if more than ``n_tokens``, rows
+                ``n_tokens:keep_rows`` stay as one extra slot (the caller marks it dead), so
+                graph ids keep equal to token rows.
+
+        Returns:
+            Whether that extra slot was kept.
+
+        Raises:
+            RuntimeError: If ``keep_rows`` rows were never appended (a broken invariant).
+        """
+        if keep_rows <= n_tokens:
+            self.n_docs, self.n_tokens = n_docs, n_tokens
+            return False
+        if keep_rows > self.n_tokens:
+            msg = f"the graph holds {keep_rows} token rows; the store only {self.n_tokens}."
+            raise RuntimeError(msg)
+        # Rows and offsets beyond the published prefix: no reader's view reaches them.
+        self._offsets[n_docs + 1] = keep_rows
+        self._token_doc[n_tokens:keep_rows] = n_docs
+        self.n_docs, self.n_tokens = n_docs + 1, keep_rows
+        return True
 
     def codes(self) -> np.ndarray | None:
         """Centroid id of each published token (None for an exact store)."""

@@ -19,10 +19,13 @@ from llama_index.core.vector_stores.types import (
     MetadataFilter,
     MetadataFilters,
 )
+from llama_index.core.vector_stores.utils import node_to_metadata_dict
 
-from late_interaction._validation import FROM_LANGCHAIN, as_items
+from late_interaction._validation import FROM_LANGCHAIN, as_items, check_unicode
 
-__all__ = ["as_nodes", "check_score_mode", "collect_nodes", "scored_node", "to_predicate"]
+__all__ = [
+    "as_nodes", "check_score_mode", "collect_nodes", "node_records", "scored_node", "to_predicate",
+]  # fmt: skip
 
 Predicate = Callable[[Mapping[str, Any]], bool]
 
@@ -143,6 +146,34 @@ def as_nodes(nodes: Any, name: str) -> list[BaseNode]:
     text_fix = "Wrap a text as TextNode(text=text), or Document(text=text) to have it split."
     fixes = {"langchain_core": FROM_LANGCHAIN, "builtins": text_fix}
     return as_items(nodes, name, BaseNode, "a LlamaIndex node (TextNode, Document...)", fixes)
+
+
+def node_records(nodes: Sequence[BaseNode]) -> tuple[list[str], list[str], list[dict]]:
+    """The texts (embed content), ids and stored metadata of ``nodes``, checked by position.
+
+    Raises:
+        ValueError: If a node's content is not valid Unicode or its metadata cannot be
+            serialised (naming the node), before anything is indexed.
+    """
+    texts, ids, metas = [], [], []
+    for i, node in enumerate(nodes):
+        try:
+            text = node.get_content(metadata_mode=MetadataMode.EMBED)
+            meta = node_to_metadata_dict(node)
+        except RecursionError:  # LlamaIndex formats and serialises metadata recursively
+            msg = f"nodes[{i}] (id {node.node_id!r}) has metadata nested too deeply; flatten it."
+            raise ValueError(msg) from None
+        except (TypeError, ValueError) as exc:  # PydanticSerializationError is a ValueError
+            msg = (
+                f"nodes[{i}] (id {node.node_id!r}) cannot be stored: its metadata is not "
+                f"JSON-serialisable ({exc}). Use str, int, float, bool, None, lists and dicts."
+            )
+            raise ValueError(msg) from None
+        check_unicode(text, f"nodes[{i}] (its text and embedded metadata)")
+        texts.append(text)
+        ids.append(node.node_id)
+        metas.append(meta)
+    return texts, ids, metas
 
 
 def collect_nodes(

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.callbacks.base import CallbackManager
-from llama_index.core.schema import BaseNode, IndexNode, MetadataMode, NodeWithScore, QueryBundle
+from llama_index.core.schema import BaseNode, IndexNode, NodeWithScore, QueryBundle
 from llama_index.core.vector_stores.types import MetadataFilters
-from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
+from llama_index.core.vector_stores.utils import metadata_dict_to_node
 
 from late_interaction import LateInteractionIndex, resolve_model
 from late_interaction._validation import as_texts, positive_int
@@ -21,6 +21,7 @@ from llama_index.retrievers.late_interaction._translate import (
     as_nodes,
     check_score_mode,
     collect_nodes,
+    node_records,
     scored_node,
     to_predicate,
 )
@@ -181,8 +182,7 @@ class ColBERTRetriever(BaseRetriever):
     ) -> None:
         """Add nodes, replacing indexed ids; ``embeddings`` (token matrices) skip encoding."""
         nodes = as_nodes(nodes, "nodes")
-        texts = [n.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]
-        ids, metas = [n.node_id for n in nodes], [node_to_metadata_dict(n) for n in nodes]
+        texts, ids, metas = node_records(nodes)
         if embeddings is not None:
             self._index.add_embeddings(embeddings, texts, ids=ids, metadatas=metas)
         elif nodes:
