@@ -206,7 +206,7 @@ def test_glob_characters_never_reach_another_index(fake_encoder, ref, tmp_path):
     os.replace(abc, tmp_path / ".abc.old-77")  # abc's save was interrupted mid-swap
     (tmp_path / ".abc.tmp-88").mkdir()  # and an earlier attempt was cut short
     other = _build(fake_encoder, ref, n=3)
-    for name in ("a*", "a?c", "[a]bc", "*"):
+    for name in ("a*", "a?c", "[a]bc", "*", "abc.old-77"):
         with pytest.raises(FileNotFoundError):
             LateInteractionIndex.load(tmp_path / name, fake_encoder)
         saved = other.save(tmp_path / name)

@@ -68,12 +68,18 @@ def fsync_path(path: Path) -> None:
 
 
 def _siblings(target: Path, tag: str) -> list[Path]:
-    prefix = f".{target.name}{tag}"  # exact prefix: glob characters in a name stay literal
+    # Exact prefix (glob characters in a name stay literal) and a dot-free suffix (a uuid), so
+    # index "a" never takes the siblings of an index named "a.tmp-b".
+    prefix = f".{target.name}{tag}"
     try:
         names = os.listdir(target.parent)
     except FileNotFoundError:
         return []
-    return sorted(target.parent / name for name in names if name.startswith(prefix))
+    return sorted(
+        target.parent / name
+        for name in names
+        if name.startswith(prefix) and "." not in name[len(prefix) :]
+    )
 
 
 def lock_path(target: Path) -> Path:
