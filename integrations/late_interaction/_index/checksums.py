@@ -3,10 +3,12 @@
 A save records the sha256 of each file under the manifest's ``checksums`` key and the sha256 of
 the manifest's own content under ``manifest_checksum``; a load verifies them before any file is
 handed to numpy or Voyager (a damaged Voyager file can crash the process at the first search, so
-it must never reach Voyager). sha256 streams at about 1 GB/s on CPUs with SHA extensions
-(``benchmarks/results/load-verify-*``). Folders saved before checksums existed still load, with
-one warning per folder: refusing them would force users to rebuild indexes that are fine; the
-next ``save()`` adds the checksums.
+it must never reach Voyager). sha256 streams at 0.5-1 GB/s on one core, which about doubles the
+load of a warm exact index (3,000 documents, 156 MB: 260 -> 522 ms,
+``benchmarks/results/loadverify-*``); ``load(verify=False)`` skips the memory-mapped token arrays,
+the bulk of a big index. Folders saved before checksums existed still load, with one warning per
+folder: refusing them would force users to rebuild indexes that are fine; the next ``save()``
+adds the checksums.
 """
 
 from __future__ import annotations
