@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from late_interaction._index.atomic import as_folder_path
 from late_interaction._index.document_store import validate_documents
-from late_interaction._index.encoder_identity import check_model, model_from_fingerprint
+from late_interaction._index.encoder_identity import index_model
 from late_interaction._index.maintenance import MaintenanceMethods
 from late_interaction._index.persistence import encode_extra_files, read_index, write_index
 from late_interaction._index.search_api import SearchMethods
@@ -84,7 +85,7 @@ class LateInteractionIndex(SearchMethods, MaintenanceMethods):
         if not isinstance(config, IndexConfig):
             msg = f"config must be an IndexConfig; got {type(config).__name__}."
             raise TypeError(msg)
-        self.path = Path(path) if path is not None else None
+        self.path = as_folder_path(path) if path is not None else None
         if self.path is not None and (self.path / "config.json").exists():
             msg = (
                 f"{self.path} already holds a saved index; open it with "
@@ -269,7 +270,7 @@ class LateInteractionIndex(SearchMethods, MaintenanceMethods):
             TypeError: If an extra file's value is not JSON-serialisable.
             FileExistsError: If ``path`` is a non-empty folder that holds no index.
         """
-        target = Path(path) if path is not None else self.path
+        target = as_folder_path(path) if path is not None else self.path
         if target is None:
             msg = "save() needs a path: pass index.save(path) or construct the index with path=."
             raise ValueError(msg)
@@ -292,10 +293,13 @@ class LateInteractionIndex(SearchMethods, MaintenanceMethods):
         model: Encoder | None = None,
         *,
         device: str | torch.device | None = None,
+        trust_remote_model: bool = False,
+        verify: bool = True,
     ) -> LateInteractionIndex:
         """Open a folder written by :meth:`save` (token store memory-mapped, read-only).
 
-        An interrupted save is recovered first (to the old or the new complete state).
+        An interrupted save is recovered first (to the old or the new complete state); files
+        are checked against their recorded checksums before use; a concurrent save is no damage.
 
         Args:
             path: The index folder.
@@ -303,6 +307,9 @@ class LateInteractionIndex(SearchMethods, MaintenanceMethods):
             device: Where searches score documents (see the constructor), and where the encoder
                 rebuilt for ``model=None`` runs. None: the encoder's device (for a rebuilt
                 encoder, the core's choice: cuda > mps > cpu).
+            trust_remote_model: With ``model=None``, allow rebuilding an encoder the folder
+                names by Hub id (a folder from elsewhere could name any repository).
+            verify: Also hash the memory-mapped token arrays; False skips only those.
 
         Returns:
             The index; later :meth:`save` calls default to ``path``.
@@ -313,16 +320,14 @@ class LateInteractionIndex(SearchMethods, MaintenanceMethods):
             DimensionMismatchError: If ``model`` produces vectors of another dimension.
             ModelMismatchError: If ``model`` is not the encoder that built the index.
             ValueError: If ``model`` is None and the saved fingerprint names no checkpoint, or
-                ``device`` is not a device.
+                a Hub model without ``trust_remote_model``; or ``device`` is not a device.
         """
         _resolve_device(device)  # a bad device fails before any file is read
-        loaded = read_index(Path(path))
-        if model is None:
-            fingerprint = loaded.manifest.get("encoder") or {}
-            model = model_from_fingerprint(fingerprint, Path(path), device=device)
-        check_model(loaded.manifest, model, Path(path))
+        path = as_folder_path(path)
+        loaded = read_index(path, verify=verify)
+        model = index_model(loaded.manifest, path, model, device, trust_remote_model)
         self = cls(model, config=loaded.config, device=device)
-        self.path = Path(path)
+        self.path = path
         self._state = IndexState.from_loaded(loaded)
         return self
 

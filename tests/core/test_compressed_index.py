@@ -137,17 +137,25 @@ def test_save_load_round_trip(fake_encoder, ref, tmp_path, counted):
 
 
 def _rewrite_manifest(folder, change):
+    """Edit the manifest and re-record every checksum, as a consistent but wrong save would."""
+    from late_interaction._index.checksums import file_checksums, seal
+
     manifest = json.loads((folder / "config.json").read_text())
     change(manifest)
-    (folder / "config.json").write_text(json.dumps(manifest))
+    manifest["checksums"] = file_checksums(folder, manifest["files"])
+    manifest.pop("manifest_checksum")
+    (folder / "config.json").write_text(json.dumps(seal(manifest)))
 
 
 def test_codec_mismatches_are_refused(fake_encoder, ref, tmp_path):
     index, _, _ = _index(fake_encoder, ref, n=60, nbits=2)
     folder = index.save(tmp_path / "ix")
     weights = np.load(folder / "codec_weights.npy")
-    np.save(folder / "codec_weights.npy", weights + 0.01)  # same size: only the checksum sees it
-    with pytest.raises(IndexFormatError, match="checksum"):
+    np.save(folder / "codec_weights.npy", weights + 0.01)  # same size: only checksums see it
+    with pytest.raises(IndexFormatError, match=r"codec_weights\.npy is damaged"):
+        LateInteractionIndex.load(folder, fake_encoder)
+    _rewrite_manifest(folder, lambda m: None)  # file checksums re-recorded: the codec's own
+    with pytest.raises(IndexFormatError, match=r"codec .* does not match the checksum"):
         LateInteractionIndex.load(folder, fake_encoder)
     np.save(folder / "codec_weights.npy", weights)
     _rewrite_manifest(folder, lambda m: m["index_config"].update(nbits=4))

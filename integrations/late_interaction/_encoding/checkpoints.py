@@ -25,6 +25,7 @@ from typing import Any
 from late_interaction._encoding.dense import DenseLayer, Projection
 from late_interaction._encoding.jsonfile import read_json
 from late_interaction._encoding.stanford import stanford_linear, stanford_settings
+from late_interaction._encoding.tokenizer_check import check_tokenizer
 from late_interaction.config import FORMAT_DEFAULTS, EncoderConfig
 from late_interaction.exceptions import CheckpointFormatError
 
@@ -107,6 +108,7 @@ def _load_backbone(
     from late_interaction._progress import auto_tqdm, no_loading_bar
 
     auto_tqdm()  # before transformers imports tqdm.auto itself (see _progress)
+    from safetensors import SafetensorError
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -125,7 +127,7 @@ def _load_backbone(
                 output_loading_info=True,
                 **model_kwargs,
             )
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, SafetensorError) as exc:
         msg = (
             f"{folder}: could not load the transformer backbone or its tokenizer with "
             f"transformers' AutoModel/AutoTokenizer ({type(exc).__name__}: {exc}). Expected "
@@ -144,6 +146,7 @@ def _load_backbone(
             "Check that the weights belong to this config.json."
         )
         raise CheckpointFormatError(msg)
+    check_tokenizer(folder, tokenizer, backbone)
     backbone.eval()
     if tokenizer.padding_side != "right":
         # Markers go in at position 1 and expansion pads at the end, so padding must be right.

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -119,7 +120,11 @@ class DenseLayer(nn.Module):
 
 def _read_weights(folder: Path) -> dict[str, torch.Tensor]:
     if (folder / "model.safetensors").is_file():
-        return load_file(str(folder / "model.safetensors"))
+        try:
+            return load_file(str(folder / "model.safetensors"))
+        except SafetensorError as exc:  # truncated or not a safetensors file
+            msg = f"{folder}/model.safetensors is damaged ({exc}); restore the checkpoint."
+            raise CheckpointFormatError(msg) from exc
     if (folder / "pytorch_model.bin").is_file():
         return torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
     found = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else "no folder"

@@ -53,8 +53,46 @@ def check_model(manifest: dict[str, Any], model: Encoder, path: Path) -> None:
         raise ModelMismatchError(msg)
 
 
+def index_model(
+    manifest: dict[str, Any],
+    path: Path,
+    model: Encoder | None,
+    device: str | None,
+    trust_remote_model: bool,
+) -> Encoder:
+    """The encoder of a loaded index: ``model`` checked against it, or the recorded one rebuilt.
+
+    Raises:
+        As :func:`check_model` and :func:`model_from_fingerprint`.
+    """
+    if model is None:
+        fingerprint = manifest.get("encoder") or {}
+        model = model_from_fingerprint(
+            fingerprint, path, device=device, trust_remote_model=trust_remote_model
+        )
+    check_model(manifest, model, path)
+    return model
+
+
+def names_hub_model(name: str) -> bool:
+    """Whether a recorded checkpoint name would be fetched from the Hugging Face Hub.
+
+    Local checkpoints are recorded as absolute paths; a name that is no existing folder and
+    does not look like a path is a Hub id (``ColBERT.from_pretrained`` would download it).
+    """
+    from late_interaction.encoder import DEFAULT_MODEL
+
+    if name == DEFAULT_MODEL or Path(name).expanduser().exists():
+        return False
+    return not (name.startswith((".", "/", "~")) or name.count("/") > 1 or Path(name).is_absolute())
+
+
 def model_from_fingerprint(
-    fingerprint: dict[str, Any], path: Path, *, device: str | None = None
+    fingerprint: dict[str, Any],
+    path: Path,
+    *,
+    device: str | None = None,
+    trust_remote_model: bool = False,
 ) -> Encoder:
     """Rebuild the encoder an index was saved with (embedded default, local folder or hub id).
 
@@ -63,7 +101,8 @@ def model_from_fingerprint(
     checkpoint lacks are added again (the recorded markers were the builder's explicit choice).
 
     Raises:
-        ValueError: If the fingerprint names no checkpoint (a custom encoder built the index).
+        ValueError: If the fingerprint names no checkpoint (a custom encoder built the index),
+            or names a Hub model and ``trust_remote_model`` is False.
         CheckpointFormatError: If the named checkpoint can no longer be loaded (moved, changed).
         CheckpointNotFoundError: If it no longer exists (or cannot be fetched: ConnectionError).
     """
@@ -75,6 +114,14 @@ def model_from_fingerprint(
             f"the index at {path} was built by an encoder that its fingerprint cannot rebuild "
             f"(no checkpoint name in {sorted(fingerprint)}). Pass it: "
             "LateInteractionIndex.load(path, model)."
+        )
+        raise ValueError(msg)
+    if not trust_remote_model and names_hub_model(str(name)):
+        msg = (
+            f"the index at {path} names the Hugging Face Hub model {name!r}; loading it would "
+            "download (or run from the cache) whatever that repository holds. Pass the encoder "
+            f"yourself: LateInteractionIndex.load(path, ColBERT.from_pretrained({name!r})) (the "
+            "adapters take model=...), or opt in with trust_remote_model=True if you trust it."
         )
         raise ValueError(msg)
     overrides = {key: fingerprint[key] for key in EncoderConfig.SETTINGS if key in fingerprint}

@@ -17,13 +17,18 @@ Folder layout, all pickle-free. ``format_version`` 1 (the exact store, ``nbits=N
     ivf_offsets.npy      int64, n_centroids + 1;  ivf_slots.npy int32 (memory-mapped)
 
 and its manifest's ``codec`` records the kind, ``nbits``, ``n_centroids`` and the sha256 of the
-codec arrays, checked on load. Exact stores stay version 1, so older releases keep reading them.
-``config.json`` is written last: a folder with a valid one is complete (swap: ``atomic.py``).
+codec arrays (``codec_files.py``). Exact stores stay version 1, so older releases keep reading them.
+The manifest also records the sha256 of every file and of itself, verified before anything reads
+the files (``checksums.py``). ``config.json`` is written last: a folder with a valid one is
+complete (swap and writer lock: ``atomic.py``). A save keeps files it does not own (another
+library's settings beside the index). A reader never blames the data for a concurrent save: when
+the folder's generation changed while it read, it reads again.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,32 +38,59 @@ import numpy as np
 from late_interaction._index.atomic import (
     MANIFEST_FILE,
     fsync_file,
+    generation,
     recover_directory,
     write_directory_atomically,
+    writer_lock,
 )
-from late_interaction._index.codec import ResidualCodec
+from late_interaction._index.checksums import (
+    CHECKSUMS_KEY,
+    file_checksums,
+    seal,
+    verify_files,
+    verify_manifest,
+)
+from late_interaction._index.codec_files import (
+    CODEC_FILES,
+    COMPRESSED_FORMAT_VERSION,
+    IVF_FILES,
+    codec_record,
+    load_array,
+    read_codec,
+)
 from late_interaction._index.document_store import DOCS_FILE, DocumentStore
 from late_interaction._index.encoder_identity import jsonable
+from late_interaction._index.extra_files import encode_extra_files
 from late_interaction._index.hnsw import VoyagerTokenIndex
 from late_interaction._index.ivf import InvertedLists
-from late_interaction._index.token_store import TokenStore
+from late_interaction._index.token_store import (
+    CODES_FILE,
+    OFFSETS_FILE,
+    RESIDUALS_FILE,
+    TOKEN_DOC_FILE,
+    TOKENS_FILE,
+    TokenStore,
+)
 from late_interaction._version import __version__
 from late_interaction.config import IndexConfig
-from late_interaction.exceptions import (
-    IndexFormatError,
-)
+from late_interaction.exceptions import IndexFormatError
+
+__all__ = ["LoadedIndex", "encode_extra_files", "read_index", "write_index"]
+
+logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1  # the exact store
-COMPRESSED_FORMAT_VERSION = 2
 _READABLE = (FORMAT_VERSION, COMPRESSED_FORMAT_VERSION)
 CONFIG_FILE = MANIFEST_FILE
 HNSW_FILE = "tokens.voyager"
-CODEC_FILES = {
-    "centroids": "codec_centroids.npy",
-    "cutoffs": "codec_cutoffs.npy",
-    "weights": "codec_weights.npy",
-}
-IVF_FILES = ("ivf_offsets.npy", "ivf_slots.npy")
+#: Every file name an index folder of any format owns (never carried over from a previous save).
+INDEX_FILES = frozenset(
+    {CONFIG_FILE, HNSW_FILE, DOCS_FILE, TOKENS_FILE, CODES_FILE, RESIDUALS_FILE, OFFSETS_FILE,
+     TOKEN_DOC_FILE, *CODEC_FILES.values(), *IVF_FILES}
+)  # fmt: skip
+#: The memory-mapped per-token arrays, the ones ``verify=False`` does not hash.
+MAPPED_FILES = frozenset({TOKENS_FILE, CODES_FILE, RESIDUALS_FILE})
+_READ_ATTEMPTS = 5  # reads racing a writer's swaps before reading under its lock
 
 
 @dataclass
@@ -115,7 +147,7 @@ def write_index(
                     fsync_file(f)
         manifest = {
             "format_version": FORMAT_VERSION if codec is None else COMPRESSED_FORMAT_VERSION,
-            "codec": None if codec is None else _codec_record(codec),
+            "codec": None if codec is None else codec_record(codec),
             "library_version": __version__,
             "index_config": config.to_dict(),
             "encoder": jsonable(fingerprint),
@@ -125,45 +157,12 @@ def write_index(
             "n_live": int(live.sum()),
             "files": {p.name: p.stat().st_size for p in sorted(tmp.iterdir())},
         }
+        manifest[CHECKSUMS_KEY] = file_checksums(tmp, manifest["files"])
         with open(tmp / CONFIG_FILE, "w", encoding="utf-8") as f:
-            json.dump(manifest, f, indent=2, sort_keys=True)
+            json.dump(seal(manifest), f, indent=2, sort_keys=True)
             fsync_file(f)
 
-    return write_directory_atomically(path, write, _complete)
-
-
-def encode_extra_files(extra_files: Any) -> dict[str, str]:
-    """Serialise ``{file name: JSON value}`` for :func:`write_index`, before anything is written.
-
-    Raises:
-        ValueError: If a name is not a plain ``*.json`` file name or is the manifest's.
-        TypeError: If ``extra_files`` is not a mapping or a value is not JSON-serialisable.
-    """
-    if not isinstance(extra_files, dict):
-        msg = f"extra_files must be a dict {{file name: JSON value}}; got {type(extra_files)}."
-        raise TypeError(msg)
-    out = {}
-    for name, value in extra_files.items():
-        plain = isinstance(name, str) and Path(name).name == name and not name.startswith(".")
-        if not plain or not name.endswith(".json") or name == CONFIG_FILE:
-            msg = f"extra file name {name!r} must be a plain '*.json' name, not {CONFIG_FILE}."
-            raise ValueError(msg)
-        try:
-            out[name] = json.dumps(value, indent=2, sort_keys=True, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            msg = f"extra file {name!r} must hold JSON-serialisable values ({exc})."
-            raise TypeError(msg) from exc
-    return out
-
-
-def _codec_record(codec: ResidualCodec) -> dict[str, Any]:
-    return {
-        "kind": "residual",
-        "nbits": codec.nbits,
-        "n_centroids": codec.n_centroids,
-        "dim": codec.dim,
-        "checksum": codec.checksum(),
-    }
+    return write_directory_atomically(path, write, _complete, owned=INDEX_FILES)
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:
@@ -176,13 +175,18 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         msg = f"cannot read {path / CONFIG_FILE}: {exc}. The index folder is damaged."
         raise IndexFormatError(msg) from exc
-    version = manifest.get("format_version") if isinstance(manifest, dict) else None
+    if not isinstance(manifest, dict):
+        msg = f"{path / CONFIG_FILE} holds no JSON object; the index folder is damaged."
+        raise IndexFormatError(msg)
+    version = manifest.get("format_version")
     if version not in _READABLE:
         msg = (
-            f"{path} has index format_version {version!r}; this late-interaction "
-            f"{__version__} reads versions {_READABLE}. Rebuild the index with this version."
+            f"{path / CONFIG_FILE} records index format_version {version!r}; this "
+            f"late-interaction {__version__} reads versions {_READABLE}. Rebuild the index with "
+            "this version."
         )
         raise IndexFormatError(msg, format_version=version if isinstance(version, int) else None)
+    verify_manifest(path, manifest)  # before trusting any other value in it
     return manifest
 
 
@@ -194,17 +198,43 @@ def _complete(folder: Path) -> bool:
     return True
 
 
-def read_index(path: Path) -> LoadedIndex:
+def read_index(path: Path, *, verify: bool = True) -> LoadedIndex:
     """Read and validate an index folder, recovering an interrupted save first.
+
+    Args:
+        path: The index folder.
+        verify: Hash the memory-mapped per-token arrays too (the other files always are).
 
     Raises:
         FileNotFoundError: If nothing (not even an interrupted save) exists at ``path``.
         IndexFormatError: If files are missing, damaged, inconsistent or of another version.
     """
     path = Path(path)
-    if not recover_directory(path, _complete) and not path.exists():
-        msg = f"no saved index at {path}; save one with LateInteractionIndex.save(path)."
-        raise FileNotFoundError(msg)
+    if path.exists() and not path.is_dir():
+        msg = f"{path} is a file, not an index folder; pass the folder that save() wrote."
+        raise NotADirectoryError(msg)
+    for _attempt in range(_READ_ATTEMPTS):
+        if not recover_directory(path, _complete):
+            msg = f"no saved index at {path}; save one with LateInteractionIndex.save(path)."
+            raise FileNotFoundError(msg)
+        before = generation(path)
+        try:
+            loaded = _read_folder(path, verify)
+        except (IndexFormatError, OSError):
+            if before is not None and generation(path) == before:
+                raise  # the folder did not change while we read it: the damage is real
+            logger.debug("%s was replaced by a save while being read; reading it again", path)
+            continue
+        if before is not None and generation(path) == before:
+            return loaded
+    with writer_lock(path):  # a writer kept replacing it: read between two saves
+        if not path.exists():
+            msg = f"no saved index at {path}; save one with LateInteractionIndex.save(path)."
+            raise FileNotFoundError(msg)
+        return _read_folder(path, verify)
+
+
+def _read_folder(path: Path, verify: bool) -> LoadedIndex:
     manifest = _read_manifest(path)
     try:
         config = IndexConfig.from_dict(manifest["index_config"])
@@ -218,6 +248,9 @@ def read_index(path: Path) -> LoadedIndex:
         msg = f"{path / CONFIG_FILE} lacks or has invalid fields ({exc!r}); rebuild the index."
         raise IndexFormatError(msg, manifest["format_version"]) from exc
     for name, size in files.items():
+        if not isinstance(name, str) or Path(name).name != name or name.startswith("."):
+            msg = f"{path / CONFIG_FILE} lists a file outside the folder ({name!r}); rebuild."
+            raise IndexFormatError(msg, manifest["format_version"])
         actual = (path / name).stat().st_size if (path / name).is_file() else None
         if actual != size:
             msg = (
@@ -225,8 +258,9 @@ def read_index(path: Path) -> LoadedIndex:
                 f"config.json expects {size} bytes. The index folder is damaged; rebuild it."
             )
             raise IndexFormatError(msg, manifest["format_version"])
+    verify_files(path, manifest, files, skip=() if verify else MAPPED_FILES)
     version = manifest["format_version"]
-    codec = _read_codec(path, manifest, config, files) if version == 2 else None
+    codec = read_codec(path, manifest, config, files) if version == 2 else None
     searchable = set(IVF_FILES) <= set(files) if codec is not None else HNSW_FILE in files
     needs_candidates = n_tokens > 0 and (codec is not None or config.ann)
     if DOCS_FILE not in files or needs_candidates != searchable:
@@ -238,7 +272,7 @@ def read_index(path: Path) -> LoadedIndex:
     docs, live = DocumentStore.load(path, n_docs)
     hnsw, ivf = None, None
     if codec is not None:
-        offsets, slots = (_load_array(path / name) for name in IVF_FILES)
+        offsets, slots = (load_array(path / name) for name in IVF_FILES)
         if offsets.shape != (codec.n_centroids + 1,) or offsets[-1] != slots.shape[0]:
             msg = f"the inverted lists in {path} do not match the codec; rebuild the index."
             raise IndexFormatError(msg, version)
@@ -253,49 +287,3 @@ def read_index(path: Path) -> LoadedIndex:
             storage=config.hnsw_storage,
         )
     return LoadedIndex(manifest, config, store if n_docs else None, docs, live, hnsw, ivf)
-
-
-def _load_array(file: Path) -> np.ndarray:
-    try:
-        return np.load(file, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        msg = f"cannot read {file}: {exc}. The index folder is damaged; rebuild it."
-        raise IndexFormatError(msg, COMPRESSED_FORMAT_VERSION) from exc
-
-
-def _read_codec(
-    path: Path, manifest: dict[str, Any], config: IndexConfig, files: dict[str, int]
-) -> ResidualCodec:
-    """Rebuild the codec of a compressed folder and check it against the manifest.
-
-    Raises:
-        IndexFormatError: If the codec record or files are missing, disagree with the index
-            settings, or do not match the recorded checksum.
-    """
-    record = manifest.get("codec")
-    version = COMPRESSED_FORMAT_VERSION
-    if not isinstance(record, dict) or record.get("kind") != "residual":
-        msg = f"{path / CONFIG_FILE} records no residual codec ({record!r}); rebuild the index."
-        raise IndexFormatError(msg, version)
-    if record.get("nbits") != config.nbits:
-        msg = (
-            f"{path} holds a {record.get('nbits')}-bit codec but its IndexConfig says "
-            f"nbits={config.nbits}; the folder is inconsistent. Rebuild the index."
-        )
-        raise IndexFormatError(msg, version)
-    if not set(CODEC_FILES.values()) <= set(files):
-        msg = f"{path} lacks the codec files {sorted(CODEC_FILES.values())}; rebuild the index."
-        raise IndexFormatError(msg, version)
-    arrays = {key: np.array(_load_array(path / name)) for key, name in CODEC_FILES.items()}
-    try:
-        codec = ResidualCodec.from_arrays(arrays, record["nbits"])
-    except ValueError as exc:
-        msg = f"the codec files in {path} are invalid ({exc}); rebuild the index."
-        raise IndexFormatError(msg, version) from exc
-    if codec.checksum() != record.get("checksum") or codec.dim != manifest.get("dim"):
-        msg = (
-            f"the codec in {path} does not match the checksum and dim its manifest records: "
-            "the files come from different saves or were changed. Rebuild the index."
-        )
-        raise IndexFormatError(msg, version)
-    return codec
