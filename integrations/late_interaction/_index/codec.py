@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from late_interaction._index.kmeans import nearest_centroids, spherical_kmeans
+from late_interaction._index.kmeans import NearestCentroid, spherical_kmeans
 
 NBITS = (1, 2, 4)
 _HELD_OUT_FRACTION, _HELD_OUT_MAX = 0.05, 50_000  # colbert-ai's residual-bucket sample
@@ -122,6 +122,14 @@ class ResidualCodec:
             unpack_buckets(np.arange(256, dtype=np.uint8)[:, None], nbits, per_byte)
         ]
         self.code_dtype = np.dtype(np.uint16 if self.n_centroids <= 2**16 else np.uint32)
+        self._nearest: NearestCentroid | None = None  # built on the first encode
+
+    @property
+    def nearest(self) -> NearestCentroid:
+        """The nearest-centroid assignment of :meth:`encode` (two-level for many centroids)."""
+        if self._nearest is None:
+            self._nearest = NearestCentroid(self.centroids)
+        return self._nearest
 
     @property
     def n_centroids(self) -> int:
@@ -173,7 +181,7 @@ class ResidualCodec:
         k = centroid_count(fit.shape[0]) if n_centroids is None else int(n_centroids)
         centroids = spherical_kmeans(fit, min(k, fit.shape[0]), niters=niters, seed=seed)
         centroids = centroids.astype(np.float16).astype(np.float32)
-        residuals = (held - centroids[nearest_centroids(held, centroids)]).ravel()
+        residuals = (held - centroids[NearestCentroid(centroids)(held)]).ravel()
         levels = 2**nbits
         cutoffs = np.quantile(residuals, np.arange(1, levels) / levels)
         weights = np.quantile(residuals, (np.arange(levels) + 0.5) / levels)
@@ -186,8 +194,13 @@ class ResidualCodec:
             ``(codes, packed)``: ``(n,)`` of :attr:`code_dtype` and ``(n, packed_width)`` uint8.
         """
         vectors = np.asarray(vectors, dtype=np.float32)
-        codes = nearest_centroids(vectors, self.centroids)
-        buckets = np.searchsorted(self.cutoffs, vectors - self.centroids[codes], side="right")
+        codes = self.nearest(vectors)
+        residuals = vectors - np.take(self.centroids, codes, axis=0)
+        # Performance note: counting the cutoffs at or below each value (what searchsorted
+        # side="right" returns) is ~10x faster than searchsorted for 1-15 cutoffs.
+        buckets = np.zeros(residuals.shape, dtype=np.uint8)
+        for cutoff in self.cutoffs:
+            buckets += residuals >= cutoff
         return codes.astype(self.code_dtype), pack_buckets(buckets, self.nbits)
 
     def decode(self, codes: np.ndarray, packed: np.ndarray) -> np.ndarray:
