@@ -142,6 +142,24 @@ def _rewrite_manifest(folder, change):
     (folder / "config.json").write_text(json.dumps(manifest))
 
 
+def test_no_token_map_is_stored_and_an_older_folder_with_one_still_loads(
+    fake_encoder, ref, tmp_path
+):
+    index, _, texts = _index(fake_encoder, ref, n=60, nbits=2)
+    folder = index.save(tmp_path / "ix")
+    assert not (folder / "token_doc.npy").exists()  # derived from the offsets instead
+    # A format-2 folder written before: the same files plus token_doc.npy, listed in the manifest.
+    offsets = np.load(folder / "doc_offsets.npy")
+    np.save(folder / "token_doc.npy", np.repeat(np.arange(60, dtype=np.int32), np.diff(offsets)))
+    size = (folder / "token_doc.npy").stat().st_size
+    _rewrite_manifest(folder, lambda m: m["files"].update({"token_doc.npy": size}))
+    loaded = LateInteractionIndex.load(folder, fake_encoder)
+    for q in texts[:5]:
+        assert _ids(loaded.search(q, 5)) == _ids(index.search(q, 5))
+    loaded.add(["w5 w6 fresh"], ids=["new"])  # the lists of new rows come from the offsets
+    assert loaded.search("w5 w6 fresh", 1)[0].id == "new"
+
+
 def test_codec_mismatches_are_refused(fake_encoder, ref, tmp_path):
     index, _, _ = _index(fake_encoder, ref, n=60, nbits=2)
     folder = index.save(tmp_path / "ix")

@@ -191,8 +191,8 @@ class IndexState:
         if self.hnsw is not None:
             self.hnsw.add(np.concatenate(matrices), first_row)
         if self.ivf is not None:
-            codes, token_doc = self.store.codes(), self.store.views()[2]  # type: ignore[union-attr]
-            self.ivf = self.ivf.appended(codes[first_row:], token_doc[first_row:])  # type: ignore[index]
+            codes = self.store.codes()[first_row:]  # type: ignore[union-attr,index]
+            self.ivf = self.ivf.appended(codes, self.store.row_slots(first_slot))  # type: ignore[union-attr]
         live = np.zeros(self.store.n_docs, dtype=bool)  # type: ignore[union-attr]
         live[: self.snap.live.shape[0]] = self.snap.live
         live[first_slot:] = True
@@ -253,7 +253,7 @@ class IndexState:
             hnsw = VoyagerTokenIndex.from_config(dim, self.config)
             hnsw.add_all(store.views()[0])
         else:
-            ivf = InvertedLists(store.codec.n_centroids).appended(store.codes(), store.views()[2])  # type: ignore[arg-type]
+            ivf = InvertedLists(store.codec.n_centroids).appended(store.codes(), store.row_slots(0))  # type: ignore[arg-type]
         new = Snapshot.build(store, docs, np.ones(store.n_docs, bool), hnsw, ivf)
         self._adopt(store, docs, hnsw, ivf, new)
 
