@@ -150,7 +150,7 @@ def test_persist_round_trip_keeps_the_codec(compressed_index, tmp_path):
 
 
 def test_managed_index_with_compression(colbert, tmp_path, counted):
-    texts = [n.text for n in make_nodes(step=4)]
+    texts = [n.text for n in make_nodes(step=8)]
     docs = [Document(text=t, id_=f"d{i}") for i, t in enumerate(texts)]
     index = LateInteractionManagedIndex.from_documents(docs, model=colbert, index_config=WIDE)
     core = index.core_index
