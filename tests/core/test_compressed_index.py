@@ -229,9 +229,39 @@ def test_retrain_fits_a_new_codec_on_the_live_documents(fake_encoder, ref, count
 
 def test_full_scores_default_depends_on_the_store():
     assert IndexConfig().n_full_scores == 512
-    assert IndexConfig(nbits=2).n_full_scores == 128  # each scored document is decoded first
+    assert IndexConfig(nbits=2).n_full_scores is None  # grows with the index at search time
     assert IndexConfig(nbits=2, n_full_scores=300).n_full_scores == 300
     assert IndexConfig.from_dict(IndexConfig(nbits=1).to_dict()) == IndexConfig(nbits=1)
+
+
+def test_default_budgets_grow_with_the_index_and_explicit_ones_are_kept():
+    from late_interaction._index.centroid_candidates import default_budgets
+
+    small, mid, large = (default_budgets(None, None, n, 10) for n in (1_000, 100_000, 1_000_000))
+    assert small == (4, 128)
+    assert small[0] < mid[0] <= large[0] <= 16 and small[1] < mid[1] < large[1]
+    assert default_budgets(2, 64, 1_000_000, 10) == (2, 64)  # never silently replaced
+    assert default_budgets(2, 8, 10, 10) == (2, 40)  # at least 4 * k
+
+
+def test_searches_pass_the_grown_budgets_unless_set(fake_encoder, ref, monkeypatch):
+    from late_interaction._index import centroid_candidates as module
+
+    monkeypatch.setattr(module, "_BASE_DOCS", 10)  # 150 documents count as 15x the base
+    seen = []
+    real = search_module.centroid_candidates
+
+    def spy(view, queries, n_probe, n_full):
+        seen.append((n_probe, n_full))
+        return real(view, queries, n_probe, n_full)
+
+    monkeypatch.setattr(search_module, "centroid_candidates", spy)
+    index, _, texts = _index(fake_encoder, ref, nbits=2)
+    index.search(texts[0], 5)
+    assert seen[-1] == (4 + 4, 496)  # log2(15) -> 4 more probes; 128 * sqrt(15) rounded up
+    explicit, _, _ = _index(fake_encoder, ref, nbits=2, n_probe=3, n_full_scores=50)
+    explicit.search(texts[0], 5)
+    assert seen[-1] == (3, 50)
 
 
 def test_a_tiny_first_add_trains_and_later_adds_use_its_codec(fake_encoder):

@@ -83,7 +83,8 @@ class TokenStore:
     def _encode(self, tokens: np.ndarray) -> dict[str, np.ndarray]:
         if self.codec is None:
             return {TOKENS_FILE: tokens}
-        norms = np.linalg.norm(tokens, axis=1)
+        tokens = np.asarray(tokens, dtype=np.float32)
+        norms = np.sqrt(np.einsum("ij,ij->i", tokens, tokens))
         if tokens.shape[0] and np.abs(norms - 1.0).max() > _UNIT_TOLERANCE:
             msg = (
                 "a compressed index (IndexConfig.nbits) stores unit-norm token vectors, as ColBERT "
