@@ -152,8 +152,15 @@ def test_no_token_map_is_stored_and_an_older_folder_with_one_still_loads(
     offsets = np.load(folder / "doc_offsets.npy")
     np.save(folder / "token_doc.npy", np.repeat(np.arange(60, dtype=np.int32), np.diff(offsets)))
     size = (folder / "token_doc.npy").stat().st_size
-    _rewrite_manifest(folder, lambda m: m["files"].update({"token_doc.npy": size}))
+    (folder / "codec_drift.npy").unlink()  # nor the drift measure's file
+
+    def older(manifest):
+        manifest["files"].update({"token_doc.npy": size})
+        del manifest["files"]["codec_drift.npy"]
+
+    _rewrite_manifest(folder, older)
     loaded = LateInteractionIndex.load(folder, fake_encoder)
+    assert loaded.codec_drift()["trained_residual"] is None  # unknown, not made up
     for q in texts[:5]:
         assert _ids(loaded.search(q, 5)) == _ids(index.search(q, 5))
     loaded.add(["w5 w6 fresh"], ids=["new"])  # the lists of new rows come from the offsets
@@ -299,3 +306,35 @@ def test_every_pruning_stage_runs_and_self_retrieval_holds(fake_encoder, ref, co
     index, ids, texts = _index(fake_encoder, ref, n=150, nbits=4, n_full_scores=4, n_probe=8)
     found = [index.search(texts[i], 1)[0].id == ids[i] for i in range(0, 150, 5)]
     assert np.mean(found) >= 0.9
+
+
+def _topic_docs(rng, topics, n_docs, dim=16):
+    docs = []
+    for _ in range(n_docs):
+        rows = topics[rng.integers(0, len(topics), 12)] + 0.25 * rng.normal(size=(12, dim))
+        docs.append((rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32))
+    return docs
+
+
+def test_codec_drift_flags_tokens_from_another_distribution(fake_encoder, tmp_path):
+    rng = np.random.default_rng(21)
+    seen, unseen = (rng.normal(size=(8, 16)) for _ in range(2))
+    index = LateInteractionIndex(fake_encoder, config=IndexConfig(nbits=2, **FAST))
+    index.add_embeddings(_topic_docs(rng, seen, 200), [f"t{i}" for i in range(200)])
+    trained = index.codec_drift()
+    assert trained["trained_residual"] > 0 and trained["encoded_tokens"] == 2400
+    index.add_embeddings(
+        _topic_docs(rng, seen, 30), ["same"] * 30, ids=[f"s{i}" for i in range(30)]
+    )
+    same = index.codec_drift()
+    assert 0.7 < same["last_batch_residual"] / same["trained_residual"] < 1.3
+    index.add_embeddings(
+        _topic_docs(rng, unseen, 30), ["new"] * 30, ids=[f"n{i}" for i in range(30)]
+    )
+    drifted = index.codec_drift()
+    assert drifted["last_batch_residual"] / drifted["trained_residual"] > 2
+    assert drifted["ratio"] > same["ratio"] and drifted["encoded_tokens"] == 2400 + 2 * 360
+    loaded = LateInteractionIndex.load(index.save(tmp_path / "ix"), fake_encoder)
+    assert loaded.codec_drift() == pytest.approx(drifted)
+    with pytest.raises(ValueError, match="nbits=None"):
+        LateInteractionIndex(fake_encoder).codec_drift()

@@ -30,6 +30,7 @@ CODES_FILE = "codes.npy"
 RESIDUALS_FILE = "residuals.npy"
 OFFSETS_FILE = "doc_offsets.npy"
 TOKEN_DOC_FILE = "token_doc.npy"
+DRIFT_FILE = "codec_drift.npy"  # float64 [trained residual, tokens, sum, last tokens, last sum]
 _UNIT_TOLERANCE = 1e-2  # float16 inputs are unit to ~1e-3
 
 
@@ -70,6 +71,9 @@ class TokenStore:
         self._token_doc = np.empty(0, dtype=np.int32)
         self.n_tokens = 0
         self.n_docs = 0
+        # Residuals of the tokens encoded so far: [tokens, sum of squared norms] overall and for
+        # the latest batch appended (compared with codec.trained_residual by drift()).
+        self._drift = np.zeros(4, dtype=np.float64)
 
     def _row_specs(self, n_tokens: int) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
         """File name -> (shape, dtype) of each per-token array."""
@@ -92,7 +96,9 @@ class TokenStore:
                 "Normalise the embeddings or use nbits=None (the exact store)."
             )
             raise ValueError(msg)
-        codes, residuals = self.codec.encode(tokens)
+        codes, residuals, error = self.codec.encode_with_error(tokens)
+        n = tokens.shape[0]
+        self._drift = np.array([self._drift[0] + n, self._drift[1] + error, n, error])
         return {CODES_FILE: codes, RESIDUALS_FILE: residuals}
 
     def append(self, matrices: Sequence[np.ndarray]) -> tuple[int, int]:
@@ -135,6 +141,26 @@ class TokenStore:
         slots = np.arange(first_slot, self.n_docs, dtype=np.int32)
         return np.repeat(slots, np.diff(offsets))
 
+    def drift(self) -> dict[str, float | int | None]:
+        """Mean squared residual of encoded tokens against the codec's training value.
+
+        Returns:
+            ``trained_residual`` (held-out training vectors; None if unknown), ``encoded_tokens``
+            and their ``mean_residual``, ``last_batch_tokens`` and ``last_batch_residual`` (the
+            latest append), and ``ratio`` = mean over trained (None if either is unknown).
+        """
+        trained = None if self.codec is None else self.codec.trained_residual
+        n, total, last_n, last_total = self._drift.tolist()
+        mean = total / n if n else None
+        return {
+            "trained_residual": trained,
+            "encoded_tokens": int(n),
+            "mean_residual": mean,
+            "last_batch_tokens": int(last_n),
+            "last_batch_residual": last_total / last_n if last_n else None,
+            "ratio": mean / trained if mean is not None and trained else None,
+        }
+
     def codes(self) -> np.ndarray | None:
         """Centroid id of each published token (None for an exact store)."""
         return None if self.codec is None else self._rows[CODES_FILE][: self.n_tokens]
@@ -170,6 +196,7 @@ class TokenStore:
             new._token_doc = np.repeat(np.arange(len(keep_slots), dtype=np.int32), lengths)
         new._offsets = local.astype(np.int64)
         new.n_tokens, new.n_docs = int(local[-1]), len(keep_slots)
+        new._drift = self._drift.copy()
         return new
 
     def nbytes(self) -> int:
@@ -185,6 +212,9 @@ class TokenStore:
         arrays[OFFSETS_FILE] = self._offsets[: self.n_docs + 1]
         if self.codec is None:
             arrays[TOKEN_DOC_FILE] = self._token_doc[: self.n_tokens]
+        else:
+            trained = self.codec.trained_residual
+            arrays[DRIFT_FILE] = np.r_[np.nan if trained is None else trained, self._drift]
         for name, array in arrays.items():
             with open(folder / name, "wb") as f:
                 np.save(f, np.ascontiguousarray(array), allow_pickle=False)
@@ -235,6 +265,11 @@ class TokenStore:
         store._offsets = np.array(arrays[OFFSETS_FILE])
         if codec is None:
             store._token_doc = np.array(arrays[TOKEN_DOC_FILE])
+        elif (folder / DRIFT_FILE).exists():  # absent from folders saved before it existed
+            stats = np.load(folder / DRIFT_FILE, allow_pickle=False)
+            if stats.shape == (5,) and np.isfinite(stats[1:]).all():
+                codec.trained_residual = None if np.isnan(stats[0]) else float(stats[0])
+                store._drift = stats[1:].astype(np.float64)
         lengths = np.diff(store._offsets)
         if store._offsets[0] != 0 or store._offsets[-1] != n_tokens or (lengths < 1).any():
             msg = f"{folder / OFFSETS_FILE} is not a valid offset array; rebuild the index."
