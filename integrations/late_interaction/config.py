@@ -176,7 +176,7 @@ class IndexConfig:
             this many best go to exact scoring (PLAID's ``n_full_scores``). Raised to at least
             ``4 * k``. None (the default) means 512 for the exact store; for a compressed one,
             where each scored document must be decoded first (most of its search time), 128 up
-            to 10,000 live documents, then growing as the square root of their number (a fixed
+            to 5,000 live documents, then growing as the square root of their number (a fixed
             budget loses recall as the index grows:
             ``benchmarks/results/compressed-*-budgets.md``). A number is always used as given.
         query_ef: Default HNSW search breadth (Voyager ``query_ef``); raised to at least the
@@ -209,7 +209,7 @@ class IndexConfig:
             per 8 tokens). Fewer centroids build faster on CPU (every token is compared with
             every centroid) at a larger residual.
         n_probe: Nearest centroids probed per query token (compressed index only). None (the
-            default): 4 up to 10,000 live documents, then one more per doubling (at most 16); a
+            default): 4 up to 5,000 live documents, then one more per doubling (at most 16); a
             number is always used as given.
     """
 
