@@ -125,7 +125,7 @@ def main() -> None:
     parser.add_argument("--datasets", default="cranfield,scifact")
     parser.add_argument("--nbits", default="1,2,4")
     parser.add_argument("--n-centroids", type=int, default=None, help="None: the ColBERTv2 rule")
-    parser.add_argument("--n-probe", type=int, default=IndexConfig().n_probe)
+    parser.add_argument("--n-probe", type=int, default=None, help="None: grows with size")
     parser.add_argument("--no-fp16-ann", action="store_true", help="skip the token-HNSW build")
     parser.add_argument("--queries", type=int, default=None, help="first N judged queries only")
     parser.add_argument("--sweep", default="", help="n_probe:n_full pairs, e.g. 2:64,4:128")
@@ -206,7 +206,8 @@ def main() -> None:
         "",
         f"{started:%Y-%m-%d %H:%M}, commit {commit.stdout.strip()}, {platform.machine()} "
         f"{shutil.os.cpu_count()} cores (shared with other jobs: timings are indicative), "
-        f"n_probe={args.n_probe}, compressed n_full_scores={IndexConfig(nbits=2).n_full_scores}, "
+        f"n_probe={args.n_probe}, n_full_scores={IndexConfig(nbits=2).n_full_scores} "
+        "(None: grown with the index size), "
         "k=10, one query at a time. "
         "Disk B/token excludes docs.jsonl (texts); RAM B/token = codes + residuals + offsets + "
         "token map + inverted lists (centroids excluded, reported in disk). Build = add_embeddings "

@@ -146,7 +146,7 @@ _STORAGE_DTYPES = ("float16", "float32")
 _SPACES = ("cosine", "inner_product")
 _HNSW_STORAGE = ("float32", "e4m3")
 _NBITS = (1, 2, 4)
-_FULL_SCORES_EXACT, _FULL_SCORES_COMPRESSED = 512, 128
+_FULL_SCORES_EXACT = 512
 
 
 @dataclass(frozen=True)
@@ -174,10 +174,11 @@ class IndexConfig:
             first ranked by their ANN hits (for each query token, the best similarity found in
             that document; summed), or by centroid interaction in a compressed index, and only
             this many best go to exact scoring (PLAID's ``n_full_scores``). Raised to at least
-            ``4 * k``. None (the default) means 512 for the exact store and 128 for a compressed
-            one, where each scored document must be decoded first (most of its search time);
-            on Cranfield 64, 128 and 256 gave the same nDCG@10 at nbits=2
-            (``benchmarks/results/compressed-cranfield-*.md``).
+            ``4 * k``. None (the default) means 512 for the exact store; for a compressed one,
+            where each scored document must be decoded first (most of its search time), 128 up
+            to 5,000 live documents, then growing as the square root of their number (a fixed
+            budget loses recall as the index grows:
+            ``benchmarks/results/compressed-*-budgets.md``). A number is always used as given.
         query_ef: Default HNSW search breadth (Voyager ``query_ef``); raised to at least the
             number of tokens fetched per query token.
         exact_scan_tokens: A ``filter``/``ids`` restriction whose allowed documents hold at most
@@ -207,7 +208,9 @@ class IndexConfig:
             first add as ColBERTv2 does (``2 ** floor(log2(16 * sqrt(n_tokens)))``, at most one
             per 8 tokens). Fewer centroids build faster on CPU (every token is compared with
             every centroid) at a larger residual.
-        n_probe: Nearest centroids probed per query token (compressed index only).
+        n_probe: Nearest centroids probed per query token (compressed index only). None (the
+            default): 4 up to 5,000 live documents, then one more per doubling (at most 16); a
+            number is always used as given.
         ann: True (the default) builds the candidate stage (the token HNSW, or a compressed
             index's centroid lists). False builds none: every search is an exact scan, which
             misses nothing and adds documents fastest, and is the mode for a collection that
@@ -229,7 +232,7 @@ class IndexConfig:
     pool_factor: int = 1
     nbits: int | None = None
     n_centroids: int | None = None
-    n_probe: int = 4
+    n_probe: int | None = None
     ann: bool = True
 
     def __post_init__(self) -> None:
@@ -243,15 +246,16 @@ class IndexConfig:
             msg = f"space must be one of {_SPACES}; got {self.space!r}."
             raise ValueError(msg)
         positive = (
-            "hnsw_m", "ef_construction", "k_token", "query_ef", "pool_factor", "n_probe",
+            "hnsw_m", "ef_construction", "k_token", "query_ef", "pool_factor",
         )  # fmt: skip
         for name in positive:  # stored as plain ints, so the config stays JSON-serialisable
             object.__setattr__(self, name, positive_int(getattr(self, name), name))
-        for name in ("n_centroids", "n_full_scores"):
+        for name in ("n_centroids", "n_full_scores", "n_probe"):
             object.__setattr__(self, name, positive_int(getattr(self, name), name, optional=True))
-        if self.n_full_scores is None:  # resolved here, so a saved config records the number
-            full = _FULL_SCORES_EXACT if self.nbits is None else _FULL_SCORES_COMPRESSED
-            object.__setattr__(self, "n_full_scores", full)
+        if self.n_full_scores is None and self.nbits is None:
+            # Resolved here, so a saved config records the number. A compressed index keeps
+            # None: its budget grows with the index at search time (centroid_candidates.py).
+            object.__setattr__(self, "n_full_scores", _FULL_SCORES_EXACT)
         if self.nbits is not None:
             if isinstance(self.nbits, bool) or self.nbits not in _NBITS:
                 msg = f"nbits must be None (exact store) or one of {_NBITS}; got {self.nbits!r}."

@@ -11,7 +11,7 @@ from late_interaction._index.codec import (
     pack_buckets,
     unpack_buckets,
 )
-from late_interaction._index.kmeans import nearest_centroids, spherical_kmeans
+from late_interaction._index.kmeans import NearestCentroid, nearest_centroids, spherical_kmeans
 
 
 def _unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
@@ -143,3 +143,33 @@ def test_a_one_token_corpus_still_trains():
     np.testing.assert_allclose(codec.decode(*codec.encode(vector)), vector, atol=1e-3)
     with pytest.raises(ValueError, match="k-means needs"):
         spherical_kmeans(np.eye(3, dtype=np.float32), 5)
+
+
+def test_two_level_assignment_finds_the_nearest_centroid_almost_always():
+    # Many centroids (above the exact threshold): the two-level path, checked against brute force.
+    rng = np.random.default_rng(11)
+    centroids = rng.normal(size=(2048, 24)).astype(np.float32)
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+    vectors = centroids[rng.integers(0, 2048, 3000)] + rng.normal(0, 0.05, (3000, 24))
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    nearest = NearestCentroid(centroids)
+    assert nearest.two_level
+    got = nearest(vectors)
+    exact = (vectors @ centroids.T).argmax(axis=1)
+    assert (got == exact).mean() > 0.97
+    best = (vectors @ centroids.T).max(axis=1)
+    chosen = (vectors * centroids[got]).sum(axis=1)
+    assert (best - chosen).mean() < 0.005  # a miss is a near centroid
+    np.testing.assert_array_equal(NearestCentroid(centroids, exact=True)(vectors), exact)
+
+
+def test_kmeans_with_two_level_assignment_matches_exact_quality():
+    rng = np.random.default_rng(12)
+    vectors = _clustered(rng, 12_000, 16, n_topics=64)
+    fast = spherical_kmeans(vectors, 1100, niters=3)
+    slow = spherical_kmeans(vectors, 1100, niters=3, exact=True)
+
+    def fit(centroids):
+        return float((vectors @ centroids.T).max(axis=1).mean())
+
+    assert fit(fast) > fit(slow) - 0.005

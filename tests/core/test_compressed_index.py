@@ -147,6 +147,31 @@ def _rewrite_manifest(folder, change):
     (folder / "config.json").write_text(json.dumps(seal(manifest)))
 
 
+def test_no_token_map_is_stored_and_an_older_folder_with_one_still_loads(
+    fake_encoder, ref, tmp_path
+):
+    index, _, texts = _index(fake_encoder, ref, n=60, nbits=2)
+    folder = index.save(tmp_path / "ix")
+    assert not (folder / "token_doc.npy").exists()  # derived from the offsets instead
+    # A format-2 folder written before: the same files plus token_doc.npy, listed in the manifest.
+    offsets = np.load(folder / "doc_offsets.npy")
+    np.save(folder / "token_doc.npy", np.repeat(np.arange(60, dtype=np.int32), np.diff(offsets)))
+    size = (folder / "token_doc.npy").stat().st_size
+    (folder / "codec_drift.npy").unlink()  # nor the drift measure's file
+
+    def older(manifest):
+        manifest["files"].update({"token_doc.npy": size})
+        del manifest["files"]["codec_drift.npy"]
+
+    _rewrite_manifest(folder, older)
+    loaded = LateInteractionIndex.load(folder, fake_encoder)
+    assert loaded.codec_drift()["trained_residual"] is None  # unknown, not made up
+    for q in texts[:5]:
+        assert _ids(loaded.search(q, 5)) == _ids(index.search(q, 5))
+    loaded.add(["w5 w6 fresh"], ids=["new"])  # the lists of new rows come from the offsets
+    assert loaded.search("w5 w6 fresh", 1)[0].id == "new"
+
+
 def test_codec_mismatches_are_refused(fake_encoder, ref, tmp_path):
     index, _, _ = _index(fake_encoder, ref, n=60, nbits=2)
     folder = index.save(tmp_path / "ix")
@@ -219,9 +244,39 @@ def test_retrain_fits_a_new_codec_on_the_live_documents(fake_encoder, ref, count
 
 def test_full_scores_default_depends_on_the_store():
     assert IndexConfig().n_full_scores == 512
-    assert IndexConfig(nbits=2).n_full_scores == 128  # each scored document is decoded first
+    assert IndexConfig(nbits=2).n_full_scores is None  # grows with the index at search time
     assert IndexConfig(nbits=2, n_full_scores=300).n_full_scores == 300
     assert IndexConfig.from_dict(IndexConfig(nbits=1).to_dict()) == IndexConfig(nbits=1)
+
+
+def test_default_budgets_grow_with_the_index_and_explicit_ones_are_kept():
+    from late_interaction._index.centroid_candidates import default_budgets
+
+    small, mid, large = (default_budgets(None, None, n, 10) for n in (1_000, 100_000, 1_000_000))
+    assert small == (4, 128)
+    assert small[0] < mid[0] <= large[0] <= 16 and small[1] < mid[1] < large[1]
+    assert default_budgets(2, 64, 1_000_000, 10) == (2, 64)  # never silently replaced
+    assert default_budgets(2, 8, 10, 10) == (2, 40)  # at least 4 * k
+
+
+def test_searches_pass_the_grown_budgets_unless_set(fake_encoder, ref, monkeypatch):
+    from late_interaction._index import centroid_candidates as module
+
+    monkeypatch.setattr(module, "_BASE_DOCS", 10)  # 150 documents count as 15x the base
+    seen = []
+    real = search_module.centroid_candidates
+
+    def spy(view, queries, n_probe, n_full):
+        seen.append((n_probe, n_full))
+        return real(view, queries, n_probe, n_full)
+
+    monkeypatch.setattr(search_module, "centroid_candidates", spy)
+    index, _, texts = _index(fake_encoder, ref, nbits=2)
+    index.search(texts[0], 5)
+    assert seen[-1] == (4 + 4, 496)  # log2(15) -> 4 more probes; 128 * sqrt(15) rounded up
+    explicit, _, _ = _index(fake_encoder, ref, nbits=2, n_probe=3, n_full_scores=50)
+    explicit.search(texts[0], 5)
+    assert seen[-1] == (3, 50)
 
 
 def test_a_tiny_first_add_trains_and_later_adds_use_its_codec(fake_encoder):
@@ -259,3 +314,35 @@ def test_every_pruning_stage_runs_and_self_retrieval_holds(fake_encoder, ref, co
     index, ids, texts = _index(fake_encoder, ref, n=150, nbits=4, n_full_scores=4, n_probe=8)
     found = [index.search(texts[i], 1)[0].id == ids[i] for i in range(0, 150, 5)]
     assert np.mean(found) >= 0.9
+
+
+def _topic_docs(rng, topics, n_docs, dim=16):
+    docs = []
+    for _ in range(n_docs):
+        rows = topics[rng.integers(0, len(topics), 12)] + 0.25 * rng.normal(size=(12, dim))
+        docs.append((rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32))
+    return docs
+
+
+def test_codec_drift_flags_tokens_from_another_distribution(fake_encoder, tmp_path):
+    rng = np.random.default_rng(21)
+    seen, unseen = (rng.normal(size=(8, 16)) for _ in range(2))
+    index = LateInteractionIndex(fake_encoder, config=IndexConfig(nbits=2, **FAST))
+    index.add_embeddings(_topic_docs(rng, seen, 200), [f"t{i}" for i in range(200)])
+    trained = index.codec_drift()
+    assert trained["trained_residual"] > 0 and trained["encoded_tokens"] == 2400
+    index.add_embeddings(
+        _topic_docs(rng, seen, 30), ["same"] * 30, ids=[f"s{i}" for i in range(30)]
+    )
+    same = index.codec_drift()
+    assert 0.7 < same["last_batch_residual"] / same["trained_residual"] < 1.3
+    index.add_embeddings(
+        _topic_docs(rng, unseen, 30), ["new"] * 30, ids=[f"n{i}" for i in range(30)]
+    )
+    drifted = index.codec_drift()
+    assert drifted["last_batch_residual"] / drifted["trained_residual"] > 2
+    assert drifted["ratio"] > same["ratio"] and drifted["encoded_tokens"] == 2400 + 2 * 360
+    loaded = LateInteractionIndex.load(index.save(tmp_path / "ix"), fake_encoder)
+    assert loaded.codec_drift() == pytest.approx(drifted)
+    with pytest.raises(ValueError, match="nbits=None"):
+        LateInteractionIndex(fake_encoder).codec_drift()

@@ -1,29 +1,97 @@
-"""Spherical k-means for the residual codec: a few Lloyd iterations over BLAS matrix products.
+"""Spherical k-means for the residual codec, and nearest-centroid assignment that scales with k.
 
-Why our own 40 lines rather than ``faiss-cpu`` or ``fastkmeans``: the codec needs only what
+Building a compressed index is dominated by one question asked of every token (and of every
+training vector in each Lloyd iteration): which centroid has the largest dot product? Exactly,
+that is ``X @ C.T`` plus an argmax, ``n x k x dim`` multiply-adds: at 16,384 centroids and dim
+384, 1.1M SciFact tokens cost ~14 TFLOP, minutes on two cores
+(``benchmarks/results/compressed-*-build.md``). So above :data:`_EXACT_MAX_CENTROIDS` the
+assignment is two-level, as an IVF index over the centroids would do: the centroids are grouped
+by a small k-means (``sqrt(k) / 2`` groups, overlapping), each vector scores the group centres
+and then only the centroids of its best group, a ~7-15x smaller matrix product. The
+answer is a centroid at least as good as any in those groups; when it is not the exact nearest,
+it is a near one, and the residual code stores the difference either way (the codec only needs a
+close centroid; the measured agreement with exact assignment and its effect on recall are in the
+build results).
+
+Why our own code rather than ``faiss-cpu`` or ``fastkmeans``: the codec needs only what
 colbert-ai asks of faiss (``kmeans_niters=4`` Lloyd iterations on unit vectors, nearest centroid
-by dot product), and that is one ``X @ C.T`` per chunk plus an argmax. numpy's BLAS runs it at
-the machine's matmul speed on CPU, with no extra wheel (faiss-cpu is a ~30 MB native wheel;
-fastkmeans is built around torch/Triton for GPUs) and no CUDA-torch risk.
+by dot product), which is BLAS matrix products and an argmax; numpy's BLAS runs them at the
+machine's matmul speed, with no extra native wheel (faiss-cpu is ~30 MB; fastkmeans is built
+around torch/Triton for GPUs) and no CUDA-torch risk.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from scipy import sparse
 
-_CHUNK_BYTES = 64 * 2**20  # bound on the (rows x centroids) float32 score block
+_CHUNK_BYTES = 256 * 2**20  # bound on a chunk's float32 score block / sorted rows
+_EXACT_MAX_CENTROIDS = 1024  # below this, the full product is about as cheap as two levels
+_GROUPS_PER_CENTROID = 4  # overlap of the two-level assignment's centroid groups
 
 
-def nearest_centroids(vectors: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    """Index of the centroid with the largest dot product, for each vector.
+class NearestCentroid:
+    """Nearest centroid by dot product: exact for few centroids, two-level for many.
+
+    Two-level: ``sqrt(k) / 2`` group centres (a small k-means over the centroids); each
+    centroid is listed in the groups of its :data:`_GROUPS_PER_CENTROID` nearest centres, so
+    neighbouring groups overlap. A vector scores the centres, takes its best group and scores
+    that group's centroids only. Vectors are sorted by group so every group is one contiguous
+    matrix product (no per-group gathers).
 
     Args:
-        vectors: Shape ``(n, dim)``; any float dtype (widened to float32 chunk by chunk).
-        centroids: float32, shape ``(n_centroids, dim)``.
-
-    Returns:
-        int64 array of shape ``(n,)``.
+        centroids: Shape ``(n_centroids, dim)``; widened to float32.
+        exact: Always score every centroid (the reference; slow for large ``n_centroids``).
+        seed: Seed of the centroid grouping.
     """
+
+    def __init__(self, centroids: np.ndarray, *, exact: bool = False, seed: int = 1) -> None:
+        self.centroids = np.ascontiguousarray(centroids, dtype=np.float32)
+        k = self.centroids.shape[0]
+        self.two_level = not exact and k > _EXACT_MAX_CENTROIDS
+        if not self.two_level:
+            return
+        n_groups = 2 ** round(math.log2(math.sqrt(k) / 2))
+        self.centres = spherical_kmeans(self.centroids, n_groups, niters=4, seed=seed, exact=True)
+        near = np.argpartition(-(self.centroids @ self.centres.T), _GROUPS_PER_CENTROID - 1, axis=1)
+        groups = near[:, :_GROUPS_PER_CENTROID].ravel()
+        order = np.argsort(groups, kind="stable")
+        bounds = np.r_[0, np.cumsum(np.bincount(groups, minlength=n_groups))]
+        # Per group: the ids of its centroids and a contiguous copy of their rows (for BLAS).
+        self.groups = [
+            order[bounds[g] : bounds[g + 1]] // _GROUPS_PER_CENTROID for g in range(n_groups)
+        ]
+        self.blocks = [self.centroids[ids] for ids in self.groups]
+
+    def __call__(self, vectors: np.ndarray) -> np.ndarray:
+        """int64 id of the (approximately, if two-level) nearest centroid of each vector."""
+        if not self.two_level:
+            return _exact(vectors, self.centroids)
+        n, dim = vectors.shape
+        out = np.empty(n, dtype=np.int64)
+        chunk = max(1, _CHUNK_BYTES // (4 * dim))
+        for start in range(0, n, chunk):
+            block = np.asarray(vectors[start : start + chunk], dtype=np.float32)
+            out[start : start + chunk] = self._two_level(block)
+        return out
+
+    def _two_level(self, block: np.ndarray) -> np.ndarray:
+        group = (block @ self.centres.T).argmax(axis=1)
+        order = np.argsort(group, kind="stable")
+        ordered = block[order]
+        bounds = np.r_[0, np.cumsum(np.bincount(group, minlength=len(self.groups)))]
+        out = np.empty(block.shape[0], dtype=np.int64)
+        for g, (ids, centroids) in enumerate(zip(self.groups, self.blocks, strict=True)):
+            rows = slice(bounds[g], bounds[g + 1])
+            if bounds[g] < bounds[g + 1]:  # a best group lists at least its own centroids
+                out[order[rows]] = ids[(ordered[rows] @ centroids.T).argmax(axis=1)]
+        return out
+
+
+def _exact(vectors: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Exact argmax of ``vectors @ centroids.T`` per row, chunked."""
     n = vectors.shape[0]
     out = np.empty(n, dtype=np.int64)
     chunk = max(1, _CHUNK_BYTES // (4 * max(centroids.shape[0], 1)))
@@ -33,7 +101,22 @@ def nearest_centroids(vectors: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     return out
 
 
-def spherical_kmeans(vectors: np.ndarray, k: int, *, niters: int = 4, seed: int = 1) -> np.ndarray:
+def nearest_centroids(vectors: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Index of the centroid with the largest dot product, for each vector (exact).
+
+    Args:
+        vectors: Shape ``(n, dim)``; any float dtype (widened to float32 chunk by chunk).
+        centroids: float32, shape ``(n_centroids, dim)``.
+
+    Returns:
+        int64 array of shape ``(n,)``.
+    """
+    return _exact(vectors, np.asarray(centroids, dtype=np.float32))
+
+
+def spherical_kmeans(
+    vectors: np.ndarray, k: int, *, niters: int = 4, seed: int = 1, exact: bool = False
+) -> np.ndarray:
     """Unit-norm centroids of ``vectors`` by Lloyd's algorithm with dot-product assignment.
 
     Args:
@@ -42,6 +125,8 @@ def spherical_kmeans(vectors: np.ndarray, k: int, *, niters: int = 4, seed: int 
         niters: Lloyd iterations (colbert-ai uses 4: the residual codes absorb what more
             iterations would refine).
         seed: Seed of the initial draw (``k`` distinct training vectors).
+        exact: Assign exactly in every iteration (else two-level above
+            :data:`_EXACT_MAX_CENTROIDS` centroids, see :class:`NearestCentroid`).
 
     Returns:
         float32 centroids of shape ``(k, dim)``, each L2-normalised.
@@ -56,9 +141,13 @@ def spherical_kmeans(vectors: np.ndarray, k: int, *, niters: int = 4, seed: int 
     rng = np.random.default_rng(seed)
     centroids = np.array(vectors[rng.choice(n, size=k, replace=False)], dtype=np.float32)
     for _ in range(niters):
-        assign = nearest_centroids(vectors, centroids)
-        sums = np.zeros_like(centroids)
-        _segment_sums(sums, assign, vectors)
+        assign = NearestCentroid(centroids, exact=exact, seed=seed)(vectors)
+        # Segment sums as one sparse (k x n) @ (n x dim) product: a C loop over the rows,
+        # instead of a sort and a copy of every vector.
+        onehot = sparse.csr_matrix(
+            (np.ones(n, dtype=np.float32), (assign, np.arange(n))), shape=(k, n)
+        )
+        sums = np.asarray(onehot @ vectors, dtype=np.float32)
         counts = np.bincount(assign, minlength=k)
         # An empty cluster keeps its previous centroid (faiss would split a big one; with few
         # iterations and k << n this is rare and only wastes one code).
@@ -66,11 +155,3 @@ def spherical_kmeans(vectors: np.ndarray, k: int, *, niters: int = 4, seed: int 
         centroids[filled] = sums[filled]
         centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
     return centroids
-
-
-def _segment_sums(sums: np.ndarray, assign: np.ndarray, vectors: np.ndarray) -> None:
-    """``sums[c] += vectors[i]`` for ``assign[i] == c``, via a sort and ``np.add.reduceat``."""
-    order = np.argsort(assign, kind="stable")
-    sorted_assign = assign[order]
-    starts = np.flatnonzero(np.r_[True, sorted_assign[1:] != sorted_assign[:-1]])
-    sums[sorted_assign[starts]] = np.add.reduceat(vectors[order], starts, axis=0)

@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class MaintenanceMethods:
-    """``compact`` and ``retrain``, over the state and encoder of the inheriting index."""
+    """``compact``, ``retrain`` and ``codec_drift``, over the state and encoder of the index."""
 
     _state: IndexState
     dim: int
@@ -29,6 +29,36 @@ class MaintenanceMethods:
         """
         with self._state.write_lock:
             self._state.compact(self.dim)
+
+    def codec_drift(self) -> dict[str, Any]:
+        """How far the tokens encoded since training sit from the codec's centroids.
+
+        Each token is stored as its nearest centroid plus a quantised residual, with bucket
+        boundaries fitted on the training sample; tokens of another distribution (a new
+        topic, or a first ``add`` too small to be representative) have larger residuals, which
+        the buckets quantise coarsely. This compares the mean squared residual norm of every
+        token encoded (and of the latest batch) with that of the held-out training vectors.
+        A ``ratio`` (or ``last_batch_residual / trained_residual``) well above 1, say 1.3, means
+        the codec fits the corpus worse than when it was trained: call :meth:`retrain`.
+
+        Returns:
+            ``trained_residual``, ``encoded_tokens``, ``mean_residual``, ``last_batch_tokens``,
+            ``last_batch_residual`` and ``ratio``; values are None where unknown (an index
+            saved before this measure existed, or nothing encoded yet).
+
+        Raises:
+            ValueError: If the index is not compressed (``IndexConfig.nbits`` is None).
+        """
+        if self.config.nbits is None:
+            msg = "codec_drift() measures the codec of a compressed index; this one has nbits=None."
+            raise ValueError(msg)
+        store = self._state.store
+        if store is None:
+            return dict.fromkeys(
+                ("trained_residual", "encoded_tokens", "mean_residual", "last_batch_tokens",
+                 "last_batch_residual", "ratio"),
+            )  # fmt: skip
+        return store.drift()
 
     def retrain(self, *, batch_size: int = 32) -> None:
         """Re-train a compressed index's codec on its live documents and re-encode them.

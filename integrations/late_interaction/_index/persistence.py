@@ -9,12 +9,14 @@ Folder layout, all pickle-free. ``format_version`` 1 (the exact store, ``nbits=N
     embeddings.npy   float16|float32, n_tokens x dim (loaded memory-mapped)
     docs.jsonl       one line per slot: id, text, metadata ({"deleted": true} for dead slots)
 
-``format_version`` 2 (a compressed store) replaces ``embeddings.npy`` and ``tokens.voyager`` by::
+``format_version`` 2 (a compressed store) replaces ``embeddings.npy``, ``tokens.voyager`` and
+``token_doc.npy`` (derived from the offsets; ignored in folders that still have it) by::
 
     codes.npy            uint16|uint32, centroid id per token (memory-mapped)
     residuals.npy        uint8, n_tokens x ceil(dim * nbits / 8) packed residuals (memory-mapped)
     codec_centroids.npy  float16, n_centroids x dim;  codec_cutoffs.npy, codec_weights.npy float32
     ivf_offsets.npy      int64, n_centroids + 1;  ivf_slots.npy int32 (memory-mapped)
+    codec_drift.npy      float64 x 5, residual statistics of codec_drift() (optional)
 
 and its manifest's ``codec`` records the kind, ``nbits``, ``n_centroids`` and the sha256 of the
 codec arrays (``codec_files.py``). Exact stores stay version 1, so older releases keep reading them.

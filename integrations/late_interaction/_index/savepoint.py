@@ -43,6 +43,7 @@ class Savepoint:
     n_slots: int
     n_graph: int
     snap: Snapshot
+    drift: np.ndarray | None = None  # the store's codec-drift counters (replaced, never mutated)
 
     @classmethod
     def take(cls, state: IndexState) -> Savepoint:
@@ -55,6 +56,7 @@ class Savepoint:
             len(state.docs.ids),
             hnsw.num_elements if hnsw is not None else 0,
             state.snap,
+            store._drift if store is not None else None,
         )  # fmt: skip
 
     def restore(self, state: IndexState) -> None:
@@ -64,6 +66,8 @@ class Savepoint:
             state.store, state.hnsw, state.ivf = None, None, None
             return
         state.store, state.hnsw, state.ivf = self.store, self.hnsw, self.ivf
+        if self.drift is not None:
+            self.store._drift = self.drift
         graph_end = self.n_graph
         if self.hnsw is not None:
             graph_end = self.hnsw.num_elements

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from late_interaction._index.candidates import ann_candidates
-from late_interaction._index.centroid_candidates import centroid_candidates
+from late_interaction._index.centroid_candidates import centroid_candidates, default_budgets
 from late_interaction._index.snapshot import Snapshot, View
 from late_interaction._validation import positive_int
 from late_interaction.config import IndexConfig
@@ -113,12 +113,12 @@ def run_search(
         mirror = mirror_of(snap, device)
     if request.exact or not searchable or view.allowed_tokens() <= small:
         return _exact(view, queries, k, mirror)
-    n_full = max(config.n_full_scores, 4 * k)  # type: ignore[type-var]  # resolved to an int
     if snap.ivf is not None:
-        candidates: list[np.ndarray] | None = centroid_candidates(
-            view, queries, config.n_probe, n_full
-        )
+        # Budgets left None in the config grow with the index (explicit settings are kept).
+        n_probe, n_full = default_budgets(config.n_probe, config.n_full_scores, snap.n_live, k)
+        candidates: list[np.ndarray] | None = centroid_candidates(view, queries, n_probe, n_full)
     else:
+        n_full = max(config.n_full_scores, 4 * k)  # type: ignore[type-var]  # resolved to an int
         per_token = request.k_token if request.k_token is not None else max(config.k_token, 2 * k)
         query_ef = request.query_ef if request.query_ef is not None else config.query_ef
         candidates = ann_candidates(view, queries, per_token, query_ef, n_full)

@@ -25,7 +25,8 @@ class Snapshot:
     Attributes:
         tokens: Exact token store (prefix view). Shape: ``(n_tokens, dim)``.
         offsets: Slot offsets into ``tokens``. Shape: ``(n_slots + 1,)``.
-        token_doc: Token row -> slot. Shape: ``(n_tokens,)``.
+        token_doc: Token row -> slot. Shape: ``(n_tokens,)``; empty for a compressed store,
+            whose candidates come from inverted lists of slots.
         live: Live slots. Shape: ``(n_slots,)``.
         n_live: Number of live slots.
         n_live_tokens: Tokens of live slots.

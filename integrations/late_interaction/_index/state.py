@@ -191,15 +191,15 @@ class IndexState:
         """Append documents to the stores and the graph, unpublished (inside a transaction)."""
         if self.config.pool_factor > 1:
             matrices = [pool_tokens(m, self.config.pool_factor) for m in matrices]
-        _, first_row = self.store.append(matrices)  # type: ignore[union-attr]
+        first_slot, first_row = self.store.append(matrices)  # type: ignore[union-attr]
         self.docs.append(ids, texts, metas)
         # Graph before publishing: a reader meeting the new token ids early drops them, as
         # they lie beyond its snapshot's token count.
         if self.hnsw is not None:
             self.hnsw.add(np.concatenate(matrices), first_row)
         if self.ivf is not None:
-            codes, token_doc = self.store.codes(), self.store.views()[2]  # type: ignore[union-attr]
-            self.ivf = self.ivf.appended(codes[first_row:], token_doc[first_row:])  # type: ignore[index]
+            codes = self.store.codes()[first_row:]  # type: ignore[union-attr,index]
+            self.ivf = self.ivf.appended(codes, self.store.row_slots(first_slot))  # type: ignore[union-attr]
 
     def _publish_appended(self, first_slot: int, ids: list[str]) -> None:
         """Publish the slots appended from ``first_slot`` on (``ids``); replaced ids die."""
@@ -267,7 +267,7 @@ class IndexState:
         )
         hnsw, ivf = None, None
         if store.codec is not None:
-            ivf = InvertedLists(store.codec.n_centroids).appended(store.codes(), store.views()[2])  # type: ignore[arg-type]
+            ivf = InvertedLists(store.codec.n_centroids).appended(store.codes(), store.row_slots(0))  # type: ignore[arg-type]
         elif self.config.ann:  # ann=False: exact scans only, no graph to rebuild
             hnsw = VoyagerTokenIndex.from_config(dim, self.config)
             hnsw.add_all(store.views()[0])

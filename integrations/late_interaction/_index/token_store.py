@@ -3,9 +3,11 @@
 Exact (no codec): one contiguous ``(n_tokens, dim)`` float16/float32 array. Compressed (a
 :class:`~late_interaction._index.codec.ResidualCodec`): per token a centroid id and its packed
 residual, decoded on read (:class:`~late_interaction._index.codec.DecodedRows`). Either way with
-int64 document offsets and an int32 map from token row to document slot. Exact MaxSim reads from
-here, never from Voyager (whose vectors are normalised or quantised). Saved as ``.npy`` and loaded
-memory-mapped.
+int64 document offsets; the exact store also keeps an int32 map from token row to document slot
+(the token HNSW answers with token rows). A compressed store has no such map (4 bytes per token,
+a tenth of its size): its candidates come from inverted lists of slots, and the slots of new rows
+follow from the offsets (:meth:`TokenStore.row_slots`). Exact MaxSim reads from here, never from
+Voyager (whose vectors are normalised or quantised). Saved as ``.npy`` and loaded memory-mapped.
 
 Slots are append-only: an upsert appends a new slot and marks the old one dead, so rows that a
 concurrent reader may be looking at are never rewritten. ``compact()`` builds a new store.
@@ -28,6 +30,7 @@ CODES_FILE = "codes.npy"
 RESIDUALS_FILE = "residuals.npy"
 OFFSETS_FILE = "doc_offsets.npy"
 TOKEN_DOC_FILE = "token_doc.npy"
+DRIFT_FILE = "codec_drift.npy"  # float64 [trained residual, tokens, sum, last tokens, last sum]
 _UNIT_TOLERANCE = 1e-2  # float16 inputs are unit to ~1e-3
 
 
@@ -68,6 +71,9 @@ class TokenStore:
         self._token_doc = np.empty(0, dtype=np.int32)
         self.n_tokens = 0
         self.n_docs = 0
+        # Residuals of the tokens encoded so far: [tokens, sum of squared norms] overall and for
+        # the latest batch appended (compared with codec.trained_residual by drift()).
+        self._drift = np.zeros(4, dtype=np.float64)
 
     def _row_specs(self, n_tokens: int) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
         """File name -> (shape, dtype) of each per-token array."""
@@ -81,7 +87,8 @@ class TokenStore:
     def _encode(self, tokens: np.ndarray) -> dict[str, np.ndarray]:
         if self.codec is None:
             return {TOKENS_FILE: tokens}
-        norms = np.linalg.norm(tokens, axis=1)
+        tokens = np.asarray(tokens, dtype=np.float32)
+        norms = np.sqrt(np.einsum("ij,ij->i", tokens, tokens))
         if tokens.shape[0] and np.abs(norms - 1.0).max() > _UNIT_TOLERANCE:
             msg = (
                 "a compressed index (IndexConfig.nbits) stores unit-norm token vectors, as ColBERT "
@@ -89,7 +96,9 @@ class TokenStore:
                 "Normalise the embeddings or use nbits=None (the exact store)."
             )
             raise ValueError(msg)
-        codes, residuals = self.codec.encode(tokens)
+        codes, residuals, error = self.codec.encode_with_error(tokens)
+        n = tokens.shape[0]
+        self._drift = np.array([self._drift[0] + n, self._drift[1] + error, n, error])
         return {CODES_FILE: codes, RESIDUALS_FILE: residuals}
 
     def append(self, matrices: Sequence[np.ndarray]) -> tuple[int, int]:
@@ -111,10 +120,11 @@ class TokenStore:
         for name, rows in encoded.items():
             self._rows[name] = _grow(self._rows[name], end_row)
             self._rows[name][first_row:end_row] = rows
-        self._token_doc = _grow(self._token_doc, end_row)
-        self._token_doc[first_row:end_row] = np.repeat(
-            np.arange(first_slot, first_slot + len(matrices), dtype=np.int32), lengths
-        )
+        if self.codec is None:
+            self._token_doc = _grow(self._token_doc, end_row)
+            self._token_doc[first_row:end_row] = np.repeat(
+                np.arange(first_slot, first_slot + len(matrices), dtype=np.int32), lengths
+            )
         self._offsets = _grow(self._offsets, first_slot + len(matrices) + 1)
         self._offsets[first_slot + 1 : first_slot + len(matrices) + 1] = first_row + np.cumsum(
             lengths
@@ -131,7 +141,8 @@ class TokenStore:
         end_row, end_slot = self.n_tokens + int(n_tokens), self.n_docs + int(n_docs)
         for name in self._rows:
             self._rows[name] = _grow(self._rows[name], end_row, exact=True)
-        self._token_doc = _grow(self._token_doc, end_row, exact=True)
+        if self.codec is None:  # a compressed store derives its token map from the offsets
+            self._token_doc = _grow(self._token_doc, end_row, exact=True)
         self._offsets = _grow(self._offsets, end_slot + 1, exact=True)
 
     def truncate(self, n_docs: int, n_tokens: int, *, keep_rows: int) -> bool:
@@ -162,6 +173,35 @@ class TokenStore:
         self.n_docs, self.n_tokens = n_docs + 1, keep_rows
         return True
 
+    def row_slots(self, first_slot: int) -> np.ndarray:
+        """Slot of every published token row of slots ``first_slot`` onwards (int32).
+
+        Derived from the offsets, so a compressed store needs no stored token map.
+        """
+        offsets = self._offsets[first_slot : self.n_docs + 1]
+        slots = np.arange(first_slot, self.n_docs, dtype=np.int32)
+        return np.repeat(slots, np.diff(offsets))
+
+    def drift(self) -> dict[str, float | int | None]:
+        """Mean squared residual of encoded tokens against the codec's training value.
+
+        Returns:
+            ``trained_residual`` (held-out training vectors; None if unknown), ``encoded_tokens``
+            and their ``mean_residual``, ``last_batch_tokens`` and ``last_batch_residual`` (the
+            latest append), and ``ratio`` = mean over trained (None if either is unknown).
+        """
+        trained = None if self.codec is None else self.codec.trained_residual
+        n, total, last_n, last_total = self._drift.tolist()
+        mean = total / n if n else None
+        return {
+            "trained_residual": trained,
+            "encoded_tokens": int(n),
+            "mean_residual": mean,
+            "last_batch_tokens": int(last_n),
+            "last_batch_residual": last_total / last_n if last_n else None,
+            "ratio": mean / trained if mean is not None and trained else None,
+        }
+
     def codes(self) -> np.ndarray | None:
         """Centroid id of each published token (None for an exact store)."""
         return None if self.codec is None else self._rows[CODES_FILE][: self.n_tokens]
@@ -170,7 +210,8 @@ class TokenStore:
         """Return ``(tokens, offsets, token_doc)`` views of the published data (do not write).
 
         ``tokens`` is the exact array, or for a compressed store a :class:`DecodedRows` that
-        decodes the rows it is indexed with.
+        decodes the rows it is indexed with. ``token_doc`` is empty for a compressed store (see
+        :meth:`row_slots`).
         """
         n = self.n_tokens
         if self.codec is None:
@@ -178,7 +219,8 @@ class TokenStore:
         else:
             rows = self._rows
             tokens = DecodedRows(self.codec, rows[CODES_FILE][:n], rows[RESIDUALS_FILE][:n])
-        return tokens, self._offsets[: self.n_docs + 1], self._token_doc[:n]
+        token_doc = self._token_doc[:n] if self.codec is None else self._token_doc[:0]
+        return tokens, self._offsets[: self.n_docs + 1], token_doc
 
     def compacted(self, keep_slots: np.ndarray) -> TokenStore:
         """Return a new store holding only ``keep_slots`` (in that order), renumbered from 0.
@@ -191,22 +233,29 @@ class TokenStore:
         local = np.concatenate([[0], np.cumsum(lengths)])
         rows = np.repeat(starts - local[:-1], lengths) + np.arange(local[-1])
         new._rows = {name: array[rows] for name, array in self._rows.items()}
-        new._token_doc = np.repeat(np.arange(len(keep_slots), dtype=np.int32), lengths)
+        if self.codec is None:
+            new._token_doc = np.repeat(np.arange(len(keep_slots), dtype=np.int32), lengths)
         new._offsets = local.astype(np.int64)
         new.n_tokens, new.n_docs = int(local[-1]), len(keep_slots)
+        new._drift = self._drift.copy()
         return new
 
     def nbytes(self) -> int:
-        """Bytes of the published arrays (rows + offsets + token map)."""
+        """Bytes of the published arrays (rows + offsets + the exact store's token map)."""
         n = self.n_tokens
         rows = sum(array[:n].nbytes for array in self._rows.values())
-        return rows + self._offsets[: self.n_docs + 1].nbytes + self._token_doc[:n].nbytes
+        token_doc = self._token_doc[:n].nbytes if self.codec is None else 0
+        return rows + self._offsets[: self.n_docs + 1].nbytes + token_doc
 
     def save(self, folder: Path) -> None:
         """Write the ``.npy`` files into ``folder`` (fsynced)."""
         arrays = {name: array[: self.n_tokens] for name, array in self._rows.items()}
         arrays[OFFSETS_FILE] = self._offsets[: self.n_docs + 1]
-        arrays[TOKEN_DOC_FILE] = self._token_doc[: self.n_tokens]
+        if self.codec is None:
+            arrays[TOKEN_DOC_FILE] = self._token_doc[: self.n_tokens]
+        else:
+            trained = self.codec.trained_residual
+            arrays[DRIFT_FILE] = np.r_[np.nan if trained is None else trained, self._drift]
         for name, array in arrays.items():
             with open(folder / name, "wb") as f:
                 np.save(f, np.ascontiguousarray(array), allow_pickle=False)
@@ -225,13 +274,17 @@ class TokenStore:
     ) -> TokenStore:
         """Load the arrays written by :meth:`save`; the per-token rows are memory-mapped.
 
+        A compressed folder's ``token_doc.npy`` (written before the map was derived from the
+        offsets) is ignored.
+
         Raises:
             IndexFormatError: If a file is missing, unreadable or of the wrong shape or dtype.
         """
         store = cls(dim, dtype, codec)
         expected = dict(store._row_specs(n_tokens))
         expected[OFFSETS_FILE] = ((n_docs + 1,), np.dtype(np.int64))
-        expected[TOKEN_DOC_FILE] = ((n_tokens,), np.dtype(np.int32))
+        if codec is None:
+            expected[TOKEN_DOC_FILE] = ((n_tokens,), np.dtype(np.int32))
         arrays = {}
         for name, (shape, dt) in expected.items():
             try:
@@ -251,7 +304,13 @@ class TokenStore:
         store._rows = {name: arrays[name] for name in store._rows}
         # Offsets and the token map are small: keep them in RAM so appends need no copy of them.
         store._offsets = np.array(arrays[OFFSETS_FILE])
-        store._token_doc = np.array(arrays[TOKEN_DOC_FILE])
+        if codec is None:
+            store._token_doc = np.array(arrays[TOKEN_DOC_FILE])
+        elif (folder / DRIFT_FILE).exists():  # absent from folders saved before it existed
+            stats = np.load(folder / DRIFT_FILE, allow_pickle=False)
+            if stats.shape == (5,) and np.isfinite(stats[1:]).all():
+                codec.trained_residual = None if np.isnan(stats[0]) else float(stats[0])
+                store._drift = stats[1:].astype(np.float64)
         lengths = np.diff(store._offsets)
         if store._offsets[0] != 0 or store._offsets[-1] != n_tokens or (lengths < 1).any():
             msg = f"{folder / OFFSETS_FILE} is not a valid offset array; rebuild the index."
