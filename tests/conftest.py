@@ -67,3 +67,17 @@ def default_model():
     from late_interaction import ColBERT
 
     return ColBERT.from_pretrained(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def st_dense():
+    """``texts -> unit dense vectors`` by sentence-transformers itself on the embedded model.
+
+    The independent reference for the dense vectors the encoder takes from its forward pass.
+    """
+    from sentence_transformers import SentenceTransformer
+
+    from late_interaction._encoding.load import default_model_path
+
+    model = SentenceTransformer(str(default_model_path()), device="cpu")
+    return lambda texts: model.encode(list(texts), normalize_embeddings=True)

@@ -8,6 +8,7 @@ Folder layout, all pickle-free. ``format_version`` 1 (the exact store, ``nbits=N
     doc_offsets.npy  int64, n_slots + 1
     embeddings.npy   float16|float32, n_tokens x dim (loaded memory-mapped)
     docs.jsonl       one line per slot: id, text, metadata ({"deleted": true} for dead slots)
+    dense.npy        float32, n_slots x dense_dim, if kept (manifest: dense_weight ranked by)
 
 ``format_version`` 2 (a compressed store) replaces ``embeddings.npy`` and ``tokens.voyager`` by::
 
@@ -37,6 +38,7 @@ from late_interaction._index.atomic import (
     write_directory_atomically,
 )
 from late_interaction._index.codec import ResidualCodec
+from late_interaction._index.dense_store import DENSE_FILE
 from late_interaction._index.document_store import DOCS_FILE, DocumentStore
 from late_interaction._index.encoder_identity import jsonable
 from late_interaction._index.hnsw import VoyagerTokenIndex
@@ -44,9 +46,7 @@ from late_interaction._index.ivf import InvertedLists
 from late_interaction._index.token_store import TokenStore
 from late_interaction._version import __version__
 from late_interaction.config import IndexConfig
-from late_interaction.exceptions import (
-    IndexFormatError,
-)
+from late_interaction.exceptions import IndexFormatError
 
 FORMAT_VERSION = 1  # the exact store
 COMPRESSED_FORMAT_VERSION = 2
@@ -86,6 +86,7 @@ def write_index(
     hnsw: VoyagerTokenIndex | None,
     ivf: InvertedLists | None = None,
     extra_files: dict[str, str] | None = None,
+    dense_weight: float = 0.0,
 ) -> Path:
     """Write an index folder atomically (the caller holds the write lock).
 
@@ -123,6 +124,7 @@ def write_index(
             "n_docs": token_store.n_docs,
             "n_tokens": token_store.n_tokens,
             "n_live": int(live.sum()),
+            "dense_weight": dense_weight,
             "files": {p.name: p.stat().st_size for p in sorted(tmp.iterdir())},
         }
         with open(tmp / CONFIG_FILE, "w", encoding="utf-8") as f:
@@ -208,11 +210,7 @@ def read_index(path: Path) -> LoadedIndex:
     manifest = _read_manifest(path)
     try:
         config = IndexConfig.from_dict(manifest["index_config"])
-        dim, n_docs, n_tokens = (
-            int(manifest["dim"]),
-            int(manifest["n_docs"]),
-            int(manifest["n_tokens"]),
-        )
+        dim, n_docs, n_tokens = (int(manifest[key]) for key in ("dim", "n_docs", "n_tokens"))
         files = dict(manifest["files"])
     except (KeyError, TypeError, ValueError) as exc:
         msg = f"{path / CONFIG_FILE} lacks or has invalid fields ({exc!r}); rebuild the index."
@@ -234,7 +232,7 @@ def read_index(path: Path) -> LoadedIndex:
     store = TokenStore.load(
         path, dim=dim, dtype=config.storage_dtype, n_docs=n_docs, n_tokens=n_tokens, codec=codec
     )
-    docs, live = DocumentStore.load(path, n_docs)
+    docs, live = DocumentStore.load(path, n_docs, dense=DENSE_FILE in files)
     hnsw, ivf = None, None
     if codec is not None:
         offsets, slots = (_load_array(path / name) for name in IVF_FILES)

@@ -19,6 +19,7 @@ from late_interaction._index.centroid_candidates import centroid_candidates
 from late_interaction._index.snapshot import Snapshot, View
 from late_interaction._validation import positive_int
 from late_interaction.config import IndexConfig
+from late_interaction.fusion import fused_scores
 from late_interaction.scoring import score_slots
 from late_interaction.types import SearchHit
 
@@ -69,7 +70,12 @@ class SearchRequest:
 
 
 def run_search(
-    view: View, queries: list[np.ndarray], request: SearchRequest, config: IndexConfig
+    view: View,
+    queries: list[np.ndarray],
+    request: SearchRequest,
+    config: IndexConfig,
+    dense_weight: float = 0.0,
+    query_dense: list[np.ndarray] | None = None,
 ) -> list[list[SearchHit]]:
     """Answer ``request`` for each query: ANN candidates then exact MaxSim, or an exact scan.
 
@@ -79,6 +85,9 @@ def run_search(
         request: Validated options.
         config: Defaults for ``k_token``, ``query_ef``, ``n_full_scores`` and the exact-scan
             thresholds.
+        dense_weight: Weight of the dense cosine in the ranking score (0: MaxSim alone).
+        query_dense: One dense vector per query when ``dense_weight`` > 0 (the snapshot's
+            documents then have theirs).
 
     Returns:
         One best-first hit list per query.
@@ -96,8 +105,11 @@ def run_search(
         )
         raise ValueError(msg)
     searchable = snap.hnsw is not None or snap.ivf is not None
+    fusion = (
+        [(dense_weight, v) for v in query_dense] if query_dense else [(0.0, None)] * len(queries)
+    )
     if request.exact or not searchable or view.allowed_tokens() <= small:
-        return [rank(snap, q, everything, k) for q in queries]
+        return [rank(snap, q, everything, k, f) for q, f in zip(queries, fusion, strict=True)]
     n_full = max(config.n_full_scores, 4 * k)  # type: ignore[type-var]  # resolved to an int
     if snap.ivf is not None:
         candidates: list[np.ndarray] | None = centroid_candidates(
@@ -108,32 +120,49 @@ def run_search(
         query_ef = request.query_ef if request.query_ef is not None else config.query_ef
         candidates = ann_candidates(view, queries, per_token, query_ef, n_full)
     if candidates is None:
-        return [rank(snap, q, everything, k) for q in queries]
+        return [rank(snap, q, everything, k, f) for q, f in zip(queries, fusion, strict=True)]
     results = []
-    for q, slots in zip(queries, candidates, strict=True):
+    for q, slots, f in zip(queries, candidates, fusion, strict=True):
         if len(slots) < min(k, n_allowed):
             # Too few candidates (tight filter, small k_token): scan the allowed set exactly.
             slots = everything
-        results.append(rank(snap, q, slots, k))
+        results.append(rank(snap, q, slots, k, f))
     return results
 
 
-def rank(snap: Snapshot, query: np.ndarray, slots: np.ndarray, k: int) -> list[SearchHit]:
-    """Score ``slots`` exactly and return the top ``k`` (ties broken by storage order)."""
+def rank(
+    snap: Snapshot,
+    query: np.ndarray,
+    slots: np.ndarray,
+    k: int,
+    fusion: tuple[float, np.ndarray | None] = (0.0, None),
+) -> list[SearchHit]:
+    """Score ``slots`` exactly and return the top ``k`` (ties broken by storage order).
+
+    ``fusion`` is ``(dense_weight, query dense vector)``: with a weight above 0 the ranking
+    score is the fused one (``late_interaction.fusion``), else MaxSim per query row.
+    """
+    weight, query_dense = fusion
     scores = score_slots(query, snap.tokens, snap.offsets, slots)
+    cosines = None
+    if weight > 0:
+        cosines = snap.docs.dense.rows(slots) @ query_dense  # type: ignore[union-attr]
+    ranking = fused_scores(scores, query.shape[0], cosines, weight)
     if len(slots) > 4 * k:
-        top = np.argpartition(-scores, k)[: k + 1]
-        scores, slots = scores[top], slots[top]
-    order = np.lexsort((slots, -scores))[:k].tolist()
+        top = np.argpartition(-ranking, k)[: k + 1]
+        scores, slots, ranking = scores[top], slots[top], ranking[top]
+        cosines = None if cosines is None else cosines[top]
+    order = np.lexsort((slots, -ranking))[:k].tolist()
     docs = snap.docs
     return [
         SearchHit(
             id=docs.ids[slots[i]],  # type: ignore[arg-type]
             score=float(scores[i]),
-            normalized_score=float(scores[i]) / query.shape[0],
+            normalized_score=float(ranking[i]),
             rank=position,
             text=docs.texts[slots[i]],
             metadata=copy.deepcopy(docs.metadatas[slots[i]]),
+            dense_score=None if cosines is None else float(cosines[i]),
         )
         for position, i in enumerate(order)
     ]
