@@ -13,12 +13,21 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["encoder_dense_weight", "fused_scores"]
+__all__ = ["encoder_dense_weight", "fused_scores", "weight_was_given"]
 
 
 def encoder_dense_weight(encoder: Any) -> float:
     """The encoder's ``config.dense_weight``; 0 for an encoder without one (no dense vectors)."""
     return float(getattr(getattr(encoder, "config", None), "dense_weight", 0.0) or 0.0)
+
+
+def weight_was_given(encoder: Any) -> bool:
+    """Whether the encoder's ``dense_weight`` was an explicit ``from_pretrained`` argument.
+
+    A given weight is a request that an index without dense vectors must refuse; a default or
+    checkpoint weight falls back to MaxSim alone there (with a log line).
+    """
+    return getattr(encoder, "setting_sources", {}).get("dense_weight") == "argument"
 
 
 def fused_scores(

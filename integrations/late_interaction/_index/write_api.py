@@ -15,6 +15,7 @@ import numpy as np
 from late_interaction._index.dense_store import DenseStore
 from late_interaction._index.document_store import validate_documents
 from late_interaction._validation import as_texts, as_token_matrices
+from late_interaction.fusion import encoder_dense_weight, weight_was_given
 
 if TYPE_CHECKING:  # pragma: no cover
     from late_interaction._index.state import IndexState
@@ -69,8 +70,14 @@ class WriteMethods:
         id_list, metas = validate_documents(texts, ids, metadatas)
         matrices = as_token_matrices(embeddings, self.dim, "embeddings")
         vectors = None if dense is None else DenseStore.checked(dense, len(texts))
-        if vectors is None and not self._state.docs.ids:
-            _ = self.dense_weight  # an explicit dense_weight > 0 cannot be met: raise now
+        weight = encoder_dense_weight(self.model)
+        if vectors is None and weight > 0 and weight_was_given(self.model):
+            msg = (
+                f"the encoder was given dense_weight={weight}, but these embeddings come without "
+                "dense vectors: pass dense= (encode_documents(..., return_dense=True)[1]), or "
+                "use an encoder with dense_weight=0."
+            )
+            raise ValueError(msg)
 
         def encode(positions: Sequence[int]) -> tuple[list[np.ndarray], np.ndarray | None]:
             return [matrices[i] for i in positions], None if vectors is None else vectors[positions]
