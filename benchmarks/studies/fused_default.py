@@ -100,8 +100,8 @@ def search_run(index: Any, ds: BeirDataset, *, exact: bool) -> tuple[dict[str, l
     return {q: [x.id for x in hs] for q, hs in zip(qids, hits, strict=True)}, seconds
 
 
-def study(ds: BeirDataset, work: Path) -> dict[str, Any]:
-    from late_interaction import ColBERT, LateInteractionIndex
+def study(ds: BeirDataset, work: Path, storage_dtype: str, exact_runs: str) -> dict[str, Any]:
+    from late_interaction import ColBERT, IndexConfig, LateInteractionIndex
 
     default = ColBERT.from_pretrained(device="cpu")
     mats, doc_dense = encoded(default, ds)
@@ -118,7 +118,7 @@ def study(ds: BeirDataset, work: Path) -> dict[str, Any]:
     }
     folder = work / ds.name
     t0 = time.perf_counter()
-    index = LateInteractionIndex(default)
+    index = LateInteractionIndex(default, config=IndexConfig(storage_dtype=storage_dtype))
     index.add_embeddings(mats, ds.doc_texts, ds.doc_ids, dense=doc_dense)
     build = time.perf_counter() - t0
     index.save(folder)
@@ -130,13 +130,15 @@ def study(ds: BeirDataset, work: Path) -> dict[str, Any]:
         loaded = LateInteractionIndex.load(folder, model)
         assert loaded.dense_weight == weight
         for exact in (False, True):
+            if exact and exact_runs == "fused" and weight == 0:
+                continue
             name = f"{label}, {'exact=True' if exact else 'ANN candidates'}"
             runs[name], seconds[name] = search_run(loaded, ds, exact=exact)
             rows[name] = evaluate(runs[name], ds)
             log(f"{ds.name}: {name}: {rows[name]} ({seconds[name]:.1f}s)")
     exact_fused = runs["default (dense_weight=0.25), exact=True"]
     ann_fused = runs["default (dense_weight=0.25), ANN candidates"]
-    exact_max = runs["MaxSim (dense_weight=0), exact=True"]
+    exact_max = runs.get("MaxSim (dense_weight=0), exact=True")
     ann_max = runs["MaxSim (dense_weight=0), ANN candidates"]
     return {
         "rows": rows,
@@ -147,7 +149,9 @@ def study(ds: BeirDataset, work: Path) -> dict[str, Any]:
         "overlap_fused": overlap_at_k(
             [ann_fused[q] for q in qids], [exact_fused[q] for q in qids], K
         ),
-        "overlap_maxsim": overlap_at_k([ann_max[q] for q in qids], [exact_max[q] for q in qids], K),
+        "overlap_maxsim": None
+        if exact_max is None
+        else overlap_at_k([ann_max[q] for q in qids], [exact_max[q] for q in qids], K),
     }
 
 
@@ -170,8 +174,9 @@ def report(results: dict[str, dict[str, Any]]) -> list[str]:
     lines.append(
         "| fused (0.25) | " + " | ".join(f"{results[n]['overlap_fused']:.4f}" for n in names) + " |"
     )
+    maxsim = [results[n]["overlap_maxsim"] for n in names]
     lines.append(
-        "| MaxSim | " + " | ".join(f"{results[n]['overlap_maxsim']:.4f}" for n in names) + " |"
+        "| MaxSim | " + " | ".join("-" if v is None else f"{v:.4f}" for v in maxsim) + " |"
     )
     lines += ["", "## Search time for all queries (s; k=100, query encoding included)", ""]
     lines += ["| search | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
@@ -193,6 +198,11 @@ def main() -> None:
     parser.add_argument("--datasets", default="scifact,cranfield")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--encode-only", action="store_true", help="fill the cache and stop")
+    parser.add_argument("--storage-dtype", default="float16", help="IndexConfig.storage_dtype")
+    parser.add_argument(
+        "--exact-runs", choices=("both", "fused"), default="both",
+        help="exact=True searches: both weights, or the fused default only (saves a full scan)",
+    )  # fmt: skip
     h.result_options(parser)
     args = parser.parse_args()
     import torch
@@ -209,7 +219,7 @@ def main() -> None:
 
                 encoded(ColBERT.from_pretrained(device="cpu"), ds)
                 continue
-            results[name] = study(ds, work)
+            results[name] = study(ds, work, args.storage_dtype, args.exact_runs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if results:

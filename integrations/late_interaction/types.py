@@ -16,7 +16,9 @@ class Encoder(Protocol):
     """What an index and the rerankers need from an encoder (:class:`~late_interaction.ColBERT`).
 
     Any object with these members works (e.g. a fake encoder in tests, or a wrapper around a
-    remote model), as long as equal fingerprints mean equal embeddings.
+    remote model), as long as equal fingerprints mean equal embeddings. Fusion with a dense
+    cosine needs more (as ``ColBERT`` has): ``config.dense_weight`` > 0 and ``encode_*`` taking
+    ``return_dense=True``; an encoder without them is scored by MaxSim alone.
 
     Attributes:
         dim: Dimension of each token vector.
