@@ -75,12 +75,6 @@ class DenseStore:
         """float32 rows of ``slots`` (each below the count a reader's snapshot holds)."""
         return np.asarray(self._rows[slots], dtype=np.float32)
 
-    def compacted(self, keep_slots: np.ndarray) -> DenseStore:
-        """A new store holding only ``keep_slots``, in that order."""
-        new = DenseStore(self.dense_dim, self._rows.dtype.name)
-        new._rows, new.n = np.array(self._rows[keep_slots]), len(keep_slots)
-        return new
-
     def save(self, folder: Path) -> None:
         """Write ``dense.npy`` into ``folder`` (fsynced)."""
         with open(folder / DENSE_FILE, "wb") as f:
