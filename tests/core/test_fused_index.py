@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -192,3 +194,25 @@ def test_compressed_index_fuses_and_trained_checkpoints_keep_no_dense(
     plain.add(TEXTS, ids=IDS)
     assert plain.dense_weight == 0.0 and plain._state.docs.dense is None
     assert all(h.dense_score is None for h in plain.search(QUERIES[0], k=3))
+
+
+def test_a_folder_saved_by_the_release_before_dense_vectors(default_model, ref, tmp_path, caplog):
+    # tests/golden/make_index_before_dense.py wrote it with the code of commit eabb88d.
+    golden = Path(__file__).resolve().parents[1] / "golden" / "index_before_dense"
+    folder = shutil.copytree(golden, tmp_path / "old")
+    texts = [
+        d.text
+        for d in LateInteractionIndex.load(folder, default_model).get(["d0", "d1", "d2", "d3"])
+    ]
+    with caplog.at_level(logging.WARNING, logger="late_interaction"):
+        old = LateInteractionIndex.load(folder)
+    assert any("holds no dense vectors" in r.getMessage() for r in caplog.records)
+    assert old.dense_weight == 0.0
+    query = "How do vaccines train the immune system?"
+    docs = dict(zip(["d0", "d1", "d2", "d3"], default_model.encode_documents(texts), strict=True))
+    expected = ref.brute_force(default_model.encode_queries([query])[0], docs, 4)
+    hits = old.search(query, k=4)
+    assert [h.id for h in hits] == [i for i, _ in expected]
+    np.testing.assert_allclose([h.score for h in hits], [s for _, s in expected], atol=1e-4)
+    with pytest.raises(ValueError, match="holds no dense vectors"):
+        LateInteractionIndex.load(folder, ColBERT.from_pretrained(device="cpu", dense_weight=0.25))
