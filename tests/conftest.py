@@ -89,3 +89,17 @@ def no_fsync(monkeypatch):
     """Skip fsync: for tests of what a save holds, not of power-loss durability (fsync is most
     of a tiny save's time)."""
     monkeypatch.setattr(os, "fsync", lambda fd: None)
+
+
+@pytest.fixture(scope="session")
+def st_dense():
+    """``texts -> unit dense vectors`` by sentence-transformers itself on the embedded model.
+
+    The independent reference for the dense vectors the encoder takes from its forward pass.
+    """
+    from sentence_transformers import SentenceTransformer
+
+    from late_interaction._encoding.load import default_model_path
+
+    model = SentenceTransformer(str(default_model_path()), device="cpu")
+    return lambda texts: model.encode(list(texts), normalize_embeddings=True)

@@ -17,10 +17,13 @@ from late_interaction._index.filters import filter_predicate
 from late_interaction._validation import FROM_LLAMA_INDEX, as_items, positive_int
 
 SCORE_KEY = "relevance_score"
-"""Metadata key of the normalised MaxSim score (MaxSim / query tokens, in [-1, 1]; the key
-langchain-cohere's reranker uses), comparable across queries."""
+"""Metadata key of the normalised score results are ranked by, in [-1, 1] and comparable across
+queries (the key langchain-cohere's reranker uses): MaxSim / query tokens, or, for an encoder with
+``dense_weight`` w > 0 (the embedded default), ``(MaxSim / query tokens + w * dense) / (1 + w)``."""
 MAXSIM_KEY = "maxsim_score"
 """Metadata key of the raw MaxSim score (a sum over query tokens)."""
+DENSE_KEY = "dense_score"
+"""Metadata key of the dense cosine fused into ``relevance_score`` (only when w > 0)."""
 EXPLANATION_KEY = "explanation"
 """Metadata key of the per-token explanation, when asked for (``Explanation.to_dict()``)."""
 
@@ -28,6 +31,8 @@ EXPLANATION_KEY = "explanation"
 def score_metadata(result: Any) -> dict[str, Any]:
     """The score keys (and explanation, if any) that a result adds to a document's metadata."""
     extra = {SCORE_KEY: float(result.normalized_score), MAXSIM_KEY: float(result.score)}
+    if result.dense_score is not None:
+        extra[DENSE_KEY] = float(result.dense_score)
     if result.explanation is not None:
         extra[EXPLANATION_KEY] = result.explanation.to_dict()
     return extra

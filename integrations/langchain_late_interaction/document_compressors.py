@@ -25,10 +25,12 @@ class ColBERTReranker(BaseDocumentCompressor):
     """Rerank documents by exact ColBERT late-interaction (MaxSim) scores.
 
     All documents are encoded and scored against the query in one batched pass. The result holds
-    copies of the ``top_n`` best documents, best first, each with its normalised MaxSim score
-    (MaxSim / query tokens, in [-1, 1], comparable across queries) under
-    ``metadata["relevance_score"]`` and the raw sum under ``metadata["maxsim_score"]`` (the keys
-    ``ColBERTRetriever`` uses); the caller's documents are never modified.
+    copies of the ``top_n`` best documents, best first, each with its normalised score (MaxSim /
+    query tokens, in [-1, 1], comparable across queries; fused with the dense cosine for an
+    encoder with ``dense_weight`` > 0, as the embedded default) under
+    ``metadata["relevance_score"]``, the raw sum under ``metadata["maxsim_score"]`` and, when
+    fused, the cosine under ``metadata["dense_score"]`` (the keys ``ColBERTRetriever`` uses);
+    the caller's documents are never modified.
 
     Setup:
         .. code-block:: bash
@@ -121,9 +123,9 @@ class ColBERTReranker(BaseDocumentCompressor):
             top_n: Number of results; ``-1`` (default) uses ``self.top_n``, None returns all.
 
         Returns:
-            ``{"index": position in documents, "relevance_score": normalised MaxSim,
-            "maxsim_score": raw MaxSim}`` dicts (and ``"explanation"`` with ``explain``), best
-            first.
+            ``{"index": position in documents, "relevance_score": normalised (fused) score,
+            "maxsim_score": raw MaxSim}`` dicts (and ``"dense_score"`` when fused,
+            ``"explanation"`` with ``explain``), best first.
 
         Raises:
             TypeError: If an item is neither a ``Document`` nor a str (e.g. a LlamaIndex node).

@@ -50,10 +50,12 @@ _PREFETCHED: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
 class ColBERTRetriever(BaseRetriever):
     """ColBERT late-interaction retriever backed by a ``LateInteractionIndex``.
 
-    Per-token HNSW candidates, ranked by exact MaxSim. Returned ``Document`` objects carry the
-    stored ``id``, text and metadata plus the normalised score (MaxSim / query tokens, in
-    [-1, 1], comparable across queries) in ``metadata["relevance_score"]`` and the raw MaxSim in
-    ``metadata["maxsim_score"]`` (as ``ColBERTReranker``; they override stored keys of those
+    Per-token HNSW candidates, ranked by exact MaxSim (fused with the dense cosine when the
+    index's ``dense_weight`` > 0, as with the embedded default). Returned ``Document`` objects
+    carry the stored ``id``, text and metadata plus the normalised score (in [-1, 1], comparable
+    across queries: ``SearchHit.normalized_score``) in ``metadata["relevance_score"]``, the raw
+    MaxSim in ``metadata["maxsim_score"]`` and, when fused, the dense cosine in
+    ``metadata["dense_score"]`` (as ``ColBERTReranker``; they override stored keys of those
     names in the returned copy). ``explain=True`` adds ``metadata["explanation"]``.
 
     Setup:

@@ -28,8 +28,11 @@ __all__ = ["ColBERTVectorStore"]
 class ColBERTVectorStore(VectorStore):
     """A LangChain vector store whose documents are ColBERT token matrices, searched by MaxSim.
 
-    Documents keep their ``id`` and metadata; scores are normalised MaxSim (the mean over query
-    tokens of the best cosine with a document token, in [-1, 1]);
+    Documents keep their ``id`` and metadata; scores are ``SearchHit.normalized_score``, in
+    [-1, 1]: the mean over query tokens of the best cosine with a document token, fused with the
+    dense cosine when the index's ``dense_weight`` w > 0 (the embedded default's 0.25:
+    ``(MaxSim / query tokens + w * dense) / (1 + w)``; ``ColBERTRetriever`` also reports the
+    parts in metadata);
     ``similarity_search_with_relevance_scores`` maps them to [0, 1] as ``(score + 1) / 2``. It
     works with LangChain's indexing API (``langchain_core.indexing.index``) and ``as_retriever``.
     MMR and search by a single vector are not supported (a ColBERT document is many vectors).

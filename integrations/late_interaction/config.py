@@ -34,6 +34,7 @@ FORMAT_DEFAULTS: dict[str, dict[str, Any]] = {
         "skiplist_words": _PUNCT,
         "skiplist_rule": "vocab",
         "keep_special_tokens": True,
+        "dense_weight": 0.0,
     },
     # colbert-ai's settings.py defaults.
     "stanford": {
@@ -46,6 +47,7 @@ FORMAT_DEFAULTS: dict[str, dict[str, Any]] = {
         "skiplist_words": _PUNCT,
         "skiplist_rule": "encode",
         "keep_special_tokens": True,
+        "dense_weight": 0.0,
     },
     # Encoders not trained as ColBERT (the embedded MiniLM default included): no markers, no
     # expansion; chosen by measurement (benchmarks/results/probe-scifact+cranfield-20261123.md).
@@ -54,6 +56,8 @@ FORMAT_DEFAULTS: dict[str, dict[str, Any]] = {
     # benchmarks/results/study-plain-defaults-20261130.md: nDCG@10 within noise on the test
     # splits (SciFact 0.7099 vs 0.7076, Cranfield 0.3802 vs 0.3839), and with a chat-style
     # preamble before each query 0.6885 vs 0.4852 (SciFact) and 0.3304 vs 0.2163 (Cranfield).
+    # dense_weight 0.25: the hybrid MaxSim/|q| + 0.25 cos(dense) won on the tuning splits of both
+    # sets by the study's pre-fixed rule (same file); trained ColBERT formats above keep it off.
     "plain": {
         "query_prefix": "",
         "document_prefix": "",
@@ -64,6 +68,7 @@ FORMAT_DEFAULTS: dict[str, dict[str, Any]] = {
         "skiplist_words": _PUNCT,
         "skiplist_rule": "encode",
         "keep_special_tokens": True,
+        "dense_weight": 0.25,
     },
 }
 _PYLATE = FORMAT_DEFAULTS["pylate"]
@@ -99,6 +104,11 @@ class EncoderConfig:
             ``convert_tokens_to_ids``) or ``"encode"`` (colbert-ai and fastembed, the first id of
             ``encode(word, add_special_tokens=False)``). They differ for some non-WordPiece
             tokenizers only.
+        dense_weight: Weight ``w`` of the dense cosine in the fused relevance score,
+            ``(MaxSim / n_query_rows + w * cos(dense)) / (1 + w)``; 0 scores by MaxSim alone.
+            The dense vector of a text is its mean-pooled backbone output from the same forward
+            pass (``ColBERT.encode_documents(..., return_dense=True)``). A scoring rule, not
+            part of the embeddings: ``ColBERT.fingerprint()`` leaves it out.
     """
 
     #: The fields a user may set (everything but the checkpoint's identity and dim): what
@@ -113,6 +123,7 @@ class EncoderConfig:
         "skiplist_words",
         "keep_special_tokens",
         "skiplist_rule",
+        "dense_weight",
     )
 
     name_or_path: str
@@ -127,6 +138,7 @@ class EncoderConfig:
     skiplist_words: tuple[str, ...] = _PYLATE["skiplist_words"]
     keep_special_tokens: bool = _PYLATE["keep_special_tokens"]
     skiplist_rule: str = _PYLATE["skiplist_rule"]
+    dense_weight: float = _PYLATE["dense_weight"]
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict."""

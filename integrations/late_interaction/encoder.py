@@ -16,17 +16,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from late_interaction._encoding.explain import explain_pair
 from late_interaction._encoding.load import DEFAULT_MODEL, default_model_path, load_pipeline
 from late_interaction._encoding.pipeline import Pipeline
 from late_interaction._encoding.save import save_pylate
+from late_interaction._encoding.scoring_methods import ScoringMethods
 from late_interaction._validation import as_texts
 from late_interaction.config import EncoderConfig
-from late_interaction.reranking import rerank
-from late_interaction.types import Explanation, RerankResult
 
 __all__ = ["DEFAULT_MODEL", "ColBERT"]
 
@@ -34,7 +31,7 @@ __all__ = ["DEFAULT_MODEL", "ColBERT"]
 FINGERPRINT_VERSION = 1
 
 
-class ColBERT:
+class ColBERT(ScoringMethods):
     """A late-interaction (ColBERT) encoder.
 
     Build it with :meth:`from_pretrained`. Every text becomes a float32 matrix of L2-normalised
@@ -71,6 +68,7 @@ class ColBERT:
         skiplist_words: Sequence[str] | None = None,
         keep_special_tokens: bool | None = None,
         skiplist_rule: str | None = None,
+        dense_weight: float | None = None,
         add_missing_markers: bool = False,
         revision: str | None = None,
         trust_remote_code: bool = False,
@@ -99,6 +97,9 @@ class ColBERT:
             skiplist_words: Tokens dropped from documents (punctuation by default).
             keep_special_tokens: Keep ``[CLS]``/``[SEP]`` rows in query and document matrices.
             skiplist_rule: ``"vocab"`` (PyLate) or ``"encode"`` (colbert-ai), see EncoderConfig.
+            dense_weight: Weight of the dense cosine in the fused score that search and rerank
+                rank by (see EncoderConfig); 0.25 for plain encoders (the embedded default),
+                0 (MaxSim alone) for PyLate and Stanford checkpoints.
             add_missing_markers: Add marker tokens the vocabulary lacks, with untrained embeddings
                 (e.g. to prepare a base encoder for training). Off by default: a missing marker
                 is usually a typo, and raises.
@@ -160,6 +161,11 @@ class ColBERT:
         return self.config.dim
 
     @property
+    def setting_sources(self) -> dict[str, str]:
+        """Where each setting came from: ``"argument"``, a checkpoint file or a format default."""
+        return dict(self._pipeline.setting_sources)
+
+    @property
     def device(self) -> torch.device:
         """Device the model runs on."""
         return self._pipeline.device
@@ -186,23 +192,27 @@ class ColBERT:
         *,
         batch_size: int = 32,
         show_progress_bar: bool | None = None,
-    ) -> list[np.ndarray]:
+        return_dense: bool = False,
+    ) -> Any:
         """Encode queries (query marker, ``[MASK]`` expansion if configured, no skiplist).
 
         Args:
             texts: One query or a sequence of queries (a bare str is one query).
             batch_size: Texts per forward pass.
             show_progress_bar: None shows a bar from 256 texts on.
+            return_dense: Also return each query's dense vector (as :meth:`encode_documents`).
 
         Returns:
             One float32 array of shape ``(n_tokens, dim)`` per query, rows L2-normalised, in input
-            order. With expansion every query has ``query_length`` rows.
+            order. With expansion every query has ``query_length`` rows. With ``return_dense``,
+            the pair ``(matrices, dense)``.
 
         Raises:
             TypeError: If an item is not a str (the message names its position).
             ValueError: If ``batch_size`` < 1.
         """
-        return self._pipeline.encode(as_texts(texts, "texts"), True, batch_size, show_progress_bar)
+        out = self._pipeline.encode(as_texts(texts, "texts"), True, batch_size, show_progress_bar)
+        return out if return_dense else out[0]
 
     def encode_documents(
         self,
@@ -210,75 +220,40 @@ class ColBERT:
         *,
         batch_size: int = 32,
         show_progress_bar: bool | None = None,
-    ) -> list[np.ndarray]:
+        return_dense: bool = False,
+    ) -> Any:
         """Encode documents (document marker, truncation, skiplist tokens dropped).
 
         Args:
             texts: One document or a sequence of documents (a bare str is one document).
             batch_size: Texts per forward pass.
             show_progress_bar: None shows a bar from 256 texts on.
+            return_dense: Also return each text's dense vector, from the same forward pass: the
+                backbone's last hidden states averaged over the non-padding tokens (before the
+                skiplist and projection), L2-normalised. For the embedded all-MiniLM-L6-v2 it
+                equals ``SentenceTransformer(path).encode(texts, normalize_embeddings=True)``.
 
         Returns:
             One float32 array of shape ``(n_tokens, dim)`` per document, rows L2-normalised, in
-            input order.
+            input order. With ``return_dense``, the pair ``(matrices, dense)``, ``dense`` a
+            float32 array of shape ``(n_texts, hidden_size)`` with unit rows.
 
         Raises:
             TypeError: If an item is not a str (the message names its position).
             ValueError: If ``batch_size`` < 1.
         """
-        return self._pipeline.encode(as_texts(texts, "texts"), False, batch_size, show_progress_bar)
-
-    def rerank(
-        self,
-        query: str,
-        documents: Sequence[str],
-        top_k: int | None = None,
-        *,
-        batch_size: int = 32,
-        explain: bool = False,
-    ) -> list[RerankResult]:
-        """Rerank ``documents`` for ``query`` by exact MaxSim with this encoder, best first.
-
-        The same as :func:`late_interaction.scoring.rerank` (its Returns and Raises apply).
-
-        Args:
-            query: The query text.
-            documents: Candidate texts.
-            top_k: How many results to keep (None: all).
-            batch_size: Documents per forward pass.
-            explain: Attach each result's per-token :meth:`explain` breakdown.
-        """
-        return rerank(self, query, documents, top_k, batch_size=batch_size, explain=explain)
-
-    def explain(self, query: str, document: str) -> Explanation:
-        """Break the MaxSim of ``document`` for ``query`` down by query token.
-
-        For each query row: the document token it matched best, their similarity (its share of
-        the score) and that token's character span in ``document``, so an application can
-        highlight the evidence (:meth:`Explanation.highlights`). Special tokens, markers and
-        ``[MASK]`` expansions are rows too (their ``kind`` says so) and have no span.
-
-        Args:
-            query: Query text.
-            document: Document text.
-
-        Returns:
-            The :class:`~late_interaction.Explanation`; its ``score`` equals ``rerank``'s.
-
-        Raises:
-            TypeError: If a text is not a str, or the tokenizer reports no character offsets.
-        """
-        (q,) = self.encode_queries(as_texts(query, "query"), show_progress_bar=False)
-        (d,) = self.encode_documents(as_texts(document, "document"), show_progress_bar=False)
-        return explain_pair(self._pipeline, query, document, q, d)
+        out = self._pipeline.encode(as_texts(texts, "texts"), False, batch_size, show_progress_bar)
+        return out if return_dense else out[0]
 
     def fingerprint(self) -> dict[str, Any]:
         """JSON-serialisable identity of the encoder: equal dicts mean equal embeddings.
 
         The embedded default model is named ``DEFAULT_MODEL`` rather than by its install path,
-        so the fingerprint is the same on every machine. Device and dtype are not part of it.
+        so the fingerprint is the same on every machine. Device, dtype and ``dense_weight`` (a
+        scoring rule that a saved index records itself) are not part of it.
         """
         data = self.config.to_dict()
+        del data["dense_weight"]
         if Path(data["name_or_path"]) == default_model_path():
             data["name_or_path"] = DEFAULT_MODEL
         return {"fingerprint_version": FINGERPRINT_VERSION, **data}

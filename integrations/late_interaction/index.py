@@ -6,9 +6,12 @@ exact MaxSim on the token store (float16/float32 copies of the encoder output, n
 read back from Voyager). With ``IndexConfig(nbits=1|2|4)`` the store is compressed as ColBERTv2
 does (centroid id + residual bits per token, ``_index/codec.py``) and candidates come from the
 centroids as in PLAID (``_index/centroid_candidates.py``): no per-token graph, and exact MaxSim
-on the decoded vectors of the best candidates. The machinery lives in the private ``_index``
-package: ``state.py`` (writes and snapshots), ``search_api.py`` (the search methods this class
-inherits), ``search.py`` and ``candidates.py`` (the read path), ``persistence.py`` (the folder).
+on the decoded vectors of the best candidates. With a ``dense_weight`` > 0 encoder, each document
+also keeps one dense vector (``_index/dense_store.py``) and hits rank by MaxSim fused with the
+dense cosine (``late_interaction.fusion``). The machinery lives in the private ``_index``
+package: ``state.py`` (writes and snapshots), ``search_api.py`` and ``write_api.py`` (the search
+and ``add_embeddings`` methods this class inherits), ``search.py`` and ``candidates.py`` (the read
+path), ``persistence.py`` (the folder).
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from late_interaction._index.maintenance import MaintenanceMethods
 from late_interaction._index.persistence import encode_extra_files, read_index, write_index
 from late_interaction._index.search_api import SearchMethods
 from late_interaction._index.state import IndexState
-from late_interaction._validation import as_list, as_texts, as_token_matrix, storable
+from late_interaction._index.write_api import WriteMethods
+from late_interaction._validation import as_list, as_texts
 from late_interaction.config import IndexConfig
 from late_interaction.types import Encoder, StoredDocument
 
@@ -40,7 +44,7 @@ _PROGRESS_MIN_TEXTS = 1000  # show a progress bar by default from this many text
 _ADD_CHUNK = 256  # documents encoded and appended per step of add() (published once)
 
 
-class LateInteractionIndex(SearchMethods, MaintenanceMethods):
+class LateInteractionIndex(SearchMethods, WriteMethods, MaintenanceMethods):
     """A searchable, saveable collection of documents encoded by a ColBERT model.
 
     Args:
@@ -181,65 +185,6 @@ class LateInteractionIndex(SearchMethods, MaintenanceMethods):
             self.dim, encode, texts, id_list, metas, show_progress_bar=show, chunk=_ADD_CHUNK
         )
 
-    def add_embeddings(
-        self,
-        embeddings: Sequence[Any],
-        texts: str | Sequence[str],
-        ids: Sequence[str] | None = None,
-        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
-    ) -> list[str]:
-        """Add documents whose token matrices were computed already (by this index's encoder).
-
-        Args:
-            embeddings: One ``(n_tokens_i, dim)`` matrix per document, ``n_tokens_i >= 1``.
-            texts: The texts they encode.
-            ids: As in :meth:`add`.
-            metadatas: As in :meth:`add`.
-
-        Returns:
-            The ids, in input order.
-
-        Raises:
-            DimensionMismatchError: If a matrix's dim differs from the encoder's.
-            ValueError: On empty or non-finite matrices, values beyond 65504 in a float16
-                store, non-unit rows in a compressed one, or any :meth:`add` error (the call is
-                checked whole first, and is atomic as :meth:`add`).
-        """
-        texts = as_texts(texts, "texts")
-        embeddings = as_list(embeddings, "embeddings")
-        if len(embeddings) != len(texts):
-            msg = f"got {len(embeddings)} embeddings for {len(texts)} texts; pass one per text."
-            raise ValueError(msg)
-        id_list, metas = validate_documents(texts, ids, metadatas)
-        rules = storable(self.config.storage_dtype, self.config.nbits)
-        # Check all before changing anything, keeping no copy: float32 copies are made a chunk
-        # at a time as the store takes them (as add() encodes), so memory stays near the input.
-        n_tokens = sum(
-            as_token_matrix(e, self.dim, f"embeddings[{i}]", **rules).shape[0]
-            for i, e in enumerate(embeddings)
-        )
-
-        def matrices(positions: Sequence[int]) -> list[np.ndarray]:
-            return [as_token_matrix(embeddings[i], self.dim, "", **rules) for i in positions]
-
-        return self._state.add(
-            self.dim, matrices, texts, id_list, metas, chunk=_ADD_CHUNK, n_tokens=n_tokens
-        )
-
-    def _encode_documents(self, texts: list[str], batch_size: int) -> Any:
-        rules = storable(self.config.storage_dtype, self.config.nbits)
-
-        def encode(positions: Sequence[int]) -> list[np.ndarray]:
-            embs = self.model.encode_documents(
-                [texts[i] for i in positions], batch_size=batch_size, show_progress_bar=False
-            )
-            return [
-                as_token_matrix(m, self.dim, f"the encoder's output for texts[{i}]", **rules)
-                for i, m in zip(positions, embs, strict=True)
-            ]
-
-        return encode
-
     def delete(self, ids: str | Iterable[str]) -> None:
         """Delete documents by id (their space is reclaimed by :meth:`compact`).
 
@@ -280,7 +225,7 @@ class LateInteractionIndex(SearchMethods, MaintenanceMethods):
             saved = write_index(
                 target, config=self.config, fingerprint=self.model.fingerprint(), dim=self.dim,
                 store=state.store, docs=state.docs, live=state.snap.live, hnsw=state.hnsw,
-                ivf=state.ivf, extra_files=extra,
+                ivf=state.ivf, extra_files=extra, dense_weight=self.dense_weight,
             )  # fmt: skip
         if self.path is None:
             self.path = saved
@@ -329,6 +274,7 @@ class LateInteractionIndex(SearchMethods, MaintenanceMethods):
         self = cls(model, config=loaded.config, device=device)
         self.path = path
         self._state = IndexState.from_loaded(loaded)
+        _ = self.dense_weight  # says once if it ranks without dense vectors; raises if it must
         return self
 
 

@@ -1,5 +1,8 @@
 """Rerank texts for a query by exact MaxSim: encode, score with ``maxsim``, sort.
 
+With the encoder's ``dense_weight`` > 0 the ranking score is fused with the dense cosine
+(``fusion.py``).
+
 What ``ColBERT.rerank`` and both adapters' rerankers run, for any ``Encoder``.
 """
 
@@ -11,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from late_interaction._validation import as_texts, positive_int
+from late_interaction.fusion import encoder_dense_weight, fused_scores
 from late_interaction.scoring import maxsim
 from late_interaction.types import Encoder, RerankResult
 
@@ -26,7 +30,11 @@ def rerank(
     batch_size: int = 32,
     explain: bool = False,
 ) -> list[RerankResult]:
-    """Score documents against a query with exact MaxSim, best first.
+    """Score documents against a query with exact MaxSim (fused with the dense cosine), best first.
+
+    The ranking score is ``normalized_score``: MaxSim divided by the query's rows, or, when the
+    encoder's ``config.dense_weight`` w is above 0 (the embedded default's 0.25), the fused
+    ``(MaxSim / n_query_rows + w * dense_score) / (1 + w)`` (``late_interaction.fusion``).
 
     Scoring runs on the encoder's device (``encoder.device``, as ``ColBERT`` has): on a GPU the
     token matrices are scored there by ``maxsim``'s torch path.
@@ -41,8 +49,8 @@ def rerank(
             encoder with ``explain``, as ``ColBERT``; costs one more encoding per result).
 
     Returns:
-        ``RerankResult(position, score, normalized_score)`` sorted by score, descending (ties by
-        position); ``[]`` for no documents.
+        ``RerankResult(position, score, normalized_score, explanation, dense_score)`` sorted by
+        ``normalized_score``, descending (ties by position); ``[]`` for no documents.
 
     Raises:
         TypeError: If ``query`` or a document is not a str, or ``explain=True`` with an encoder
@@ -57,16 +65,26 @@ def rerank(
     documents = as_texts(documents, "documents")
     if not documents:
         return []
-    q = encoder.encode_queries([query], batch_size=1)[0]
-    scores = _score(encoder, q, encoder.encode_documents(documents, batch_size=batch_size))
-    order = np.argsort(-scores, kind="stable")[:top_k]
-    n_rows = q.shape[0]
+    weight = encoder_dense_weight(encoder)
+    if weight > 0:  # the dense vectors come from the same forward passes
+        (q,), q_dense = encoder.encode_queries([query], batch_size=1, return_dense=True)
+        matrices, d_dense = encoder.encode_documents(
+            documents, batch_size=batch_size, return_dense=True
+        )
+        cosines: np.ndarray | None = d_dense @ q_dense[0]
+    else:
+        q, cosines = encoder.encode_queries([query], batch_size=1)[0], None
+        matrices = encoder.encode_documents(documents, batch_size=batch_size)
+    scores = _score(encoder, q, matrices)
+    fused = fused_scores(scores, q.shape[0], cosines, weight)
+    order = np.argsort(-fused, kind="stable")[:top_k]
     return [
         RerankResult(
             int(i),
             float(scores[i]),
-            float(scores[i]) / n_rows,
+            float(fused[i]),
             None if explainer is None else explainer(query, documents[i]),
+            None if cosines is None else float(cosines[i]),
         )
         for i in order
     ]

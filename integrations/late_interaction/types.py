@@ -16,7 +16,9 @@ class Encoder(Protocol):
     """What an index and the rerankers need from an encoder (:class:`~late_interaction.ColBERT`).
 
     Any object with these members works (e.g. a fake encoder in tests, or a wrapper around a
-    remote model), as long as equal fingerprints mean equal embeddings.
+    remote model), as long as equal fingerprints mean equal embeddings. Fusion with a dense
+    cosine needs more (as ``ColBERT`` has): ``config.dense_weight`` > 0 and ``encode_*`` taking
+    ``return_dense=True``; an encoder without them is scored by MaxSim alone.
 
     Attributes:
         dim: Dimension of each token vector.
@@ -80,13 +82,19 @@ class Explanation:
 
     Attributes:
         score: MaxSim score (the sum of the matches' similarities).
-        normalized_score: ``score`` divided by the number of query rows.
+        normalized_score: ``score`` divided by the number of query rows (MaxSim alone).
         matches: One :class:`TokenMatch` per query row, in query order.
+        dense_score: Cosine of the query's and document's dense vectors when the encoder fuses
+            it (``dense_weight`` > 0), else None.
+        dense_weight: The encoder's ``dense_weight``; the hit's fused ``normalized_score`` is
+            ``(normalized_score + dense_weight * dense_score) / (1 + dense_weight)``.
     """
 
     score: float
     normalized_score: float
     matches: list[TokenMatch]
+    dense_score: float | None = None
+    dense_weight: float = 0.0
 
     def highlights(self, min_similarity: float = 0.0) -> list[tuple[int, int, float]]:
         """Document spans matched by text query tokens, for highlighting evidence.
@@ -110,6 +118,8 @@ class Explanation:
         return {
             "score": self.score,
             "normalized_score": self.normalized_score,
+            "dense_score": self.dense_score,
+            "dense_weight": self.dense_weight,
             "matches": [
                 {**vars(m), "document_span": list(m.document_span) if m.document_span else None}
                 for m in self.matches
@@ -124,15 +134,19 @@ class RerankResult:
     Attributes:
         position: Index of the text in the list given to ``rerank``.
         score: Exact MaxSim score (higher is better; grows with the query's token count).
-        normalized_score: ``score`` divided by the number of query rows: the mean best cosine
-            of a query token, in [-1, 1], comparable across queries (use it for thresholds).
+        normalized_score: The relevance score results are ranked by, in [-1, 1] and comparable
+            across queries (use it for thresholds). With the encoder's ``dense_weight`` w = 0:
+            ``score`` divided by the number of query rows (the mean best cosine of a query
+            token). With w > 0: ``(score / n_query_rows + w * dense_score) / (1 + w)``.
         explanation: The per-token breakdown, when asked for (``explain=True``).
+        dense_score: Cosine of the query's and document's dense vectors, when fused (w > 0).
     """
 
     position: int
     score: float
     normalized_score: float
     explanation: Explanation | None = None
+    dense_score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -157,12 +171,15 @@ class SearchHit:
     Attributes:
         id: Document id.
         score: Exact MaxSim score (higher is better; grows with the query's token count).
-        normalized_score: ``score`` divided by the number of query rows: the mean best cosine
-            of a query token, in [-1, 1], comparable across queries (use it for thresholds).
+        normalized_score: The relevance score hits are ranked by, in [-1, 1] and comparable
+            across queries (use it for thresholds). With the index's ``dense_weight`` w = 0:
+            ``score`` divided by the number of query rows (the mean best cosine of a query
+            token). With w > 0: ``(score / n_query_rows + w * dense_score) / (1 + w)``.
         rank: 0-based rank in the result list.
         text: Document text.
         metadata: Document metadata (a copy; mutating it does not change the index).
         explanation: The per-token breakdown, when asked for (``explain=True``).
+        dense_score: Cosine of the query's and the document's dense vectors, when fused (w > 0).
     """
 
     id: str
@@ -172,3 +189,4 @@ class SearchHit:
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
     explanation: Explanation | None = None
+    dense_score: float | None = None

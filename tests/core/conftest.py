@@ -61,6 +61,20 @@ def brute_force(query, docs: dict[str, np.ndarray], k: int, allowed=None):
     return scored[:k]
 
 
+def brute_force_fused(query, q_dense, docs, doc_dense, weight: float, k: int, allowed=None):
+    """Top-k (id, fused score, MaxSim, cosine): ``(MaxSim/|q| + w cos) / (1 + w)``, naively."""
+    scored = []
+    for i, m in docs.items():
+        if allowed is None or i in allowed:
+            raw = naive_maxsim(query, m)
+            cos = float(
+                np.dot(np.asarray(q_dense, np.float64), np.asarray(doc_dense[i], np.float64))
+            )
+            scored.append((i, (raw / len(query) + weight * cos) / (1 + weight), raw, cos))
+    scored.sort(key=lambda t: -t[1])
+    return scored[:k]
+
+
 def make_corpus(n: int, seed: int = 0, vocab_size: int = 400):
     rng = np.random.default_rng(seed)
     vocab = [f"w{i}" for i in range(vocab_size)]
@@ -76,6 +90,7 @@ class Reference:
     FakeEncoder = FakeEncoder
     naive_maxsim = staticmethod(naive_maxsim)
     brute_force = staticmethod(brute_force)
+    brute_force_fused = staticmethod(brute_force_fused)
     make_corpus = staticmethod(make_corpus)
 
 

@@ -245,3 +245,44 @@ def test_triton_batch_kernel_offsets_past_two_to_the_31_elements():
         got[:, -8:].double(), expected.amax(dim=2).sum(dim=2), atol=5e-2, rtol=1e-3
     )
     assert float(got[:, :-8].abs().max()) == 0.0  # all-zero documents score 0
+
+
+class _FusingEncoder:
+    """The conftest's fake encoder with a fused score (``config.dense_weight``)."""
+
+    def __init__(self, ref, dim: int, weight: float) -> None:
+        self._fake = ref.FakeEncoder(dim)
+        self.dim = dim
+        self.config = type("Config", (), {"dense_weight": weight})()
+
+    def __getattr__(self, name):
+        return getattr(self._fake, name)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_fused_score_on_the_device_equals_the_numpy_path(ref, device):
+    """Dense vectors kept beside the tokens: the device scan ranks by the same fused score."""
+    dim, n = 16, 300
+    docs = ragged_unit_docs(n, dim, seed=3)
+    rng = np.random.default_rng(4)
+    dense = rng.standard_normal((n, 8)).astype(np.float32)
+    dense /= np.linalg.norm(dense, axis=1, keepdims=True)
+    index = LateInteractionIndex(_FusingEncoder(ref, dim, 0.5))
+    index.add_embeddings(
+        docs, [f"t{i}" for i in range(n)], [f"d{i}" for i in range(n)], dense=dense
+    )
+    qs = queries(dim=dim, n=5)
+    q_dense = [dense[i] * 0.6 + dense[i + 1] * 0.8 for i in range(5)]  # near two documents
+    q_dense = [v / np.linalg.norm(v) for v in q_dense]
+    cpu = index.search_batch(qs, k=6, exact=True, query_dense=q_dense)
+    got = on_device(index, device).search_batch(qs, k=6, exact=True, query_dense=q_dense)
+    for a, b in zip(cpu, got, strict=True):
+        assert [h.id for h in a] == [h.id for h in b]
+        for x, y in zip(a, b, strict=True):
+            assert y.normalized_score == pytest.approx(x.normalized_score, abs=TOL[device])
+            assert y.dense_score == pytest.approx(x.dense_score, abs=1e-5)
+            assert y.score == pytest.approx(x.score, abs=TOL[device] * 40)
+    # The fused order is not the MaxSim order for some query (so the test tells them apart).
+    stored_docs = dict(zip([f"d{i}" for i in range(n)], stored(docs), strict=True))
+    maxsim_order = [[i for i, _ in ref.brute_force(q, stored_docs, 6)] for q in qs]
+    assert maxsim_order != [[h.id for h in hits] for hits in got]

@@ -278,30 +278,55 @@ def scifact_encoded(default_model, scifact_dir):
     return ids, texts, queries, reference, default_model.encode_queries(queries)
 
 
+def _assert_same_fused_ranking(hits, expected, atol=1e-3):
+    assert [h.id for h in hits] == [e[0] for e in expected]
+    np.testing.assert_allclose(
+        [h.normalized_score for h in hits], [e[1] for e in expected], atol=atol
+    )
+    np.testing.assert_allclose([h.score for h in hits], [e[2] for e in expected], atol=atol)
+    np.testing.assert_allclose([h.dense_score for h in hits], [e[3] for e in expected], atol=atol)
+
+
 # A cheap graph: equivalence with brute force must come from the wide search, not graph quality.
 _CHEAP = {"hnsw_m": 8, "ef_construction": 32, "exact_scan_tokens": 0, "exact_scan_fraction": 0.0}
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
-def test_real_model_ann_equals_brute_force_on_scifact(default_model, scifact_encoded, ref, dtype):
+def test_real_model_ann_equals_brute_force_on_scifact(
+    default_model, scifact_encoded, ref, dtype, st_dense
+):
     ids, texts, queries, reference, query_mats = scifact_encoded
     index = LateInteractionIndex(default_model, config=IndexConfig(storage_dtype=dtype, **_CHEAP))
     metas = [{"even": i % 2 == 0} for i in range(len(ids))]
-    if dtype == "float32":  # the full path: the index encodes the texts itself
+    allowed = {i for i, m in zip(ids, metas, strict=True) if m["even"]}
+    wide = {"k_token": 1000, "query_ef": 1500}
+    if dtype == "float32":
+        # The full path: the index encodes the texts itself, keeps their dense vectors and ranks
+        # by the default's fused score; the reference takes its dense vectors from
+        # sentence-transformers itself.
         index.add(texts, ids=ids, metadatas=metas, batch_size=16)
+        assert index.dense_weight == 0.25
         docs = dict(zip(ids, reference, strict=True))
+        doc_dense, q_dense = dict(zip(ids, st_dense(texts), strict=True)), st_dense(queries)
+        batch = index.search_batch(queries, k=10, **wide)
+        for qm, qd, hits in zip(query_mats, q_dense, batch, strict=True):
+            expected = ref.brute_force_fused(qm, qd, docs, doc_dense, 0.25, 10)
+            _assert_same_fused_ranking(hits, expected)
+            filtered = index.search(qm, k=5, filter={"even": True}, query_dense=qd, **wide)
+            expected = ref.brute_force_fused(qm, qd, docs, doc_dense, 0.25, 5, allowed)
+            _assert_same_fused_ranking(filtered, expected)
     else:
+        # Token matrices without dense vectors: the index keeps none and ranks by MaxSim alone.
         index.add_embeddings(reference, texts, ids=ids, metadatas=metas)
+        assert index.dense_weight == 0.0
         docs = {
             i: m.astype(np.float16).astype(np.float32) for i, m in zip(ids, reference, strict=True)
         }
-    allowed = {i for i, m in zip(ids, metas, strict=True) if m["even"]}
-    wide = {"k_token": 1000, "query_ef": 1500}
-    batch = index.search_batch(queries, k=10, **wide)
-    for qm, hits in zip(query_mats, batch, strict=True):
-        _assert_same_ranking(hits, ref.brute_force(qm, docs, 10), atol=1e-3)
-        filtered = index.search(qm, k=5, filter={"even": True}, **wide)
-        _assert_same_ranking(filtered, ref.brute_force(qm, docs, 5, allowed), atol=1e-3)
+        batch = index.search_batch(queries, k=10, **wide)
+        for qm, hits in zip(query_mats, batch, strict=True):
+            _assert_same_ranking(hits, ref.brute_force(qm, docs, 10), atol=1e-3)
+            filtered = index.search(qm, k=5, filter={"even": True}, **wide)
+            _assert_same_ranking(filtered, ref.brute_force(qm, docs, 5, allowed), atol=1e-3)
     single = index.search(queries[0], k=3, **wide)  # batched encoding may differ by float noise
     assert [h.id for h in single] == [h.id for h in batch[0][:3]]
     np.testing.assert_allclose(

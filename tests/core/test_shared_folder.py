@@ -34,11 +34,11 @@ def test_a_reader_reads_again_when_a_save_replaces_the_folder_mid_read(
     real_load = DocumentStore.load
     raced = []
 
-    def load_while_a_writer_saves(cls, path, n_docs):
+    def load_while_a_writer_saves(cls, path, n_docs, **kwargs):
         if not raced:  # between reading the token arrays and the records: another save lands
             raced.append(1)
             newer.save(folder)
-        return real_load(path, n_docs)
+        return real_load(path, n_docs, **kwargs)
 
     monkeypatch.setattr(DocumentStore, "load", classmethod(load_while_a_writer_saves))
     loaded = LateInteractionIndex.load(folder, fake_encoder)

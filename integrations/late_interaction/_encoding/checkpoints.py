@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 # Our own settings (PyLate has no such keys), saved by save_pretrained under this key of
 # config_sentence_transformers.json; the other settings use PyLate's own keys there.
 EXTRA_KEY = "late_interaction"
-EXTRA_KEYS = ("keep_special_tokens", "skiplist_rule")
+EXTRA_KEYS = ("keep_special_tokens", "skiplist_rule", "dense_weight")
 ST_KEYS = tuple(k for k in EncoderConfig.SETTINGS if k not in EXTRA_KEYS)
 
 

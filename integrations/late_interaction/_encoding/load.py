@@ -57,7 +57,7 @@ def load_pipeline(
         model_kwargs=model_kwargs,
         tokenizer_kwargs=tokenizer_kwargs,
     )
-    settings = resolve_settings(arguments, checkpoint, name)
+    settings, sources = resolve_settings(arguments, checkpoint, name)
     markers = [p for p in (settings["query_prefix"], settings["document_prefix"]) if p]
     ensure_markers(
         checkpoint.backbone, checkpoint.tokenizer, markers, add_missing=add_missing_markers
@@ -71,5 +71,10 @@ def load_pipeline(
         name_or_path=name, checkpoint_format=checkpoint.checkpoint_format, dim=dim, **settings
     )
     return Pipeline(
-        checkpoint, config, device=resolved_device, dtype=resolved_dtype, auto_device=device is None
+        checkpoint,
+        config,
+        device=resolved_device,
+        dtype=resolved_dtype,
+        auto_device=device is None,
+        setting_sources=sources,
     )

@@ -1,5 +1,7 @@
 """Texts to token matrices: tokenise, run the backbone and projection, normalise, keep rows.
 
+The same pass also gives each text's dense vector (``pooled.py``: the mean-pooled backbone output).
+
 One :class:`Pipeline` per loaded encoder. It owns where the modules live (device, precision) and
 the batching policy (longest texts first, halving a batch on CUDA out-of-memory).
 """
@@ -14,6 +16,7 @@ import torch
 
 from late_interaction._encoding import tokenize as _tokenize
 from late_interaction._encoding.checkpoints import LoadedCheckpoint
+from late_interaction._encoding.pooled import mean_pooled
 from late_interaction._validation import positive_int
 from late_interaction.config import EncoderConfig
 
@@ -32,6 +35,7 @@ class Pipeline:
         dtype: Compute precision (bfloat16 on CPU runs as autocast over float32 weights).
         auto_device: The device was chosen automatically, so a failure to use it falls back to
             CPU float32 (with a warning) instead of raising.
+        setting_sources: Where each setting of ``config`` came from (``resolve_settings``).
     """
 
     def __init__(
@@ -42,8 +46,10 @@ class Pipeline:
         device: torch.device,
         dtype: torch.dtype,
         auto_device: bool = False,
+        setting_sources: dict[str, str] | None = None,
     ) -> None:
         self.config = config
+        self.setting_sources = dict(setting_sources or {})
         self.checkpoint = checkpoint
         self.tokenizer = checkpoint.tokenizer
         self.rules = _tokenize.build_rules(self.tokenizer, config, checkpoint.do_lower_case)
@@ -77,15 +83,21 @@ class Pipeline:
 
     def encode(
         self, texts: list[str], is_query: bool, batch_size: int, show_progress_bar: bool | None
-    ) -> list[np.ndarray]:
-        """One float32 ``(n_tokens, dim)`` matrix per text, rows L2-normalised, in input order.
+    ) -> tuple[list[np.ndarray], np.ndarray]:
+        """Token matrices and dense vectors of ``texts``, in input order.
+
+        Returns:
+            ``(matrices, dense)``: one float32 ``(n_tokens, dim)`` matrix per text, rows
+            L2-normalised, and a float32 ``(n_texts, hidden)`` array of the texts' unit-length
+            mean-pooled backbone outputs (:func:`~late_interaction._encoding.pooled.mean_pooled`).
 
         Raises:
             ValueError: If ``batch_size`` is not a positive integer.
         """
         batch_size = positive_int(batch_size, "batch_size")  # type: ignore[assignment]
+        hidden = int(self.checkpoint.backbone.config.hidden_size)
         if not texts:
-            return []
+            return [], np.empty((0, hidden), np.float32)
         from late_interaction._progress import auto_tqdm
 
         tqdm = auto_tqdm()
@@ -94,6 +106,7 @@ class Pipeline:
         # Performance note: longest first, so each batch pads to similar lengths; order restored.
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         out: list[np.ndarray] = [np.empty((0, self.config.dim), np.float32)] * len(texts)
+        dense = np.empty((len(texts), hidden), np.float32)
         kind = "queries" if is_query else "documents"
         with (
             torch.inference_mode(),
@@ -101,14 +114,15 @@ class Pipeline:
         ):
             for start in range(0, len(order), batch_size):
                 idx = order[start : start + batch_size]
-                for i, matrix in zip(
-                    idx, self._encode_batch([texts[i] for i in idx], is_query), strict=True
-                ):
+                matrices, dense[idx] = self._encode_batch([texts[i] for i in idx], is_query)
+                for i, matrix in zip(idx, matrices, strict=True):
                     out[i] = matrix
                 bar.update(len(idx))
-        return out
+        return out, dense
 
-    def _encode_batch(self, texts: list[str], is_query: bool) -> list[np.ndarray]:
+    def _encode_batch(
+        self, texts: list[str], is_query: bool
+    ) -> tuple[list[np.ndarray], np.ndarray]:
         try:
             return self._forward(texts, is_query)
         except torch.cuda.OutOfMemoryError:
@@ -118,11 +132,12 @@ class Pipeline:
             logger.warning("CUDA out of memory on a batch of %d; retrying in halves.", len(texts))
             torch.cuda.empty_cache()
             half = len(texts) // 2
-            return self._encode_batch(texts[:half], is_query) + self._encode_batch(
-                texts[half:], is_query
+            first, second = (
+                self._encode_batch(part, is_query) for part in (texts[:half], texts[half:])
             )
+            return first[0] + second[0], np.concatenate([first[1], second[1]])
 
-    def _forward(self, texts: list[str], is_query: bool) -> list[np.ndarray]:
+    def _forward(self, texts: list[str], is_query: bool) -> tuple[list[np.ndarray], np.ndarray]:
         features, keep = _tokenize.tokenize(
             self.tokenizer, self.rules, self.config, texts, is_query=is_query
         )
@@ -131,8 +146,9 @@ class Pipeline:
         features = {k: v.to(self.device) for k, v in features.items()}
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._cpu_autocast):
             hidden = self.modules[0](**features, return_dict=True).last_hidden_state
+            dense = mean_pooled(hidden, features["attention_mask"]).cpu().numpy()
             if len(self.modules) > 1:
                 hidden = self.modules[1](hidden)
         vectors = torch.nn.functional.normalize(hidden.float(), p=2, dim=-1).cpu().numpy()
         keep_np = keep.numpy()
-        return [vectors[i][keep_np[i]] for i in range(len(texts))]
+        return [vectors[i][keep_np[i]] for i in range(len(texts))], dense

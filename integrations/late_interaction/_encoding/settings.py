@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from math import inf
 from typing import Any
 
 from late_interaction._encoding.checkpoints import LoadedCheckpoint
@@ -38,6 +39,10 @@ def _check(s: dict[str, Any], max_positions: int | None) -> None:
             f"skiplist_words must be a list of str (e.g. list(string.punctuation)); got {words!r}."
         )
         raise TypeError(msg)
+    weight = s["dense_weight"]
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight < inf:
+        msg = f"dense_weight must be a finite number >= 0 (0: MaxSim alone); got {weight!r}."
+        raise ValueError(msg)
     if s["skiplist_rule"] not in ("vocab", "encode"):
         msg = f"skiplist_rule must be 'vocab' or 'encode'; got {s['skiplist_rule']!r}."
         raise ValueError(msg)
@@ -53,7 +58,7 @@ def _max_positions(backbone: Any, tokenizer: Any) -> int | None:
 
 def resolve_settings(
     arguments: dict[str, Any], checkpoint: LoadedCheckpoint, name: str
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], dict[str, str]]:
     """Pick each setting's value and log where it came from (DEBUG).
 
     Args:
@@ -62,7 +67,9 @@ def resolve_settings(
         name: Model name for the log lines.
 
     Returns:
-        Every setting of ``EncoderConfig.SETTINGS``, validated; ``skiplist_words`` as a tuple.
+        ``(settings, sources)``: every setting of ``EncoderConfig.SETTINGS``, validated
+        (``skiplist_words`` as a tuple, ``dense_weight`` as a float), and where each came from:
+        ``"argument"``, the checkpoint's settings file name, or ``"<format> default"``.
 
     Raises:
         ValueError: On an out-of-range length, an unknown skiplist rule, or an explicit
@@ -93,4 +100,5 @@ def resolve_settings(
         logger.debug("%s: %s=%r (from %s)", name, key, value, sources[key])
     _check(settings, _max_positions(checkpoint.backbone, checkpoint.tokenizer))
     settings["skiplist_words"] = tuple(settings["skiplist_words"])
-    return settings
+    settings["dense_weight"] = float(settings["dense_weight"])
+    return settings, sources

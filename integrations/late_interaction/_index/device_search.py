@@ -98,27 +98,54 @@ def pad_queries(queries: list[np.ndarray], device: torch.device) -> torch.Tensor
 
 
 def exact_top_k(
-    mirror: DeviceMirror, view: View, queries: list[np.ndarray], k: int
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Exact MaxSim of every allowed document, top ``k`` per query, computed on the device.
+    mirror: DeviceMirror,
+    view: View,
+    queries: list[np.ndarray],
+    k: int,
+    fusion: list[tuple[float, np.ndarray | None]] | None = None,
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]]:
+    """Exact scores of every allowed document, top ``k`` per query, computed on the device.
+
+    Args:
+        mirror: The synced device copy of the snapshot's store.
+        view: Snapshot and restriction.
+        queries: float32 query matrices.
+        k: Results per query.
+        fusion: Per query ``(dense_weight, dense vector)``; a weight above 0 ranks by the fused
+            score (``late_interaction.fusion``) with the documents' dense vectors on the device.
 
     Returns:
-        Per query ``(slots, scores)`` of its best ``min(k, n_allowed)`` documents, best first;
-        equal scores in storage order.
+        Per query ``(slots, maxsim, ranking score, dense cosine or None)`` of its best
+        ``min(k, n_allowed)`` documents, best first; equal scores in storage order.
     """
     mask = view.mask()
     allowed = mirror.device_mask(mask)
     n_slots, everything = mask.shape[0], view.allowed is None and view.snap.n_live == mask.shape[0]
     k = min(k, view.snap.n_live if view.allowed is None else int(mask.sum()))
+    fusion = fusion if fusion is not None else [(0.0, None)] * len(queries)
     out = []
     for start in range(0, len(queries), _QUERY_BATCH):
         batch = queries[start : start + _QUERY_BATCH]
+        weights = [w for w, _ in fusion[start : start + _QUERY_BATCH]]
         scores = mirror.score_all(pad_queries(batch, mirror.device))[:, :n_slots]
+        ranking, cosines = scores, None
+        if any(w > 0 for w in weights):  # the fused score, as fusion.fused_scores computes it
+            dense = np.stack([v for _, v in fusion[start : start + _QUERY_BATCH]])
+            cosines = mirror.dense_cosines(dense)[:, :n_slots]
+            rows = torch.tensor([q.shape[0] for q in batch], device=mirror.device)[:, None]
+            w = torch.tensor(weights, device=mirror.device)[:, None]
+            ranking = (scores / rows + w * cosines) / (1 + w)
         if not everything:
-            scores.masked_fill_(~allowed, float("-inf"))
-        top_scores, top_slots = torch.topk(scores, k, dim=1)
-        top_scores, top_slots = top_scores.cpu().numpy(), top_slots.cpu().numpy()
-        for s, i in zip(top_scores, top_slots, strict=True):
-            order = np.lexsort((i, -s))
-            out.append((i[order], s[order]))
+            ranking = ranking.masked_fill(~allowed, float("-inf"))
+        top_rank, top_slots = torch.topk(ranking, k, dim=1)
+        top_scores = torch.gather(scores, 1, top_slots)
+        top_cos = None if cosines is None else torch.gather(cosines, 1, top_slots).cpu().numpy()
+        top_rank, top_slots = top_rank.cpu().numpy(), top_slots.cpu().numpy()
+        top_scores = top_scores.cpu().numpy()
+        for j, (r, i) in enumerate(zip(top_rank, top_slots, strict=True)):
+            if cosines is None:  # MaxSim alone: the ranking score is MaxSim per query row
+                r = top_scores[j] / batch[j].shape[0]
+            order = np.lexsort((i, -r))
+            cos = None if top_cos is None else top_cos[j][order]
+            out.append((i[order], top_scores[j][order], r[order], cos))
     return out

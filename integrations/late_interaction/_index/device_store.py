@@ -95,6 +95,7 @@ class DeviceMirror:
         self.slot_row = np.empty(0, dtype=np.int64)  # slot -> row within its bucket
         self._lock = threading.Lock()
         self._mask: tuple[np.ndarray, torch.Tensor] | None = None  # last mask and its upload
+        self.dense: torch.Tensor | None = None  # documents' dense vectors (fused score), by slot
         if codec is not None:
             self._centroids = torch.as_tensor(codec.centroids, device=device)
             self._lut = torch.as_tensor(codec._lut, device=device)  # byte -> residual values
@@ -110,8 +111,13 @@ class DeviceMirror:
         if n_slots <= self.n_slots:
             return
         with self._lock:
+            first = self.n_slots
             for start in range(self.n_slots, n_slots, _SYNC_SLOTS):
                 self._upload(snap, np.arange(start, min(start + _SYNC_SLOTS, n_slots)))
+            if snap.docs.dense is not None:  # the fused score's document side
+                rows = torch.as_tensor(snap.docs.dense.rows(np.arange(first, n_slots)))
+                held = self.dense[:first] if self.dense is not None else rows[:0]
+                self.dense = torch.cat([held, rows.to(self.device)])
 
     def _upload(self, snap: Snapshot, slots: np.ndarray) -> None:
         starts = snap.offsets[slots]
@@ -190,6 +196,20 @@ class DeviceMirror:
             for rows in self._chunks(bucket):
                 out[:, slots[rows]] = padded_maxsim(queries, self._vectors(bucket, rows))
         return out
+
+    def dense_cosines(self, query_dense: np.ndarray) -> torch.Tensor:
+        """Dot products of ``(n_queries, dense_dim)`` unit vectors with every slot's dense vector.
+
+        Raises:
+            ValueError: If the store's documents have no dense vectors.
+        """
+        if self.dense is None:
+            msg = "this index keeps no dense vectors; it cannot fuse a dense score."
+            raise ValueError(msg)
+        with self._lock:
+            return (
+                torch.as_tensor(query_dense, dtype=torch.float32, device=self.device) @ self.dense.T
+            )
 
     def score_slots(self, query: np.ndarray, slots: np.ndarray) -> np.ndarray:
         """Exact MaxSim of one query ``(n_query_tokens, dim)`` against chosen slots.

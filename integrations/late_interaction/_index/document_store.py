@@ -1,6 +1,7 @@
 """The document store: per slot the caller's string id, text and JSON metadata.
 
-Saved as ``docs.jsonl`` (one line per slot, ``{"deleted": true}`` for dead slots). Lists are
+Saved as ``docs.jsonl`` (one line per slot, ``{"deleted": true}`` for dead slots), and the
+slots' dense vectors, if the index keeps them, as ``dense.npy`` (``dense_store.py``). Lists are
 append-only, so a reader holding a slot count sees fixed data below it; which slots are live is
 tracked by the index (a mask it replaces rather than writes in place).
 """
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from late_interaction._index.atomic import fsync_file
+from late_interaction._index.dense_store import DenseStore
 from late_interaction._validation import as_list, check_unicode
 from late_interaction.exceptions import IndexFormatError
 
@@ -102,9 +104,50 @@ class DocumentStore:
         self.ids: list[str | None] = []
         self.texts: list[str] = []
         self.metadatas: list[dict[str, Any]] = []
+        self.dense: DenseStore | None = None  # one dense vector per slot, or none at all
 
-    def append(self, ids: Sequence[str], texts: Sequence[str], metadatas: Sequence[dict]) -> None:
-        """Append slots (the caller publishes them as live)."""
+    def check_dense(self, dense: np.ndarray | None) -> None:
+        """Refuse dense vectors that would leave some slots with and some without one.
+
+        Raises:
+            ValueError: Saying how to make the index consistent.
+        """
+        if dense is None and self.dense is not None:
+            msg = (
+                "this index keeps a dense vector per document (for the fused score); pass them "
+                "too: add_embeddings(..., dense=encode_documents(..., return_dense=True)[1])."
+            )
+            raise ValueError(msg)
+        if dense is not None and self.dense is None and self.ids:
+            msg = (
+                "this index holds no dense vectors (built without them, or before they existed), "
+                "so it ranks by MaxSim alone; drop dense=, or rebuild the index to fuse them."
+            )
+            raise ValueError(msg)
+        if dense is not None and self.dense is not None and dense.shape[1] != self.dense.dense_dim:
+            msg = (
+                f"dense vectors of width {dense.shape[1]} cannot join an index whose dense "
+                f"vectors have width {self.dense.dense_dim}; use the encoder that built it."
+            )
+            raise ValueError(msg)
+
+    def append(
+        self,
+        ids: Sequence[str],
+        texts: Sequence[str],
+        metadatas: Sequence[dict],
+        dense: np.ndarray | None = None,
+    ) -> None:
+        """Append slots (the caller publishes them as live), with their dense vectors if any.
+
+        Raises:
+            ValueError: As :meth:`check_dense`, before anything is appended.
+        """
+        self.check_dense(dense)
+        if dense is not None:
+            if self.dense is None:
+                self.dense = DenseStore(dense.shape[1])
+            self.dense.append(dense)
         self.ids.extend(ids)
         self.texts.extend(texts)
         self.metadatas.extend(metadatas)
@@ -112,6 +155,9 @@ class DocumentStore:
     def truncate(self, n_slots: int) -> None:
         """Drop the slots from ``n_slots`` on (a rolled-back write; never published)."""
         del self.ids[n_slots:], self.texts[n_slots:], self.metadatas[n_slots:]
+        if self.dense is not None:  # a store the write created goes with it
+            self.dense.n = min(self.dense.n, n_slots)
+            self.dense = self.dense if n_slots else None
 
     def save(self, folder: Path, live: np.ndarray) -> None:
         """Write ``docs.jsonl``: one line per slot, ``{"deleted": true}`` for dead slots."""
@@ -127,10 +173,14 @@ class DocumentStore:
                     record = {"deleted": True}
                 f.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
             fsync_file(f)
+        if self.dense is not None:
+            self.dense.save(folder)
 
     @classmethod
-    def load(cls, folder: Path, n_docs: int) -> tuple[DocumentStore, np.ndarray]:
-        """Read ``docs.jsonl`` written by :meth:`save`; return the store and its live mask.
+    def load(
+        cls, folder: Path, n_docs: int, *, dense: bool = False
+    ) -> tuple[DocumentStore, np.ndarray]:
+        """Read ``docs.jsonl`` (and ``dense.npy`` if ``dense``); return the store and live mask.
 
         Raises:
             IndexFormatError: If the file is missing, not JSON lines, or has the wrong length.
@@ -152,6 +202,8 @@ class DocumentStore:
         if len(live) != n_docs:
             msg = f"{folder / DOCS_FILE} has {len(live)} records; config.json says {n_docs}."
             raise IndexFormatError(msg)
+        if dense:
+            store.dense = DenseStore.load(folder, n_docs)
         return store, np.array(live, dtype=bool)
 
 

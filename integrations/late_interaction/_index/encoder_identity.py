@@ -68,7 +68,11 @@ def index_model(
     if model is None:
         fingerprint = manifest.get("encoder") or {}
         model = model_from_fingerprint(
-            fingerprint, path, device=device, trust_remote_model=trust_remote_model
+            fingerprint,
+            path,
+            device=device,
+            trust_remote_model=trust_remote_model,
+            dense=manifest.get("dense_weight"),  # absent: saved before dense vectors
         )
     check_model(manifest, model, path)
     return model
@@ -93,12 +97,15 @@ def model_from_fingerprint(
     *,
     device: str | None = None,
     trust_remote_model: bool = False,
+    dense: Any = None,
 ) -> Encoder:
     """Rebuild the encoder an index was saved with (embedded default, local folder or hub id).
 
     Every encoding setting recorded in the fingerprint is passed explicitly, so the rebuilt
     encoder matches even where the checkpoint's own defaults would differ. Marker tokens the
     checkpoint lacks are added again (the recorded markers were the builder's explicit choice).
+    ``dense`` is the ``dense_weight`` the index recorded (None: an index saved before dense
+    vectors existed, which gets the checkpoint's own weight and then ranks without them).
 
     Raises:
         ValueError: If the fingerprint names no checkpoint (a custom encoder built the index),
@@ -125,6 +132,7 @@ def model_from_fingerprint(
         )
         raise ValueError(msg)
     overrides = {key: fingerprint[key] for key in EncoderConfig.SETTINGS if key in fingerprint}
+    overrides["dense_weight"] = dense
     try:
         return ColBERT.from_pretrained(
             None if name == DEFAULT_MODEL else name,

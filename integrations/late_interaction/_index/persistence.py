@@ -8,6 +8,7 @@ Folder layout, all pickle-free. ``format_version`` 1 (the exact store, ``nbits=N
     doc_offsets.npy  int64, n_slots + 1
     embeddings.npy   float16|float32, n_tokens x dim (loaded memory-mapped)
     docs.jsonl       one line per slot: id, text, metadata ({"deleted": true} for dead slots)
+    dense.npy        float32, n_slots x dense_dim, if kept (manifest: dense_weight ranked by)
 
 ``format_version`` 2 (a compressed store) replaces ``embeddings.npy``, ``tokens.voyager`` and
 ``token_doc.npy`` (derived from the offsets; ignored in folders that still have it) by::
@@ -60,6 +61,7 @@ from late_interaction._index.codec_files import (
     load_array,
     read_codec,
 )
+from late_interaction._index.dense_store import DENSE_FILE
 from late_interaction._index.document_store import DOCS_FILE, DocumentStore
 from late_interaction._index.encoder_identity import jsonable
 from late_interaction._index.extra_files import encode_extra_files
@@ -67,6 +69,7 @@ from late_interaction._index.hnsw import VoyagerTokenIndex
 from late_interaction._index.ivf import InvertedLists
 from late_interaction._index.token_store import (
     CODES_FILE,
+    DRIFT_FILE,
     OFFSETS_FILE,
     RESIDUALS_FILE,
     TOKEN_DOC_FILE,
@@ -88,7 +91,7 @@ HNSW_FILE = "tokens.voyager"
 #: Every file name an index folder of any format owns (never carried over from a previous save).
 INDEX_FILES = frozenset(
     {CONFIG_FILE, HNSW_FILE, DOCS_FILE, TOKENS_FILE, CODES_FILE, RESIDUALS_FILE, OFFSETS_FILE,
-     TOKEN_DOC_FILE, *CODEC_FILES.values(), *IVF_FILES}
+     TOKEN_DOC_FILE, DENSE_FILE, DRIFT_FILE, *CODEC_FILES.values(), *IVF_FILES}
 )  # fmt: skip
 #: The memory-mapped per-token arrays, the ones ``verify=False`` does not hash.
 MAPPED_FILES = frozenset({TOKENS_FILE, CODES_FILE, RESIDUALS_FILE})
@@ -120,6 +123,7 @@ def write_index(
     hnsw: VoyagerTokenIndex | None,
     ivf: InvertedLists | None = None,
     extra_files: dict[str, str] | None = None,
+    dense_weight: float = 0.0,
 ) -> Path:
     """Write an index folder atomically (the caller holds the write lock).
 
@@ -157,6 +161,7 @@ def write_index(
             "n_docs": token_store.n_docs,
             "n_tokens": token_store.n_tokens,
             "n_live": int(live.sum()),
+            "dense_weight": dense_weight,
             "files": {p.name: p.stat().st_size for p in sorted(tmp.iterdir())},
         }
         manifest[CHECKSUMS_KEY] = file_checksums(tmp, manifest["files"])
@@ -240,11 +245,7 @@ def _read_folder(path: Path, verify: bool) -> LoadedIndex:
     manifest = _read_manifest(path)
     try:
         config = IndexConfig.from_dict(manifest["index_config"])
-        dim, n_docs, n_tokens = (
-            int(manifest["dim"]),
-            int(manifest["n_docs"]),
-            int(manifest["n_tokens"]),
-        )
+        dim, n_docs, n_tokens = (int(manifest[key]) for key in ("dim", "n_docs", "n_tokens"))
         files = dict(manifest["files"])
     except (KeyError, TypeError, ValueError) as exc:
         msg = f"{path / CONFIG_FILE} lacks or has invalid fields ({exc!r}); rebuild the index."
@@ -271,7 +272,7 @@ def _read_folder(path: Path, verify: bool) -> LoadedIndex:
     store = TokenStore.load(
         path, dim=dim, dtype=config.storage_dtype, n_docs=n_docs, n_tokens=n_tokens, codec=codec
     )
-    docs, live = DocumentStore.load(path, n_docs)
+    docs, live = DocumentStore.load(path, n_docs, dense=DENSE_FILE in files)
     hnsw, ivf = None, None
     if codec is not None:
         offsets, slots = (load_array(path / name) for name in IVF_FILES)

@@ -75,7 +75,9 @@ class Savepoint:
         if self.store.truncate(self.n_docs, self.n_tokens, keep_rows=graph_end):
             # Rows the graph holds stay as one dead slot: publish it as dead, so the stores,
             # the document records and the snapshot count the same slots (what save() needs).
-            state.docs.append([None], [""], [{}])  # type: ignore[list-item]
+            dense = state.docs.dense  # the dead slot needs a (zero) vector where others have one
+            filler = None if dense is None else np.zeros((1, dense.dense_dim), np.float32)
+            state.docs.append([None], [""], [{}], filler)  # type: ignore[list-item]
             live = np.zeros(self.store.n_docs, dtype=bool)
             live[: self.snap.live.shape[0]] = self.snap.live
             state.publish(live, [], {})

@@ -20,8 +20,12 @@ from late_interaction._index.centroid_candidates import centroid_candidates, def
 from late_interaction._index.snapshot import Snapshot, View
 from late_interaction._validation import positive_int
 from late_interaction.config import IndexConfig
+from late_interaction.fusion import fused_scores
 from late_interaction.scoring import score_slots
 from late_interaction.types import SearchHit
+
+# (dense_weight, the query's dense vector or None): how a query's ranking score is made.
+Fusion = tuple[float, "np.ndarray | None"]
 
 if TYPE_CHECKING:  # pragma: no cover  # torch loads only for a search on a device
     from late_interaction._index.device_search import SearchDevice
@@ -79,6 +83,8 @@ def run_search(
     request: SearchRequest,
     config: IndexConfig,
     device: SearchDevice | None = None,
+    dense_weight: float = 0.0,
+    query_dense: list[np.ndarray] | None = None,
 ) -> list[list[SearchHit]]:
     """Answer ``request`` for each query: ANN candidates then exact MaxSim, or an exact scan.
 
@@ -89,6 +95,9 @@ def run_search(
         config: Defaults for ``k_token``, ``query_ef``, ``n_full_scores`` and the exact-scan
             thresholds.
         device: Score on this device (its mirror of the store); None or CPU: numpy.
+        dense_weight: Weight of the dense cosine in the ranking score (0: MaxSim alone).
+        query_dense: One dense vector per query when ``dense_weight`` > 0 (the snapshot's
+            documents then have theirs).
 
     Returns:
         One best-first hit list per query.
@@ -106,13 +115,16 @@ def run_search(
         )
         raise ValueError(msg)
     searchable = snap.hnsw is not None or snap.ivf is not None
+    fusion: list[Fusion] = (
+        [(dense_weight, v) for v in query_dense] if query_dense else [(0.0, None)] * len(queries)
+    )
     mirror = None
     if device is not None:
         from late_interaction._index.device_search import mirror_of
 
         mirror = mirror_of(snap, device)
     if request.exact or not searchable or view.allowed_tokens() <= small:
-        return _exact(view, queries, k, mirror)
+        return _exact(view, queries, k, mirror, fusion)
     if snap.ivf is not None:
         # Budgets left None in the config grow with the index (explicit settings are kept).
         n_probe, n_full = default_budgets(config.n_probe, config.n_full_scores, snap.n_live, k)
@@ -123,34 +135,41 @@ def run_search(
         query_ef = request.query_ef if request.query_ef is not None else config.query_ef
         candidates = ann_candidates(view, queries, per_token, query_ef, n_full)
     if candidates is None:
-        return _exact(view, queries, k, mirror)
+        return _exact(view, queries, k, mirror, fusion)
     results = []
-    for q, slots in zip(queries, candidates, strict=True):
+    for q, slots, f in zip(queries, candidates, fusion, strict=True):
         if len(slots) < min(k, n_allowed):
             # Too few candidates (tight filter, small k_token): scan the allowed set exactly.
             slots = everything
         if mirror is not None and slots is not everything:
-            results.append(rank(snap, q, slots, k, mirror.score_slots(q, slots)))
+            results.append(rank(snap, q, slots, k, f, mirror.score_slots(q, slots)))
         elif mirror is not None:  # too few candidates: the exact scan, on the device
-            results.extend(_exact(view, [q], k, mirror))
+            results.extend(_exact(view, [q], k, mirror, [f]))
         else:
-            results.append(rank(snap, q, slots, k))
+            results.append(rank(snap, q, slots, k, f))
     return results
 
 
 def _exact(
-    view: View, queries: list[np.ndarray], k: int, mirror: DeviceMirror | None
+    view: View,
+    queries: list[np.ndarray],
+    k: int,
+    mirror: DeviceMirror | None,
+    fusion: list[Fusion],
 ) -> list[list[SearchHit]]:
-    """Exact MaxSim of every allowed document: on the device for a batch, else numpy."""
+    """Exact scores of every allowed document: on the device for a batch, else numpy."""
     snap, everything = view.snap, np.flatnonzero(view.mask())
+    pairs = zip(queries, fusion, strict=True)
     if mirror is None:
-        return [rank(snap, q, everything, k) for q in queries]
+        return [rank(snap, q, everything, k, f) for q, f in pairs]
     if 4 * len(everything) < len(view.mask()):  # a small restriction: score only its documents
-        return [rank(snap, q, everything, k, mirror.score_slots(q, everything)) for q in queries]
+        return [
+            rank(snap, q, everything, k, f, mirror.score_slots(q, everything)) for q, f in pairs
+        ]
     from late_interaction._index.device_search import exact_top_k
 
-    top = exact_top_k(mirror, view, queries, k)
-    return [hits(snap, q, slots, scores) for q, (slots, scores) in zip(queries, top, strict=True)]
+    top = exact_top_k(mirror, view, queries, k, fusion)
+    return [hits(snap, *found) for found in top]
 
 
 def rank(
@@ -158,34 +177,55 @@ def rank(
     query: np.ndarray,
     slots: np.ndarray,
     k: int,
+    fusion: Fusion = (0.0, None),
     scores: np.ndarray | None = None,
 ) -> list[SearchHit]:
     """Score ``slots`` exactly (unless ``scores`` are given) and return the top ``k``.
 
-    Ties are broken by storage order.
+    ``fusion`` is ``(dense_weight, query dense vector)``: with a weight above 0 the ranking
+    score is the fused one (``late_interaction.fusion``), else MaxSim per query row. Ties are
+    broken by storage order.
     """
+    weight, query_dense = fusion
     if scores is None:
         scores = score_slots(query, snap.tokens, snap.offsets, slots)
+    cosines = None
+    if weight > 0:
+        cosines = snap.docs.dense.rows(slots) @ query_dense  # type: ignore[union-attr]
+    ranking = fused_scores(scores, query.shape[0], cosines, weight)
     if len(slots) > 4 * k:
-        top = np.argpartition(-scores, k)[: k + 1]
-        scores, slots = scores[top], slots[top]
-    order = np.lexsort((slots, -scores))[:k]
-    return hits(snap, query, slots[order], scores[order])
+        top = np.argpartition(-ranking, k)[: k + 1]
+        scores, slots, ranking = scores[top], slots[top], ranking[top]
+        cosines = None if cosines is None else cosines[top]
+    order = np.lexsort((slots, -ranking))[:k]
+    return hits(
+        snap,
+        slots[order],
+        scores[order],
+        ranking[order],
+        None if cosines is None else cosines[order],
+    )
 
 
 def hits(
-    snap: Snapshot, query: np.ndarray, slots: np.ndarray, scores: np.ndarray
+    snap: Snapshot,
+    slots: np.ndarray,
+    scores: np.ndarray,
+    ranking: np.ndarray,
+    cosines: np.ndarray | None,
 ) -> list[SearchHit]:
-    """The hits of ``slots`` with their ``scores``, in the given (best-first) order."""
+    """The hits of ``slots`` (best first) with raw MaxSim, ranking score and dense cosine."""
     docs = snap.docs
+    found = zip(slots.tolist(), scores.tolist(), ranking.tolist(), strict=True)
     return [
         SearchHit(
             id=docs.ids[slot],  # type: ignore[arg-type]
-            score=float(score),
-            normalized_score=float(score) / query.shape[0],
+            score=score,
+            normalized_score=rank_score,
             rank=position,
             text=docs.texts[slot],
             metadata=copy.deepcopy(docs.metadatas[slot]),
+            dense_score=None if cosines is None else float(cosines[position]),
         )
-        for position, (slot, score) in enumerate(zip(slots.tolist(), scores.tolist(), strict=True))
+        for position, (slot, score, rank_score) in enumerate(found)
     ]

@@ -6,6 +6,7 @@ Kept apart from ``index.py`` (construction, writes, persistence) so each file st
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from late_interaction._index.search import SearchRequest, run_search
 from late_interaction._index.snapshot import View
 from late_interaction._validation import as_list, as_token_matrices, check_unicode
 from late_interaction.exceptions import EmptyIndexError
+from late_interaction.fusion import encoder_dense_weight, weight_was_given
 from late_interaction.reranking import explain_method
 from late_interaction.types import SearchHit
 
@@ -29,6 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from late_interaction.types import Encoder
 
 Query = str | np.ndarray
+logger = logging.getLogger(__name__)
 
 
 class SearchMethods:
@@ -60,6 +63,44 @@ class SearchMethods:
         device = self.device
         return None if device.type == "cpu" else SearchDevice(device, self._device is not None)
 
+    _dense_notice = False  # set once this index has logged that it ranks without dense vectors
+
+    @property
+    def dense_weight(self) -> float:
+        """Weight ``w`` of the dense cosine in the score this index ranks by (0: MaxSim alone).
+
+        The encoder's ``config.dense_weight`` (0.25 for the embedded default; 0 for trained
+        ColBERT checkpoints and encoders without dense vectors), as long as the index keeps a
+        dense vector per document (or is empty: ``add`` then stores them). An index without them
+        (saved before they existed, or filled by ``add_embeddings`` without ``dense=``) ranks by
+        MaxSim alone, says so once in the log, and records ``dense_weight`` 0 when saved.
+
+        Raises:
+            ValueError: If the encoder's weight was an explicit ``dense_weight`` > 0 argument
+                and the index holds no dense vectors (rebuild it, or load it with weight 0).
+        """
+        weight = encoder_dense_weight(self.model)
+        docs = self._state.docs
+        if weight == 0 or docs.dense is not None or not docs.ids:
+            return weight
+        if weight_was_given(self.model):
+            msg = (
+                f"the encoder was given dense_weight={weight}, but this index holds no dense "
+                "vectors (saved before they existed, or filled by add_embeddings without "
+                "dense=), so it cannot fuse them. Rebuild it with this encoder (index.add with "
+                "the texts of index.get(index.ids)), or pass dense_weight=0."
+            )
+            raise ValueError(msg)
+        if not self._dense_notice:
+            logger.warning(
+                "This index holds no dense vectors (built before they existed, or without "
+                "them): it ranks by MaxSim alone, not the encoder's fused score with "
+                "dense_weight=%s. Rebuild the index to fuse them.",
+                weight,
+            )
+            self._dense_notice = True
+        return 0.0
+
     def search(
         self,
         query: Query,
@@ -71,8 +112,14 @@ class SearchMethods:
         query_ef: int | None = None,
         k_token: int | None = None,
         explain: bool = False,
+        query_dense: np.ndarray | None = None,
     ) -> list[SearchHit]:
         """Find the ``k`` documents with the highest exact MaxSim (among ANN candidates).
+
+        When :attr:`dense_weight` w is above 0 (the embedded default's encoder: 0.25), hits are
+        ranked by the fused ``normalized_score`` ``(MaxSim / n_query_rows + w * dense_score) /
+        (1 + w)``, where ``dense_score`` is the cosine of the query's and the document's dense
+        vectors; ``score`` stays the raw MaxSim. Candidates still come from the token ANN stage.
 
         Args:
             query: Query text, or its token matrix of shape ``(n_query_tokens, dim)``.
@@ -92,6 +139,8 @@ class SearchMethods:
                 a text query and an encoder with ``explain``, as ``ColBERT``; re-encodes each
                 hit at full precision, so its ``score`` can differ from the stored one in the
                 third decimal, or more with token pooling).
+            query_dense: The dense vector of a matrix ``query`` (from ``encode_queries(...,
+                return_dense=True)``); needed for a matrix query when :attr:`dense_weight` > 0.
 
         Returns:
             Hits, best first, with ranks 0..n-1, texts and metadata copies.
@@ -100,8 +149,9 @@ class SearchMethods:
             EmptyIndexError: If the index holds no documents.
             ValueError: If ``k``, ``query_ef`` or ``k_token`` is not a positive integer, an
                 ANN setting comes with ``exact=True``, ``explain=True`` with a matrix query, a
-                filter has an unknown operator or a malformed condition, or a query text is not
-                valid Unicode.
+                filter has an unknown operator or a malformed condition, a query text is not
+                valid Unicode, or a matrix query comes without ``query_dense`` on an index that
+                fuses dense scores.
             TypeError: If ``query`` is neither a str nor a matrix, ``filter`` is neither a
                 mapping nor a callable (or an operand has the wrong type), or ``explain=True``
                 with an encoder that cannot explain.
@@ -117,7 +167,10 @@ class SearchMethods:
             msg = f"query must be a str or a (n_query_tokens, dim) matrix; got {got}."
             raise TypeError(msg)
         options = {"exact": exact, "query_ef": query_ef, "k_token": k_token, "explain": explain}
-        return self.search_batch([query], k, filter=filter, ids=ids, **options)[0]
+        dense = None if query_dense is None else [query_dense]
+        return self.search_batch([query], k, filter=filter, ids=ids, query_dense=dense, **options)[
+            0
+        ]
 
     def search_batch(
         self,
@@ -131,6 +184,7 @@ class SearchMethods:
         k_token: int | None = None,
         explain: bool = False,
         batch_size: int = 32,
+        query_dense: Sequence[Any] | None = None,
     ) -> list[list[SearchHit]]:
         """:meth:`search` for many queries: texts encoded in one pass, one HNSW query.
 
@@ -145,6 +199,8 @@ class SearchMethods:
             k_token: See :meth:`search`.
             explain: See :meth:`search`.
             batch_size: Encoder batch size for the texts.
+            query_dense: One dense vector per query (None for text queries, whose vectors come
+                from the encoder), for matrix queries when :attr:`dense_weight` > 0.
 
         Returns:
             One best-first hit list per query, in input order.
@@ -158,24 +214,54 @@ class SearchMethods:
             raise ValueError(msg)
         if not queries:
             return []
+        weight = self.dense_weight
+        dense = self._query_dense(queries, query_dense, weight)
         texts = [i for i, q in enumerate(queries) if isinstance(q, str)]
         for i in texts:
             check_unicode(queries[i], f"queries[{i}]")
         matrices: list[Any] = list(queries)
         if texts:
-            encoded = self.model.encode_queries(
-                [queries[i] for i in texts], batch_size=batch_size, show_progress_bar=False
+            extra = {"return_dense": True} if weight > 0 else {}
+            out = self.model.encode_queries(
+                [queries[i] for i in texts], batch_size=batch_size, show_progress_bar=False, **extra
             )
-            for i, matrix in zip(texts, encoded, strict=True):
-                matrices[i] = matrix
+            encoded, vectors = out if weight > 0 else (out, None)
+            for j, i in enumerate(texts):
+                matrices[i] = encoded[j]
+                if dense is not None:
+                    dense[i] = vectors[j]
         matrices = as_token_matrices(matrices, self.dim, "query")
-        results = run_search(view, matrices, request, self.config, self._search_device())
+        device = self._search_device()
+        results = run_search(view, matrices, request, self.config, device, weight, dense)
         if explainer is not None:
             results = [
                 [replace(hit, explanation=explainer(query, hit.text)) for hit in hits]
                 for query, hits in zip(queries, results, strict=True)
             ]
         return results
+
+    @staticmethod
+    def _query_dense(queries: list[Any], given: Any, weight: float) -> list[Any] | None:
+        """Room for one dense vector per query, holding the given ones (None: no fusion).
+
+        Raises:
+            ValueError: If a matrix query has no dense vector while the index fuses them, or
+                ``given`` does not hold one entry per query.
+        """
+        if weight == 0:
+            return None
+        given = [None] * len(queries) if given is None else list(given)
+        if len(given) != len(queries):
+            msg = f"query_dense has {len(given)} entries for {len(queries)} queries; pass one each."
+            raise ValueError(msg)
+        if any(g is None and not isinstance(q, str) for q, g in zip(queries, given, strict=True)):
+            msg = (
+                f"this index ranks by MaxSim fused with a dense cosine (dense_weight={weight}); "
+                "a token-matrix query needs its dense vector too: query_dense= from "
+                "encode_queries(..., return_dense=True). Or pass the query text."
+            )
+            raise ValueError(msg)
+        return [None if g is None else np.asarray(g, np.float32).reshape(-1) for g in given]
 
     def _view(self, filter: Filter, ids: Iterable[str] | None) -> View:
         """Validate the restriction and take the snapshot it applies to (before any encoding)."""

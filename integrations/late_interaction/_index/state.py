@@ -29,7 +29,8 @@ from late_interaction._index.token_store import TokenStore
 from late_interaction.config import IndexConfig
 from late_interaction.types import StoredDocument
 
-Encode = Callable[[Sequence[int]], list[np.ndarray]]
+# positions -> (token matrices, dense vectors or None) of those documents
+Encode = Callable[[Sequence[int]], tuple[list[np.ndarray], np.ndarray | None]]
 # Token vectors a codec trains on at most: bounds the k-means work and the sample's RAM
 # (2**18 x 384 float32 = 400 MB); ColBERTv2 would sample ~1M for a 1M-token corpus.
 _MAX_TRAIN_TOKENS = 2**18
@@ -90,8 +91,8 @@ class IndexState:
 
         Args:
             dim: Token vector dimension.
-            encode: ``positions -> matrices``: the token matrices of ``texts[i]`` for each
-                position ``i``.
+            encode: ``positions -> (matrices, dense)``: the token matrices of ``texts[i]`` for
+                each position ``i``, and their dense vectors (None if the index keeps none).
             texts: Document texts (validated).
             ids: One id per text (validated, unique).
             metas: One normalised metadata dict per text.
@@ -107,7 +108,7 @@ class IndexState:
 
         bar = tqdm(total=len(texts), disable=not show_progress_bar, desc="Indexing")
         with self.write_lock, bar, transaction(self):
-            sample: dict[int, np.ndarray] = {}
+            sample: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
             if self.store is None and self.config.nbits is not None:
                 sample = self._train_codec(dim, encode, len(texts), chunk)
             elif self.store is None:
@@ -122,15 +123,17 @@ class IndexState:
                 part = slice(start, start + chunk)
                 positions = range(start, min(start + chunk, len(texts)))
                 if sample:  # the training sample covered every text: no second encoding
-                    matrices = [sample.pop(i) for i in positions]
+                    pairs = [sample.pop(i) for i in positions]
+                    matrices = [m for m, _ in pairs]
+                    dense = None if pairs[0][1] is None else np.stack([d for _, d in pairs])
                 else:
-                    matrices = encode(positions)
-                self._append(matrices, texts[part], ids[part], metas[part])
+                    matrices, dense = encode(positions)
+                self._append(matrices, texts[part], ids[part], metas[part], dense)
                 bar.update(len(matrices))
             self._publish_appended(first_slot, ids)
         return ids
 
-    def _train_codec(self, dim: int, encode: Encode, n: int, chunk: int) -> dict[int, np.ndarray]:
+    def _train_codec(self, dim: int, encode: Encode, n: int, chunk: int) -> dict[int, Any]:
         """Train the residual codec on a sample of ``n`` documents and create the store.
 
         ColBERTv2 samples ``16 * sqrt(120 * n)`` documents; here at most ``_MAX_TRAIN_TOKENS``
@@ -140,16 +143,17 @@ class IndexState:
         rng = np.random.default_rng(self.config.random_seed)
         n_sample = min(n, math.ceil(16 * math.sqrt(_TYPICAL_DOC_TOKENS * n)))
         order = rng.permutation(n)[:n_sample]
-        sample: dict[int, np.ndarray] = {}
+        sample: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
         n_tokens = 0
         for start in range(0, n_sample, chunk):
             positions = np.sort(order[start : start + chunk]).tolist()
-            for i, matrix in zip(positions, encode(positions), strict=True):
-                sample[i] = matrix
+            matrices, dense = encode(positions)
+            for j, (i, matrix) in enumerate(zip(positions, matrices, strict=True)):
+                sample[i] = (matrix, None if dense is None else dense[j])
                 n_tokens += matrix.shape[0]
             if n_tokens >= _MAX_TRAIN_TOKENS:
                 break
-        vectors = np.concatenate(list(sample.values()))
+        vectors = np.concatenate([matrix for matrix, _ in sample.values()])
         if vectors.shape[0] > _MAX_TRAIN_TOKENS:
             vectors = vectors[rng.choice(vectors.shape[0], _MAX_TRAIN_TOKENS, replace=False)]
         corpus_tokens = n_tokens * n / len(sample)  # estimated from the encoded documents
@@ -187,12 +191,14 @@ class IndexState:
         texts: list[str],
         ids: list[str],
         metas: list[dict[str, Any]],
+        dense: np.ndarray | None = None,
     ) -> None:
-        """Append documents to the stores and the graph, unpublished (inside a transaction)."""
+        """Append documents and their dense vectors, unpublished (inside a transaction)."""
+        self.docs.check_dense(dense)  # before anything is written
         if self.config.pool_factor > 1:
             matrices = [pool_tokens(m, self.config.pool_factor) for m in matrices]
         first_slot, first_row = self.store.append(matrices)  # type: ignore[union-attr]
-        self.docs.append(ids, texts, metas)
+        self.docs.append(ids, texts, metas, dense)
         # Graph before publishing: a reader meeting the new token ids early drops them, as
         # they lie beyond its snapshot's token count.
         if self.hnsw is not None:
@@ -264,6 +270,7 @@ class IndexState:
             [snap.docs.ids[s] for s in keep.tolist()],  # type: ignore[misc]
             [snap.docs.texts[s] for s in keep.tolist()],
             [snap.docs.metadatas[s] for s in keep.tolist()],
+            None if snap.docs.dense is None else snap.docs.dense.rows(keep),
         )
         hnsw, ivf = None, None
         if store.codec is not None:

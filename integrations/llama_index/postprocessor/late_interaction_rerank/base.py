@@ -59,9 +59,11 @@ class ColBERTRerank(BaseNodePostprocessor):
         keep_retrieval_score: Copy each node's incoming score to
             ``metadata["retrieval_score"]`` of a copied node.
         batch_size: Encoding batch size.
-        score_mode: ``"normalized"`` (default; MaxSim divided by the query's token count, in
-            [-1, 1], so ``SimilarityPostprocessor`` cutoffs mean the same for every query) or
-            ``"maxsim"`` (the raw sum).
+        score_mode: ``"normalized"`` (default; MaxSim divided by the query's token count, fused
+            with the dense cosine for an encoder with ``dense_weight`` > 0 as the embedded
+            default; in [-1, 1], so ``SimilarityPostprocessor`` cutoffs mean the same for every
+            query) or ``"maxsim"`` (the raw sum). When fused, a copied node's metadata gets
+            ``"maxsim_score"`` and ``"dense_score"`` (hidden from the LLM).
         explain: Put each node's per-token explanation in ``metadata["explanation"]`` of a
             copied node (hidden from the LLM); costs one more encoding per returned node.
         **kwargs: Other ``BaseNodePostprocessor`` fields (e.g. ``callback_manager``).

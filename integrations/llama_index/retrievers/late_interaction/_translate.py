@@ -229,6 +229,7 @@ def collect_nodes(
 
 SCORE_MODES = ("normalized", "maxsim")
 EXPLANATION_KEY = "explanation"
+MAXSIM_KEY, DENSE_KEY = "maxsim_score", "dense_score"  # the parts of a fused score
 
 
 def check_score_mode(score_mode: str) -> str:
@@ -246,22 +247,29 @@ def check_score_mode(score_mode: str) -> str:
 def scored_node(node: BaseNode, result: Any, score_mode: str) -> NodeWithScore:
     """A ``NodeWithScore`` from a core hit or rerank result, with its explanation if any.
 
-    The score is the normalised MaxSim (mean best cosine per query token, in [-1, 1]: what
-    ``SimilarityPostprocessor(similarity_cutoff=...)`` can threshold) or, with ``"maxsim"``, the
-    raw sum. An explanation goes into a copy of the node's metadata under ``"explanation"``,
-    excluded from what the LLM and the embedder see; its spans index ``node.get_content()``.
+    The score is the normalised one results are ranked by (in [-1, 1]: what
+    ``SimilarityPostprocessor(similarity_cutoff=...)`` can threshold): the mean best cosine per
+    query token, fused with the dense cosine when the encoder's ``dense_weight`` w > 0 (the
+    embedded default), ``(MaxSim / query tokens + w * dense) / (1 + w)``; or, with ``"maxsim"``,
+    the raw MaxSim sum. When fused, the parts go into a copy of the node's metadata as
+    ``"maxsim_score"`` and ``"dense_score"``; an explanation goes there under ``"explanation"``.
+    These keys are excluded from what the LLM and the embedder see; spans index
+    ``node.get_content()``.
     """
     score = result.normalized_score if score_mode == "normalized" else result.score
+    extra: dict[str, Any] = {}
+    if result.dense_score is not None:
+        extra = {MAXSIM_KEY: float(result.score), DENSE_KEY: float(result.dense_score)}
     if result.explanation is not None:
-        explanation = _on_node_text(node, result.explanation.to_dict())
+        extra[EXPLANATION_KEY] = _on_node_text(node, result.explanation.to_dict())
+    if extra:
+        hidden = [k for k in extra if k not in node.excluded_llm_metadata_keys]
+        hidden_embed = [k for k in extra if k not in node.excluded_embed_metadata_keys]
         node = node.model_copy(
             update={
-                "metadata": {**node.metadata, EXPLANATION_KEY: explanation},
-                "excluded_llm_metadata_keys": [*node.excluded_llm_metadata_keys, EXPLANATION_KEY],
-                "excluded_embed_metadata_keys": [
-                    *node.excluded_embed_metadata_keys,
-                    EXPLANATION_KEY,
-                ],
+                "metadata": {**node.metadata, **extra},
+                "excluded_llm_metadata_keys": [*node.excluded_llm_metadata_keys, *hidden],
+                "excluded_embed_metadata_keys": [*node.excluded_embed_metadata_keys, *hidden_embed],
             }
         )
     return NodeWithScore(node=node, score=float(score))

@@ -72,9 +72,12 @@ class ColBERTRetriever(BaseRetriever):
         doc_ids: Restrict results to nodes of these source documents (``ref_doc_id``).
         exact: Brute-force MaxSim over all (filtered) nodes instead of the ANN stage.
         query_ef: Voyager ``query_ef`` for the token search (None: the core's default).
-        score_mode: ``NodeWithScore.score``: ``"normalized"`` (default; MaxSim divided by the
-            query's token count, in [-1, 1], comparable across queries, so
-            ``SimilarityPostprocessor(similarity_cutoff=...)`` works) or ``"maxsim"`` (the sum).
+        score_mode: ``NodeWithScore.score``: ``"normalized"`` (default; ``SearchHit.
+            normalized_score``: MaxSim divided by the query's token count, fused with the dense
+            cosine when the index's ``dense_weight`` > 0 as with the embedded default; in
+            [-1, 1], comparable across queries, so ``SimilarityPostprocessor(similarity_cutoff=
+            ...)`` works) or ``"maxsim"`` (the raw sum). When fused, the node's metadata gets
+            ``"maxsim_score"`` and ``"dense_score"`` (hidden from the LLM).
         explain: Put each hit's per-token explanation (``Explanation.to_dict()``: matched
             document tokens, spans, similarities) in the node's ``metadata["explanation"]``,
             hidden from the LLM; costs one more encoding per hit.
