@@ -92,7 +92,9 @@ def _logical(op: str, value: Any) -> models.Filter:
         msg = f"{op} takes a list of filter mappings; got {value!r}."
         raise ValueError(msg)
     parts = [_conjunction(v) for v in value]
-    return models.Filter(must=parts) if op == "$and" else models.Filter(should=parts)
+    if op == "$and":
+        return models.Filter(must=parts)
+    return models.Filter(should=parts or [_nothing()])  # an empty "$or" holds for nothing
 
 
 def _field(key: str, value: Any) -> Condition:

@@ -42,7 +42,10 @@ def query_request(
     prefetch_limit: int,
 ) -> models.QueryRequest:
     """The Qdrant request that finds the ``k`` best documents for one query token matrix."""
-    params = models.SearchParams(exact=exact, hnsw_ef=query_ef)
+    # Only when asked: Qdrant's local mode warns about any params (it always searches exactly).
+    params = models.SearchParams(exact=True) if exact else None
+    if query_ef is not None:
+        params = models.SearchParams(hnsw_ef=query_ef)
     if first_stage != MEAN or exact:  # exact=True: MaxSim over every allowed document
         return models.QueryRequest(
             query=matrix.tolist(), using=MULTIVECTOR, filter=flt, params=params, limit=k,
