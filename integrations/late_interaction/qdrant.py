@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from late_interaction._index.document_store import validate_documents
@@ -34,7 +35,10 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["QdrantIndex"]
 
 logger = logging.getLogger(__name__)
-_CHUNK = 256  # documents encoded and upserted per request
+_CHUNK = 256  # documents encoded per step
+# Floats per upsert request: a server's default request limit is 32 MB and JSON spends ~10
+# bytes a float, so 256 documents of 300 x 384 tokens must go in several requests.
+_REQUEST_FLOATS = 1_500_000
 
 
 class QdrantIndex(QdrantSearchMethods):
@@ -98,6 +102,7 @@ class QdrantIndex(QdrantSearchMethods):
                 fingerprint=self.model.fingerprint(), first_stage=first_stage or "none",
                 options=collection_options or {},
             )  # fmt: skip
+            logger.info("created Qdrant collection %r (%s)", collection_name, manifest)
         else:
             if first_stage is not None and first_stage != manifest["first_stage"]:
                 msg = (
@@ -262,5 +267,16 @@ class QdrantIndex(QdrantSearchMethods):
         }
 
     def _upsert(self, ids: list[str], texts: list[str], metas: list[Any], matrices: list) -> None:
-        batch = layout.points(ids, texts, metas, matrices, self.first_stage)
-        self.client.upsert(self.collection_name, points=batch, wait=True)
+        bounds, floats = [0], 0
+        for i, matrix in enumerate(matrices):
+            if floats and floats + matrix.size > _REQUEST_FLOATS:
+                bounds.append(i)
+                floats = 0
+            floats += matrix.size
+        bounds.append(len(matrices))
+        for start, end in pairwise(bounds):
+            part = slice(start, end)
+            batch = layout.points(
+                ids[part], texts[part], metas[part], matrices[part], self.first_stage
+            )
+            self.client.upsert(self.collection_name, points=batch, wait=True)

@@ -222,6 +222,23 @@ def test_writes_get_len_and_empty(fake_encoder):
         idx.save("somewhere")
 
 
+def test_large_writes_go_in_requests_under_the_size_limit(fake_encoder, corpus, monkeypatch):
+    import late_interaction.qdrant as module
+
+    _, ids, texts, metas, docs = corpus
+    monkeypatch.setattr(module, "_REQUEST_FLOATS", 2000)
+    idx = QdrantIndex(fake_encoder)
+    sizes = []
+    upsert = idx.client.upsert
+    spy = lambda name, points, **kw: sizes.append(points) or upsert(name, points, **kw)  # noqa: E731
+    monkeypatch.setattr(idx.client, "upsert", spy)
+    idx.add_embeddings([docs[i] for i in ids[:60]], texts[:60], ids[:60], metas[:60])
+    floats = [sum(docs[p.payload["doc_id"]].size for p in batch) for batch in sizes]
+    assert len(sizes) > 1 and max(floats) <= 2000
+    assert [p.payload["doc_id"] for batch in sizes for p in batch] == ids[:60]
+    assert sorted(idx.ids) == sorted(ids[:60])
+
+
 def test_add_embeddings_equals_add(fake_encoder, corpus):
     _, ids, texts, metas, docs = corpus
     by_text = QdrantIndex(fake_encoder)
