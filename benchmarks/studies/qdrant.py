@@ -142,7 +142,9 @@ def edge_rows(data, docs, queries, reference, prefetch, hnsw_docs: int) -> tuple
         for limit in prefetch:
 
             def pre(q, n=limit):
-                first = qe.Prefetch(limit=n, query=qe.Query.Nearest(unit_mean(q), using="mean"))
+                first = qe.Prefetch(
+                    limit=max(n, 10), query=qe.Query.Nearest(unit_mean(q), using="mean")
+                )  # as QdrantIndex: never fewer candidates than k
                 request = qe.QueryRequest(
                     limit=10, prefetches=[first],
                     query=qe.Query.Nearest(q.tolist(), using="colbert"),
