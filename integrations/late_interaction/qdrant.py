@@ -41,6 +41,15 @@ _CHUNK = 256  # documents encoded per step
 _REQUEST_FLOATS = 1_500_000
 
 
+def _rebuild_model(manifest: dict[str, Any], where: str) -> Encoder:
+    """The encoder recorded in a collection's manifest (``model=None``)."""
+    try:
+        return model_from_fingerprint(manifest.get("encoder") or {}, where)  # type: ignore[arg-type]
+    except ValueError as exc:  # a custom encoder: its fingerprint names no checkpoint
+        msg = f"{exc} For a Qdrant collection: QdrantIndex(model, client=..., collection_name=...)."
+        raise ValueError(msg) from exc
+
+
 class QdrantIndex(QdrantSearchMethods):
     """A late-interaction index whose documents live in a Qdrant collection.
 
@@ -111,7 +120,7 @@ class QdrantIndex(QdrantSearchMethods):
                 )
                 raise ValueError(msg)
             if model is None:
-                model = model_from_fingerprint(manifest.get("encoder") or {}, where)  # type: ignore[arg-type]
+                model = _rebuild_model(manifest, where)
             check_model(manifest, model, where)  # type: ignore[arg-type]
             self.model = model
         self.first_stage: str = manifest["first_stage"]
