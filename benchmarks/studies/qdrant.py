@@ -19,14 +19,17 @@ precomputed, after one warm-up call.
 
 Usage (from the repository root; writes benchmarks/results/qdrant-scifact-<stamp>.md):
     PYTHONPATH=integrations python -u -m benchmarks.studies.qdrant \\
-        [--max-docs N] [--queries N] [--prefetch 20,50,100,200,500] [--hnsw-docs 0]
+        [--max-docs N] [--queries N] [--prefetch 20,50,100,200,500] [--hnsw-docs 0] \\
+        [--scan-queries 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import shutil
+import sys
 import tempfile
 import time
 from importlib.metadata import version
@@ -49,6 +52,14 @@ def unit_mean(matrix: np.ndarray) -> list[float]:
     return (mean / np.linalg.norm(mean)).tolist()
 
 
+def subset(data, n: int):
+    """The dataset with its first ``n`` judged queries only (queries and qrels both cut)."""
+    keep = list(data.queries)[:n]
+    return dataclasses.replace(
+        data, queries={q: data.queries[q] for q in keep}, qrels={q: data.qrels[q] for q in keep}
+    )
+
+
 def measure(label: str, search, data, queries, reference) -> dict:
     """Run every query through ``search(matrix) -> ids`` and score the run."""
     qids = list(data.queries)
@@ -65,15 +76,21 @@ def measure(label: str, search, data, queries, reference) -> dict:
     return row
 
 
-def client_rows(model, data, docs, queries, reference, prefetch: list[int]) -> tuple[list, float]:
+def client_rows(
+    model, data, docs, queries, reference, prefetch: list[int], scan_queries: int
+) -> tuple[list, float]:
     index = QdrantIndex(model, first_stage="mean")
     start = time.perf_counter()
     index.add_embeddings(docs, data.doc_texts, ids=data.doc_ids)
     build_s = time.perf_counter() - start
+    # The Python engine's full scan is exact by construction and slow: time it on a few queries.
+    print(f"local mode: ingested in {build_s:.0f}s", file=sys.stderr, flush=True)
+    few = subset(data, scan_queries)
     rows = [
         measure(
-            "local mode: full-scan MaxSim (first_stage none / exact=True)",
-            lambda q: [x.id for x in index.search(q, 10, exact=True)], data, queries, reference,
+            f"local mode: full-scan MaxSim (first_stage none / exact=True; {scan_queries} queries)",
+            lambda q: [x.id for x in index.search(q, 10, exact=True)],
+            few, queries[:scan_queries], reference[:scan_queries],
         )
     ]  # fmt: skip
     for limit in prefetch:
@@ -186,6 +203,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=None, help="first N judged queries only")
     parser.add_argument("--prefetch", default="20,50,100,200,500")
     parser.add_argument("--hnsw-docs", type=int, default=0, help="edge multivector-HNSW subset")
+    parser.add_argument("--scan-queries", type=int, default=5, help="local-mode full-scan row")
     parser.add_argument("--no-edge", action="store_true")
     h.result_options(parser)
     args = parser.parse_args()
@@ -194,12 +212,15 @@ def main() -> None:
     model = ColBERT.from_pretrained(device="cpu")
     docs, queries = dataset_embeddings(model, data)
     if args.queries:
-        keep = list(data.queries)[: args.queries]
-        data.queries = {q: data.queries[q] for q in keep}
+        data = subset(data, args.queries)
         queries = queries[: args.queries]
+    print(f"{len(docs)} documents, {len(queries)} queries", file=sys.stderr, flush=True)
     reference = [[data.doc_ids[i] for i in r] for r in h.exact_maxsim_topk(queries, docs, 10)]
+    print("exact reference computed", file=sys.stderr, flush=True)
     prefetch = [int(v) for v in args.prefetch.split(",") if v]
-    rows, build_s = client_rows(model, data, docs, queries, reference, prefetch)
+    rows, build_s = client_rows(
+        model, data, docs, queries, reference, prefetch, args.scan_queries
+    )
     builds = {"local mode: QdrantIndex.add_embeddings (mean + multivector)": build_s}
     edge = None
     if not args.no_edge:
