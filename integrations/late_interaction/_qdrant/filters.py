@@ -15,7 +15,9 @@ Accepted forms (anything else raises a ``TypeError`` or ``ValueError`` naming th
   LlamaIndex adapter passes: a Python predicate for the in-process index, this for Qdrant).
 
 Qdrant's own rule applies to list-valued metadata: a condition holds if it holds for any
-element (so ``{"tags": "a"}`` matches ``tags == ["a", "b"]``).
+element (so ``{"tags": "a"}`` matches ``tags == ["a", "b"]``). So ``$contains`` is list
+membership; on a string field it is equality, not the in-process index's substring test (that
+needs a Qdrant full-text index: pass a ``models.Filter`` with ``MatchText``).
 """
 
 from __future__ import annotations
