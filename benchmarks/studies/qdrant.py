@@ -4,9 +4,10 @@ The embedded default model's token matrices (cached once by ``_compressed_data``
 timed) go into Qdrant two ways:
 
 * ``QdrantIndex`` over qdrant-client's local mode (``QdrantClient(":memory:")``): the Python
-  engine, which always scans exactly (no HNSW), so its latencies show the client path, not a
-  server's; rows: full-scan MaxSim (what ``first_stage="none"`` and ``exact=True`` run there)
-  and ``first_stage="mean"`` with several ``prefetch_limit`` values.
+  engine, which scans every point for every query (no HNSW; rescoring prefetched candidates
+  still scores all points), so its rows, on ``--scan-queries`` queries, show what local mode
+  costs at this size, not what a server does: full-scan MaxSim (what ``first_stage="none"`` and
+  ``exact=True`` run there) and ``first_stage="mean"`` with several ``prefetch_limit`` values.
 * Qdrant Edge (``qdrant-edge-py``, Qdrant's Rust engine in process; skipped if not installed),
   with the same collection layout ``QdrantIndex`` creates: full-scan MaxSim on the multivector
   (``hnsw m=0``), the mean-vector prefetch with MaxSim rescoring, and, with ``--hnsw-docs N``,
@@ -20,7 +21,7 @@ precomputed, after one warm-up call.
 Usage (from the repository root; writes benchmarks/results/qdrant-scifact-<stamp>.md):
     PYTHONPATH=integrations python -u -m benchmarks.studies.qdrant \\
         [--max-docs N] [--queries N] [--prefetch 20,50,100,200,500] [--hnsw-docs 0] \\
-        [--scan-queries 5]
+        [--scan-queries 3]
 """
 
 from __future__ import annotations
@@ -83,22 +84,23 @@ def client_rows(
     start = time.perf_counter()
     index.add_embeddings(docs, data.doc_texts, ids=data.doc_ids)
     build_s = time.perf_counter() - start
-    # The Python engine's full scan is exact by construction and slow: time it on a few queries.
     print(f"local mode: ingested in {build_s:.0f}s", file=sys.stderr, flush=True)
-    few = subset(data, scan_queries)
+    # The Python engine scores every point even when rescoring prefetched candidates (it masks
+    # the rest by id), so each of its queries costs a full scan: time it on a few queries only.
+    few, n = subset(data, scan_queries), scan_queries
     rows = [
         measure(
-            f"local mode: full-scan MaxSim (first_stage none / exact=True; {scan_queries} queries)",
+            f"local mode: full-scan MaxSim (first_stage none / exact=True; {n} queries)",
             lambda q: [x.id for x in index.search(q, 10, exact=True)],
-            few, queries[:scan_queries], reference[:scan_queries],
+            few, queries[:n], reference[:n],
         )
     ]  # fmt: skip
     for limit in prefetch:
         rows.append(
             measure(
-                f"local mode: mean prefetch {limit} + MaxSim",
-                lambda q, n=limit: [x.id for x in index.search(q, 10, prefetch_limit=n)],
-                data, queries, reference,
+                f"local mode: mean prefetch {limit} + MaxSim ({n} queries)",
+                lambda q, m=limit: [x.id for x in index.search(q, 10, prefetch_limit=m)],
+                few, queries[:n], reference[:n],
             )
         )
     index.client.close()
@@ -203,7 +205,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=None, help="first N judged queries only")
     parser.add_argument("--prefetch", default="20,50,100,200,500")
     parser.add_argument("--hnsw-docs", type=int, default=0, help="edge multivector-HNSW subset")
-    parser.add_argument("--scan-queries", type=int, default=5, help="local-mode full-scan row")
+    parser.add_argument("--scan-queries", type=int, default=3, help="queries of local-mode rows")
     parser.add_argument("--no-edge", action="store_true")
     h.result_options(parser)
     args = parser.parse_args()
