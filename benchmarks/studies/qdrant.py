@@ -4,8 +4,8 @@ The embedded default model's token matrices (cached once by ``_compressed_data``
 timed) go into Qdrant two ways:
 
 * ``QdrantIndex`` over qdrant-client's local mode (``QdrantClient(":memory:")``): the Python
-  engine, which scans every point for every query (no HNSW; rescoring prefetched candidates
-  still scores all points), so its rows, on ``--scan-queries`` queries, show what local mode
+  engine (no HNSW; a Python loop over points, with per-point filter checks when rescoring
+  prefetched candidates), so its rows, on ``--scan-queries`` queries, show what local mode
   costs at this size, not what a server does: full-scan MaxSim (what ``first_stage="none"`` and
   ``exact=True`` run there) and ``first_stage="mean"`` with several ``prefetch_limit`` values.
 * Qdrant Edge (``qdrant-edge-py``, Qdrant's Rust engine in process; skipped if not installed),
@@ -85,8 +85,7 @@ def client_rows(
     index.add_embeddings(docs, data.doc_texts, ids=data.doc_ids)
     build_s = time.perf_counter() - start
     print(f"local mode: ingested in {build_s:.0f}s", file=sys.stderr, flush=True)
-    # The Python engine scores every point even when rescoring prefetched candidates (it masks
-    # the rest by id), so each of its queries costs a full scan: time it on a few queries only.
+    # The Python engine takes seconds a query at this size: time it on a few queries only.
     few, n = subset(data, scan_queries), scan_queries
     rows = [
         measure(
