@@ -1,4 +1,4 @@
-"""LangChain retriever over a :class:`late_interaction.LateInteractionIndex`."""
+"""LangChain retriever over a late-interaction index (in process, or in a Qdrant collection)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ from langchain_late_interaction._common import (
     settings_of,
     unpack,
 )
-from late_interaction import IndexConfig, LateInteractionIndex, resolve_model
+from late_interaction import IndexConfig, LateInteractionIndex, SearchableIndex, resolve_model
 from late_interaction._validation import as_texts
 
 __all__ = ["ColBERTRetriever"]
@@ -48,7 +48,7 @@ _PREFETCHED: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
 
 
 class ColBERTRetriever(BaseRetriever):
-    """ColBERT late-interaction retriever backed by a ``LateInteractionIndex``.
+    """ColBERT late-interaction retriever backed by a ``LateInteractionIndex`` or ``QdrantIndex``.
 
     Per-token HNSW candidates, ranked by exact MaxSim (fused with the dense cosine when the
     index's ``dense_weight`` > 0, as with the embedded default). Returned ``Document`` objects
@@ -64,8 +64,10 @@ class ColBERTRetriever(BaseRetriever):
             pip install ".[langchain]"  # in a clone; see the README's Install section
 
     Key init args:
-        index: LateInteractionIndex
-            The index to search (built or loaded with the core, or by ``from_texts``).
+        index: LateInteractionIndex | QdrantIndex
+            The index to search (built or loaded with the core, or by ``from_texts``); any
+            ``late_interaction.SearchableIndex``. With a ``QdrantIndex`` filters run inside
+            Qdrant (dicts, not callables) and persistence is the collection's own.
         k: int
             Number of documents to return (default 4); ``invoke(query, k=...)`` overrides it.
         filter: dict | Callable[[dict], bool] | None
@@ -112,8 +114,9 @@ class ColBERTRetriever(BaseRetriever):
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
-    index: LateInteractionIndex
-    """The ``late_interaction.LateInteractionIndex`` to search (shared, not copied)."""
+    index: SearchableIndex
+    """The index to search (shared, not copied): a ``late_interaction.LateInteractionIndex``
+    or ``QdrantIndex``."""
 
     k: Annotated[int, positive("k")] = 4
     """Number of documents to return; ``invoke(query, k=...)`` overrides it per call."""

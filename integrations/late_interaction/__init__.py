@@ -6,7 +6,9 @@ cheap: torch, transformers and voyager load only when a name that needs them is 
 Public names (everything else is private and may change):
 
 * :class:`ColBERT` (encoder), :class:`LateInteractionIndex` (searchable, saveable index),
-  :func:`maxsim` (exact scoring), :func:`resolve_model` (the model resolution adapters use);
+  :class:`QdrantIndex` (the same index in a Qdrant collection; needs the ``qdrant`` extra),
+  :class:`SearchableIndex` (the contract both satisfy), :func:`maxsim` (exact scoring),
+  :func:`resolve_model` (the model resolution adapters use);
 * :class:`EncoderConfig`, :class:`IndexConfig` (settings), :class:`Encoder` (the encoder seam);
 * result types :class:`SearchHit`, :class:`RerankResult`, :class:`StoredDocument`,
   :class:`Explanation` and :class:`TokenMatch` (``explain=True``);
@@ -36,6 +38,7 @@ from late_interaction.exceptions import (
     LateInteractionError,
     ModelMismatchError,
 )
+from late_interaction.protocol import SearchableIndex
 from late_interaction.scoring import maxsim
 from late_interaction.types import (
     Encoder,
@@ -50,6 +53,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from late_interaction._encoding.resolve import resolve_model
     from late_interaction.encoder import ColBERT
     from late_interaction.index import LateInteractionIndex
+    from late_interaction.qdrant import QdrantIndex
 
 __all__ = [
     "CheckpointFormatError",
@@ -65,8 +69,10 @@ __all__ = [
     "LateInteractionError",
     "LateInteractionIndex",
     "ModelMismatchError",
+    "QdrantIndex",
     "RerankResult",
     "SearchHit",
+    "SearchableIndex",
     "StoredDocument",
     "TokenMatch",
     "__version__",
@@ -76,11 +82,13 @@ __all__ = [
 
 _quiet_in_notebooks()  # tqdm's "IProgress not found" warning, in Jupyter only (see _progress)
 
-# PEP 562: torch- and voyager-backed names resolve on first use, keeping `import late_interaction`
-# light (resolve_model itself imports torch only when it loads a model by name).
+# PEP 562: torch-, voyager- and qdrant-backed names resolve on first use, keeping `import
+# late_interaction` light and working without the optional qdrant-client (QdrantIndex then raises
+# an ImportError naming the extra); resolve_model imports torch only when it loads a model by name.
 _LAZY = {
     "ColBERT": "late_interaction.encoder",
     "LateInteractionIndex": "late_interaction.index",
+    "QdrantIndex": "late_interaction.qdrant",
     "resolve_model": "late_interaction._encoding.resolve",
 }
 

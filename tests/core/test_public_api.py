@@ -23,8 +23,10 @@ EXPECTED_ALL = [
     "LateInteractionError",
     "LateInteractionIndex",
     "ModelMismatchError",
+    "QdrantIndex",
     "RerankResult",
     "SearchHit",
+    "SearchableIndex",
     "StoredDocument",
     "TokenMatch",
     "__version__",
@@ -69,7 +71,8 @@ def _modules_after(code: str) -> dict[str, bool]:
     probe = (
         f"{code}\nimport sys, json\n"
         "print(json.dumps({m: m in sys.modules for m in "
-        "['torch', 'transformers', 'voyager', 'llama_index.core', 'langchain_core']}))"
+        "['torch', 'transformers', 'voyager', 'llama_index.core', 'langchain_core', "
+        "'qdrant_client']}))"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -83,6 +86,7 @@ def test_importing_the_core_loads_no_heavy_or_framework_module():
         "voyager": False,
         "llama_index.core": False,
         "langchain_core": False,
+        "qdrant_client": False,
     }
 
 
@@ -137,6 +141,28 @@ def test_missing_framework_names_the_extra_to_install():
         assert f'Install it with: pip install "{requirement}' in out.stdout, (adapter, out)
         assert f'pip install "late-interaction[{extra}]"' in out.stdout, (adapter, out)
         assert f'pip install ".[{extra}]" in a clone' in out.stdout, (adapter, out)
+
+
+def test_core_imports_without_qdrant_client_and_qdrant_index_names_the_extra():
+    # The base install has no qdrant-client: the core must import and work, and asking for
+    # QdrantIndex must say what to install.
+    use = "    late_interaction.maxsim\n    late_interaction.QdrantIndex\nexcept ImportError"
+    code = _BLOCK.format(blocked="qdrant_client", adapter="late_interaction")
+    code = code.replace("except ImportError", use)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "'qdrant_client' is required" in out.stdout, out
+    assert 'pip install "late-interaction[qdrant]"' in out.stdout, out
+    assert out.returncode == 0, out.stderr
+
+
+def test_both_backends_satisfy_the_protocol(fake_encoder):
+    from qdrant_client import QdrantClient
+
+    from late_interaction import LateInteractionIndex, QdrantIndex, SearchableIndex
+
+    assert isinstance(LateInteractionIndex(fake_encoder), SearchableIndex)
+    assert isinstance(QdrantIndex(fake_encoder, client=QdrantClient(":memory:")), SearchableIndex)
+    assert not isinstance(object(), SearchableIndex)
 
 
 def test_resolve_model_kinds(tiny_pylate_path, tiny_pylate_model, fake_encoder):

@@ -1,4 +1,4 @@
-"""LangChain's standard retriever contract, with no test overridden."""
+"""LangChain's standard retriever contract, with no test overridden, over both backends."""
 
 from __future__ import annotations
 
@@ -40,3 +40,19 @@ class TestColBERTRetrieverStandard(RetrieversIntegrationTests):
     @property
     def retriever_query_example(self) -> str:
         return "how do I handle exceptions?"
+
+
+@functools.cache
+def _shared_qdrant_index() -> Any:
+    # The same passages in a Qdrant collection (local mode, in memory).
+    from late_interaction import ColBERT, QdrantIndex
+
+    index = QdrantIndex(ColBERT.from_pretrained())
+    index.add(list(PASSAGES.values()), ids=list(PASSAGES))
+    return index
+
+
+class TestColBERTRetrieverQdrantStandard(TestColBERTRetrieverStandard):
+    @property
+    def retriever_constructor_params(self) -> dict[str, Any]:
+        return {"index": _shared_qdrant_index(), "k": 2}

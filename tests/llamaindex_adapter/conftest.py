@@ -58,3 +58,31 @@ def corpus_index(colbert, nodes):
     from llama_index.retrievers.late_interaction import ColBERTRetriever
 
     return ColBERTRetriever.from_defaults(nodes=nodes, model=colbert).index
+
+
+@pytest.fixture(scope="session")
+def qdrant_corpus_path(tmp_path_factory) -> Path:
+    """The local-mode folder of ``qdrant_corpus_index``."""
+    return tmp_path_factory.mktemp("qdrant") / "db"
+
+
+@pytest.fixture(scope="session")
+def qdrant_corpus_index(colbert, nodes, qdrant_corpus_path):
+    """The same corpus in a ``QdrantIndex`` (local mode on disk, so it can be reopened)."""
+    from qdrant_client import QdrantClient
+
+    from late_interaction import QdrantIndex
+    from llama_index.retrievers.late_interaction import ColBERTRetriever
+
+    client = QdrantClient(path=str(qdrant_corpus_path))
+    index = QdrantIndex(colbert, client=client, collection_name="nodes")
+    ColBERTRetriever(index).insert_nodes(nodes)
+    yield index
+    client.close()
+
+
+@pytest.fixture(params=["in_process", "qdrant"])
+def backend_index(request):
+    """The corpus index of each backend in turn (read-only in tests)."""
+    name = "corpus_index" if request.param == "in_process" else "qdrant_corpus_index"
+    return request.getfixturevalue(name)

@@ -121,11 +121,15 @@ class RetrieverContract:
         asynchronous = await retriever.aretrieve(self.retriever_query_example)
         assert _summary(asynchronous) == _summary(sync)
 
+    def reopen(self, retriever: BaseRetriever, folder: str) -> BaseRetriever:
+        """Persist ``retriever`` under ``folder`` and load it back (a backend may override)."""
+        retriever.persist(folder)
+        return self.retriever_constructor.from_persist_dir(folder)
+
     def test_persist_round_trip(self, tmp_path) -> None:
         retriever = self.make(similarity_top_k=4)
         before = retriever.retrieve(self.retriever_query_example)
-        retriever.persist(str(tmp_path / "persisted"))
-        loaded = self.retriever_constructor.from_persist_dir(str(tmp_path / "persisted"))
+        loaded = self.reopen(retriever, str(tmp_path / "persisted"))
         after = loaded.retrieve(self.retriever_query_example)
         assert _summary(after) == _summary(before)
         for a, b in zip(after, before, strict=True):

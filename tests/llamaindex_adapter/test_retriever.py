@@ -48,9 +48,29 @@ def F(key, value, op=FilterOperator.EQ):
 
 
 class TestColBERTRetrieverContract(RetrieverContract):
-    @pytest.fixture(autouse=True)
-    def _setup(self, corpus_index):
-        self._index = corpus_index
+    # The same contract over both backends: the in-process index and a Qdrant collection.
+    @pytest.fixture(autouse=True, params=["in_process", "qdrant"])
+    def _setup(self, request):
+        self._backend, self._request = request.param, request
+        fixture = "corpus_index" if request.param == "in_process" else "qdrant_corpus_index"
+        self._index = request.getfixturevalue(fixture)
+
+    def reopen(self, retriever, folder):
+        if self._backend == "in_process":
+            return super().reopen(retriever, folder)
+        # A Qdrant collection persists itself: reopen a copy of the local-mode folder with a
+        # new client, the encoder rebuilt from the collection's metadata (model=None).
+        import shutil
+
+        from qdrant_client import QdrantClient
+
+        from late_interaction import QdrantIndex
+
+        with pytest.raises(TypeError, match="persists in its Qdrant collection"):
+            retriever.persist(folder)
+        shutil.copytree(self._request.getfixturevalue("qdrant_corpus_path"), folder)
+        index = QdrantIndex(client=QdrantClient(path=folder), collection_name="nodes")
+        return ColBERTRetriever(index, similarity_top_k=retriever.similarity_top_k)
 
     @property
     def retriever_constructor(self):
@@ -148,15 +168,20 @@ FILTER_CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(FILTER_CASES))
-def test_filters_match_brute_force(case, corpus_index, nodes):
+def test_filters_match_brute_force(case, backend_index, nodes):
     filters, predicate = FILTER_CASES[case]
     expected = {n.node_id for n in nodes if predicate(n.metadata)}
     assert 0 < len(expected) < len(nodes) or case == "missing_key_ne", "case must discriminate"
-    retriever = ColBERTRetriever(corpus_index, similarity_top_k=len(nodes), filters=filters)
+    retriever = ColBERTRetriever(backend_index, similarity_top_k=len(nodes), filters=filters)
+    if case.startswith("text_match") and not isinstance(backend_index, LateInteractionIndex):
+        # Qdrant has no substring match without a full-text index: refused, never ignored.
+        with pytest.raises(ValueError, match="has no declarative form"):
+            retriever.retrieve(QUERY)
+        return
     got = retriever.retrieve(QUERY)
     assert {n.node.node_id for n in got} == expected
-    exact = ColBERTRetriever(corpus_index, len(nodes), filters=filters, exact=True).retrieve(QUERY)
-    assert {n.node.node_id for n in exact} == expected
+    exact = ColBERTRetriever(backend_index, len(nodes), filters=filters, exact=True)
+    assert {n.node.node_id for n in exact.retrieve(QUERY)} == expected
 
 
 def test_unsupported_operator_is_an_error(corpus_index):
@@ -171,11 +196,19 @@ def test_type_mismatch_is_an_error(corpus_index):
         retriever.retrieve(QUERY)
 
 
-def test_exact_scores_equal_naive_maxsim(colbert, corpus_index, nodes):
+def test_exact_scores_equal_naive_maxsim(colbert, backend_index, nodes):
     reference = naive_maxsim_ranking(colbert, QUERY, nodes)[:5]
-    got = ColBERTRetriever(corpus_index, similarity_top_k=5, exact=True).retrieve(QUERY)
+    got = ColBERTRetriever(backend_index, similarity_top_k=5, exact=True).retrieve(QUERY)
     assert [n.node.node_id for n in got] == [i for i, _ in reference]
     np.testing.assert_allclose([n.score for n in got], [s for _, s in reference], atol=2e-3)
+
+
+def test_qdrant_default_search_equals_naive_maxsim(colbert, qdrant_corpus_index, nodes):
+    # Qdrant's own MaxSim (no exact flag): the in-process ANN path has its test below.
+    reference = naive_maxsim_ranking(colbert, QUERY, nodes)[:5]
+    got = ColBERTRetriever(qdrant_corpus_index, similarity_top_k=5).retrieve(QUERY)
+    assert [n.node.node_id for n in got] == [i for i, _ in reference]
+    np.testing.assert_allclose([n.score for n in got], [s for _, s in reference], atol=1e-5)
 
 
 def test_ann_path_matches_brute_force(colbert, nodes, monkeypatch):
@@ -208,9 +241,9 @@ def test_ann_path_matches_brute_force(colbert, nodes, monkeypatch):
     assert len(calls) == 2  # both answered through the HNSW graph, not by an exact scan
 
 
-def test_returns_original_nodes(corpus_index, nodes):
+def test_returns_original_nodes(backend_index, nodes):
     by_id = {n.node_id: n for n in nodes}
-    for hit in ColBERTRetriever(corpus_index, similarity_top_k=4).retrieve(QUERY):
+    for hit in ColBERTRetriever(backend_index, similarity_top_k=4).retrieve(QUERY):
         original = by_id[hit.node.node_id]
         assert isinstance(hit.node, TextNode)
         assert hit.node.text == original.text
@@ -219,18 +252,28 @@ def test_returns_original_nodes(corpus_index, nodes):
         assert hit.node.ref_doc_id == original.ref_doc_id
 
 
-def test_node_ids_and_doc_ids_restrict(corpus_index, nodes):
+def test_node_ids_and_doc_ids_restrict(backend_index, nodes):
     chosen = [nodes[0].node_id, nodes[7].node_id, nodes[20].node_id]
-    got = ColBERTRetriever(corpus_index, similarity_top_k=10, node_ids=chosen).retrieve(QUERY)
+    got = ColBERTRetriever(backend_index, similarity_top_k=10, node_ids=chosen).retrieve(QUERY)
     assert sorted(n.node.node_id for n in got) == sorted(chosen)
     refs = {nodes[3].ref_doc_id, nodes[11].ref_doc_id}
-    got = ColBERTRetriever(corpus_index, similarity_top_k=39, doc_ids=sorted(refs)).retrieve(QUERY)
+    got = ColBERTRetriever(backend_index, similarity_top_k=39, doc_ids=sorted(refs))
+    got = got.retrieve(QUERY)
     assert {n.node.node_id for n in got} == {n.node_id for n in nodes if n.ref_doc_id in refs}
 
 
-def test_insert_delete_and_delete_ref_doc(colbert):
+@pytest.mark.parametrize("backend", ["in_process", "qdrant"])
+def test_insert_delete_and_delete_ref_doc(colbert, backend):
     small = make_nodes(step=13)  # 9 passages
-    retriever = ColBERTRetriever.from_defaults(nodes=small[:6], model=colbert, similarity_top_k=20)
+    if backend == "in_process":
+        retriever = ColBERTRetriever.from_defaults(
+            nodes=small[:6], model=colbert, similarity_top_k=20
+        )
+    else:
+        from late_interaction import QdrantIndex
+
+        retriever = ColBERTRetriever(QdrantIndex(colbert), similarity_top_k=20)
+        retriever.insert_nodes(small[:6])
     assert {n.node.node_id for n in retriever.retrieve(QUERY)} == {n.node_id for n in small[:6]}
     retriever.insert_nodes(small[6:])
     assert {n.node.node_id for n in retriever.retrieve(QUERY)} == {n.node_id for n in small}

@@ -22,6 +22,7 @@ from llama_index.core.vector_stores.types import (
 from llama_index.core.vector_stores.utils import node_to_metadata_dict
 
 from late_interaction._validation import FROM_LANGCHAIN, as_items, check_unicode
+from llama_index.retrievers.late_interaction._filter_mapping import LlamaIndexFilter
 
 __all__ = [
     "as_nodes", "check_score_mode", "collect_nodes", "node_records", "scored_node", "to_predicate",
@@ -102,7 +103,9 @@ def to_predicate(
             ``node_to_metadata_dict``) to be one of them.
 
     Returns:
-        ``None`` when there is nothing to filter, else a callable ``metadata -> bool``.
+        ``None`` when there is nothing to filter, else a callable ``metadata -> bool`` whose
+        ``filter_mapping`` gives the same filters in the core's declarative language (what a
+        backend that filters outside Python, such as ``QdrantIndex``, applies).
 
     Raises:
         ValueError: For an operator or condition this retriever cannot evaluate.
@@ -110,9 +113,13 @@ def to_predicate(
     """
     base = _compile(filters)
     if doc_ids is None:
-        return base
+        return None if base is None else LlamaIndexFilter(base, filters, None)
     wanted = set(doc_ids)
-    return lambda meta: meta.get("ref_doc_id") in wanted and (base is None or base(meta))
+    return LlamaIndexFilter(
+        lambda meta: meta.get("ref_doc_id") in wanted and (base is None or base(meta)),
+        filters,
+        doc_ids,
+    )
 
 
 def _compile(filters: Any) -> Predicate | None:

@@ -15,7 +15,7 @@ from llama_index.core.schema import BaseNode, IndexNode, NodeWithScore, QueryBun
 from llama_index.core.vector_stores.types import MetadataFilters
 from llama_index.core.vector_stores.utils import metadata_dict_to_node
 
-from late_interaction import LateInteractionIndex, resolve_model
+from late_interaction import LateInteractionIndex, SearchableIndex, resolve_model
 from late_interaction._validation import as_texts, positive_int
 from llama_index.retrievers.late_interaction._translate import (
     as_nodes,
@@ -44,10 +44,12 @@ _SETTINGS = (
 class ColBERTRetriever(BaseRetriever):
     """Retrieve nodes by ColBERT late interaction (per-token ANN, then exact MaxSim).
 
-    Each node is stored in the wrapped :class:`late_interaction.LateInteractionIndex` under its
+    Each node is stored in the wrapped index (any :class:`late_interaction.SearchableIndex`: the
+    in-process ``LateInteractionIndex`` or a Qdrant-backed ``QdrantIndex``) under its
     ``node_id``, with its text as ``get_content(MetadataMode.EMBED)`` and, as metadata, the dict
     LlamaIndex vector stores use (``node_to_metadata_dict``: the node's metadata plus the
-    serialised node), so results are the original nodes and metadata filters run in the core.
+    serialised node), so results are the original nodes and metadata filters run in the index
+    (in Qdrant, for a ``QdrantIndex``).
 
     Instantiate (in a clone ``pip install ".[llama-index]"``; see the README's Install section):
         .. code-block:: python
@@ -65,13 +67,16 @@ class ColBERTRetriever(BaseRetriever):
             engine.query("What does the assert statement do?")
 
     Args:
-        index: A built core index (cheap to inject; share one across retrievers).
+        index: A built core index (cheap to inject; share one across retrievers): a
+            ``LateInteractionIndex`` or a ``QdrantIndex`` (filters then run inside Qdrant;
+            ``persist`` is Qdrant's own: reopen the collection instead).
         similarity_top_k: Number of nodes to return (all of them if the index holds fewer).
         filters: LlamaIndex metadata filters, applied inside the core search.
         node_ids: Restrict results to these node ids (a bare string is one id).
         doc_ids: Restrict results to nodes of these source documents (``ref_doc_id``).
         exact: Brute-force MaxSim over all (filtered) nodes instead of the ANN stage.
-        query_ef: Voyager ``query_ef`` for the token search (None: the core's default).
+        query_ef: HNSW search breadth (Voyager's ``query_ef``; Qdrant's ``hnsw_ef``; None: the
+            backend's default).
         score_mode: ``NodeWithScore.score``: ``"normalized"`` (default; ``SearchHit.
             normalized_score``: MaxSim divided by the query's token count, fused with the dense
             cosine when the index's ``dense_weight`` > 0 as with the embedded default; in
@@ -87,12 +92,12 @@ class ColBERTRetriever(BaseRetriever):
         ValueError: If ``similarity_top_k`` or ``query_ef`` is not a positive integer, a filter
             uses an unsupported operator, ``query_ef`` comes with ``exact=True``, or
             ``score_mode`` is unknown.
-        TypeError: If ``index`` is not a ``LateInteractionIndex`` or ids are not strings.
+        TypeError: If ``index`` is not a ``SearchableIndex`` or ids are not strings.
     """
 
     def __init__(
         self,
-        index: LateInteractionIndex,
+        index: SearchableIndex,
         similarity_top_k: int = 10,
         filters: MetadataFilters | None = None,
         node_ids: Sequence[str] | None = None,
@@ -106,8 +111,9 @@ class ColBERTRetriever(BaseRetriever):
         object_map: dict | None = None,
         verbose: bool = False,
     ) -> None:
-        if not isinstance(index, LateInteractionIndex):
-            msg = f"index must be a late_interaction.LateInteractionIndex; got {type(index)}. "
+        if not isinstance(index, SearchableIndex):
+            msg = "index must be a late_interaction.LateInteractionIndex or QdrantIndex; "
+            msg += f"got {type(index)}. "
             msg += "For nodes, documents or a VectorStoreIndex use ColBERTRetriever.from_defaults."
             raise TypeError(msg)
         self.similarity_top_k = positive_int(similarity_top_k, "similarity_top_k")
@@ -172,7 +178,7 @@ class ColBERTRetriever(BaseRetriever):
         return retriever
 
     @property
-    def index(self) -> LateInteractionIndex:
+    def index(self) -> SearchableIndex:
         """The wrapped core index."""
         return self._index
 

@@ -1,0 +1,1 @@
+"""Qdrant backend internals of ``QdrantIndex`` (needs qdrant-client)."""
