@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from late_interaction import CheckpointFormatError, CheckpointNotFoundError, ColBERT
-from late_interaction._encoding.checkpoints import detect_format
+from late_interaction._encoding.stack import detect_format
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "pylate_golden.npz"
 QUERIES = ["What is the capital of France?", "cats", "", "Hello WORLD, unknownword!"]
