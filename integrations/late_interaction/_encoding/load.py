@@ -7,6 +7,7 @@ markers (``markers.py``).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ from late_interaction._encoding.pipeline import Pipeline
 from late_interaction._encoding.settings import resolve_settings
 from late_interaction._encoding.stack import load_stack
 from late_interaction.config import EncoderConfig
+
+logger = logging.getLogger(__name__)
 
 #: Name that stands for the embedded all-MiniLM-L6-v2 (``from_pretrained()`` with no argument).
 DEFAULT_MODEL = "embedded:all-MiniLM-L6-v2"
@@ -71,6 +74,20 @@ def load_pipeline(
     ensure_markers(
         checkpoint.backbone, checkpoint.tokenizer, markers, add_missing=add_missing_markers
     )
+    tokenizer = checkpoint.tokenizer
+    for key in ("query_prefix", "document_prefix"):
+        marker = settings[key]
+        if (
+            marker
+            and marker not in markers
+            and tokenizer.convert_tokens_to_ids(marker)
+            in (
+                None,
+                tokenizer.unk_token_id,
+            )
+        ):
+            logger.info("%s: marker %r is not in the vocabulary; as colbert-ai does, it is "
+                        "the unknown token %r.", name, marker, tokenizer.unk_token)  # fmt: skip
     if checkpoint.projections:
         dim = int(checkpoint.projections[-1].get_embedding_dimension())
     else:
