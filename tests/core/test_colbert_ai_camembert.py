@@ -70,14 +70,12 @@ def test_equals_colbert_ai(golden, variant):
 def test_unknown_markers_are_not_added(golden):
     _, meta, folder = golden
     model = ColBERT.from_pretrained(folder, device="cpu")
-    from tokenizers import Tokenizer
-
-    tokenizer = model._pipeline.tokenizer
+    tokenizer, rules = model._pipeline.tokenizer, model._pipeline.rules
     assert model.config.query_prefix == "[unused0]"
-    assert (
-        model._pipeline.rules.query_prefix_id == tokenizer.unk_token_id == meta["query_marker_id"]
-    )
-    vocab = Tokenizer.from_file(str(folder / "tokenizer.json")).get_vocab_size(True)
-    assert len(tokenizer) == vocab  # nothing added
-    assert set(model._pipeline.rules.skiplist) == set(meta["skiplist_ids"])
+    assert rules.query_prefix_id == tokenizer.unk_token_id == meta["query_marker_id"]
+    assert "[unused0]" not in tokenizer.get_vocab() and "[unused1]" not in tokenizer.get_vocab()
+    vocab_size = json.loads((folder / "config.json").read_text())["vocab_size"]
+    embeddings = model._pipeline.modules[0].auto_model.get_input_embeddings()
+    assert embeddings.num_embeddings == vocab_size  # no row added
+    assert set(rules.skiplist) == set(meta["skiplist_ids"])
     assert tokenizer.convert_tokens_to_ids("▁") in meta["skiplist_ids"]  # the SentencePiece case
