@@ -79,3 +79,20 @@ def test_unknown_markers_are_not_added(golden):
     assert embeddings.num_embeddings == vocab_size  # no row added
     assert set(rules.skiplist) == set(meta["skiplist_ids"])
     assert tokenizer.convert_tokens_to_ids("▁") in meta["skiplist_ids"]  # the SentencePiece case
+
+
+def test_explanations_on_a_sentencepiece_stanford_checkpoint(golden):
+    # Texts are not stripped for Stanford checkpoints: spans must still index the original text.
+    _, _, folder = golden
+    model = ColBERT.from_pretrained(folder, device="cpu")
+    document = "  Le chat est sur le tapis !"
+    exp = model.explain("le chat", document)
+    d = model.encode_documents(document)[0]
+    q = model.encode_queries("le chat")[0]
+    assert exp.score == pytest.approx(float((q @ d.T).max(axis=1).sum()), abs=1e-4)
+    spans = [m.document_span for m in exp.matches if m.document_span is not None]
+    assert spans
+    for m in exp.matches:
+        if m.document_span is not None:
+            start, end = m.document_span
+            assert document[start:end] == m.document_token.removeprefix("▁")

@@ -135,7 +135,7 @@ def _build(folder: Path, fmt: str, kwargs: dict[str, Any]) -> Any:
         sub = folder / str(found[0].get("path", ""))
     transformer = Transformer.load(str(sub), local_files_only=True, **kwargs)
     normalize = Normalize(module_input_name="token_embeddings")
-    return MultiVectorEncoder(modules=[transformer, normalize], device="cpu")
+    return MultiVectorEncoder(modules=[transformer, normalize], device="cpu", local_files_only=True)
 
 
 def _stored_settings(folder: Path, fmt: str, model: Any) -> dict[str, Any]:
