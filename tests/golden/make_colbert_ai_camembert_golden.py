@@ -3,7 +3,7 @@
 colbert-ai pins nothing that fits our environment, so it runs in a venv of its own:
 
     python -m venv /tmp/colbert-ai-venv
-    /tmp/colbert-ai-venv/bin/pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+    /tmp/colbert-ai-venv/bin/pip install torch==2.13.0  # the CPU build, as in our own venv
     /tmp/colbert-ai-venv/bin/pip install colbert-ai==0.2.22 "transformers<4.58" sentencepiece
     /tmp/colbert-ai-venv/bin/python tests/golden/make_colbert_ai_camembert_golden.py
 
