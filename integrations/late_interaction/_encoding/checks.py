@@ -35,17 +35,24 @@ def _weight_shapes(folder: Path) -> dict[str, tuple[int, ...]] | None:
         return {k: tuple(v.shape) for k, v in state.items()}
     else:
         return None
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     shapes: dict[str, tuple[int, ...]] = {}
     for file in files:
-        with safe_open(str(file), framework="pt", device="cpu") as handle:
-            for key in handle.keys():
-                shapes[key] = tuple(handle.get_slice(key).get_shape())
+        try:
+            with safe_open(str(file), framework="pt", device="cpu") as handle:
+                for key in handle.keys():
+                    shapes[key] = tuple(handle.get_slice(key).get_shape())
+        except (SafetensorError, OSError) as exc:  # truncated, or not a safetensors file
+            msg = f"{file} is damaged ({exc}); restore the checkpoint."
+            raise CheckpointFormatError(msg) from exc
     return shapes
 
 
 def _check_dense(folder: Path) -> None:
+    if not (folder / "config.json").is_file():
+        msg = f"{folder}: expected config.json with in_features, out_features, bias, ..."
+        raise CheckpointFormatError(msg)
     config = read_json(folder / "config.json")
     activation = str(config.get("activation_function", "torch.nn.modules.linear.Identity"))
     if not activation.startswith("torch.nn"):

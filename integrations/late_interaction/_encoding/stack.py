@@ -196,12 +196,14 @@ def load_stack(
         "model_kwargs": dict(model_kwargs or {}),
         "processor_kwargs": dict(tokenizer_kwargs or {}),
     }
+    from safetensors import SafetensorError
+
     try:
         with quiet_loading():
             model = _build(folder, fmt, kwargs)
     except CheckpointFormatError:
         raise
-    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError, SafetensorError) as exc:
         msg = (
             f"{folder}: could not load the transformer backbone or its tokenizer with "
             f"sentence-transformers ({type(exc).__name__}: {exc}). Expected config.json, weights "
