@@ -48,3 +48,33 @@ def test_loads_saves_and_searches_print_nothing(tiny_pylate_path, tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout == "done\n"
     assert out.stderr == ""  # e.g. transformers' "Loading weights" bar on each of three loads
+
+
+def test_every_format_loads_quietly(tiny_stanford_path, tiny_pylate_path, tmp_path):
+    # A Stanford checkpoint's top-level linear.weight is "UNEXPECTED" to BertModel, so
+    # transformers prints a load report; sentence-transformers notes legacy formats: DEBUG only.
+    script = textwrap.dedent(
+        """
+        import sys
+        from sentence_transformers import MultiVectorEncoder
+        from transformers.utils import logging
+        from late_interaction import ColBERT
+
+        logging.disable_progress_bar()  # setting up the native-format folder is not the subject
+        MultiVectorEncoder(sys.argv[2], device="cpu").save(sys.argv[3])
+        logging.enable_progress_bar()
+        for path in (sys.argv[1], sys.argv[2], sys.argv[3], None):
+            ColBERT.from_pretrained(path, device="cpu").encode_documents(["a cat."])
+        """
+    )
+    folders = [str(tiny_stanford_path), str(tiny_pylate_path), str(tmp_path / "native")]
+    out = subprocess.run(
+        [sys.executable, "-c", script, *folders],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert (out.stdout, out.stderr) == ("", "")

@@ -189,15 +189,17 @@ def encode_with_dense(
     pooled: list[np.ndarray] = []
     first: list[np.ndarray] = []
 
-    def hook(_module: Any, _args: Any, kwargs: dict[str, Any], output: Any) -> None:
-        hidden = output.last_hidden_state.float()
-        mask = kwargs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+    def hook(_module: Any, _args: Any, output: dict[str, Any]) -> None:
+        hidden = output["token_embeddings"].float()  # the backbone's last_hidden_state
+        mask = output["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         mean = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
         pooled.append(torch.nn.functional.normalize(mean, p=2, dim=-1).cpu().numpy())
         first.append(torch.nn.functional.normalize(hidden[:, 0], p=2, dim=-1).cpu().numpy())
 
-    backbone = model._pipeline.modules[0]  # private: the study needs the pre-normalisation output
-    handle = backbone.register_forward_hook(hook, with_kwargs=True)
+    # Private: the study needs the pre-normalisation output, which sentence-transformers'
+    # Transformer module (modules[0]) returns as features["token_embeddings"].
+    backbone = model._pipeline.modules[0]
+    handle = backbone.register_forward_hook(hook)
     try:
         encode = model.encode_queries if is_query else model.encode_documents
         matrices = encode(texts, batch_size=BATCH, show_progress_bar=False)

@@ -256,6 +256,7 @@ class ColBERTRetriever(BaseRetriever):
         path: StrPath | None = None,
         index_config: IndexConfig | None = None,
         batch_size: int = 32,
+        show_progress: bool | None = None,
         **kwargs: Any,
     ) -> ColBERTRetriever:
         """Encode ``texts`` into a new index; return a retriever over it.
@@ -271,11 +272,13 @@ class ColBERTRetriever(BaseRetriever):
             path: If given, the retriever is saved there after indexing (must not hold an index).
             index_config: A ``late_interaction.IndexConfig``, or None for defaults.
             batch_size: Encoding batch size.
+            show_progress: Show an encoding progress bar (None: from 1000 texts on).
             **kwargs: Retriever fields (``k``, ``filter``, ``search_kwargs``, ``tags``, ...).
         """
         index = LateInteractionIndex(resolve_model(model, device=device), path, config=index_config)
         retriever = cls(index=index, **kwargs)  # settings checked before the slow part
-        index.add(as_texts(texts, "texts"), ids=ids, metadatas=metadatas, batch_size=batch_size)
+        kw = {"batch_size": batch_size, "show_progress_bar": show_progress}
+        index.add(as_texts(texts, "texts"), ids=ids, metadatas=metadatas, **kw)
         if path is not None:
             retriever.save()
         return retriever

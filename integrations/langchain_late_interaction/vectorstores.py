@@ -90,6 +90,7 @@ class ColBERTVectorStore(VectorStore):
         *,
         ids: list[str] | None = None,
         batch_size: int = 32,
+        show_progress: bool | None = None,
         **kwargs: Any,
     ) -> list[str]:
         """Encode and add texts (a bare string is one text); an existing id is replaced.
@@ -99,6 +100,7 @@ class ColBERTVectorStore(VectorStore):
             metadatas: One JSON-serialisable dict per text, or None.
             ids: One id per text; None (or a None entry) generates a uuid4.
             batch_size: Encoding batch size.
+            show_progress: Show an encoding progress bar (None: from 1000 texts on).
             **kwargs: Not accepted (named in the error).
 
         Returns:
@@ -110,7 +112,8 @@ class ColBERTVectorStore(VectorStore):
         texts = as_texts(texts, "texts")  # a bare str is one text
         if ids is not None:
             ids = [str(uuid.uuid4()) if i is None else i for i in as_list(ids, "ids")]
-        return self.index.add(texts, ids=ids, metadatas=metadatas, batch_size=batch_size)
+        kw = {"batch_size": batch_size, "show_progress_bar": show_progress}
+        return self.index.add(texts, ids=ids, metadatas=metadatas, **kw)
 
     def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
         """Delete documents by id (ids not in the store are ignored); None deletes everything.
@@ -235,7 +238,7 @@ class ColBERTVectorStore(VectorStore):
             model: Checkpoint name or path, a loaded ``ColBERT``, or None (embedded default).
             device: Device for a model loaded by name.
             index_config: ``late_interaction.IndexConfig`` of the new index.
-            **kwargs: ``batch_size`` for encoding.
+            **kwargs: ``batch_size`` and ``show_progress`` for encoding.
 
         Raises:
             TypeError: If an ``Embeddings`` object is given.

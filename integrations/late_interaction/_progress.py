@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["auto_tqdm", "no_loading_bar", "quiet_in_notebooks"]
+__all__ = ["auto_tqdm", "no_loading_bar", "quiet_in_notebooks", "quiet_loading"]
 
 
 def auto_tqdm() -> Any:
@@ -60,3 +60,29 @@ def no_loading_bar() -> Iterator[None]:
         hf_logging.enable_progress_bar()
         if hub_disabled:
             disable_progress_bars()
+
+
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Load a model without library noise: no loading bar, transformers' log at ERROR.
+
+    A normal load prints nothing: transformers' "Loading weights" bar, its load report (a
+    Stanford checkpoint's top-level ``linear.weight`` is "UNEXPECTED" to ``BertModel``, as
+    expected) and sentence-transformers' notes on legacy formats are kept out. With the
+    ``late_interaction`` logger at DEBUG they are all shown, for diagnosing a load.
+    """
+    import logging
+
+    auto_tqdm()  # before transformers imports tqdm.auto itself (see module docstring)
+    from transformers.utils import logging as hf_logging
+
+    if logging.getLogger("late_interaction").isEnabledFor(logging.DEBUG):
+        yield
+        return
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        with no_loading_bar():
+            yield
+    finally:
+        hf_logging.set_verbosity(verbosity)

@@ -23,7 +23,8 @@ _PUNCT = tuple(string.punctuation)
 #: Built-in encoder settings per checkpoint format: the last step of "explicit argument >
 #: checkpoint config > format default". ``"plain"`` covers ``"sentence-transformers"`` and ``"hf"``.
 FORMAT_DEFAULTS: dict[str, dict[str, Any]] = {
-    # PyLate's ColBERT.__init__ defaults.
+    # PyLate's ColBERT.__init__ defaults (also sentence-transformers 6's native format, whose
+    # saves carry every setting).
     "pylate": {
         "query_prefix": "[Q] ",
         "document_prefix": "[D] ",
@@ -89,7 +90,8 @@ class EncoderConfig:
 
     Attributes:
         name_or_path: Hub id or local folder the weights came from.
-        checkpoint_format: ``"pylate"``, ``"stanford"``, ``"sentence-transformers"`` or ``"hf"``.
+        checkpoint_format: ``"pylate"``, ``"stanford"``, ``"multi-vector-encoder"``
+            (sentence-transformers 6's native format), ``"sentence-transformers"`` or ``"hf"``.
         dim: Output dimension of each token vector.
         query_prefix: Marker inserted after the first special token of queries ("" for none).
         document_prefix: Marker inserted after the first special token of documents.

@@ -7,7 +7,8 @@
     queries = model.encode_queries(["what is late interaction?"])  # [array (n_tokens, dim)]
     ranked = model.rerank("what is late interaction?", ["doc one", "doc two"], top_k=1)
 
-Loading, the tokenisation rules and the forward pass live in the private ``_encoding`` package.
+Loading, the tokenisation rules and the forward pass live in the private ``_encoding`` package;
+the checkpoint formats are read by sentence-transformers' ``MultiVectorEncoder`` (>= 6.2).
 """
 
 from __future__ import annotations
@@ -75,11 +76,11 @@ class ColBERT(ScoringMethods):
         model_kwargs: dict[str, Any] | None = None,
         tokenizer_kwargs: dict[str, Any] | None = None,
     ) -> ColBERT:
-        """Load a checkpoint: PyLate, Stanford colbert-ai, sentence-transformers or plain HF.
+        """Load a PyLate, Stanford, sentence-transformers 6 native or plain encoder checkpoint.
 
-        Each setting comes from the argument if given, else from the checkpoint
-        (``config_sentence_transformers.json`` or ``artifact.metadata``), else from the format's
-        default; the winning source is logged at DEBUG.
+        Each setting comes from the argument if given, else from the checkpoint (its
+        sentence-transformers config or ``artifact.metadata``), else from the format's default;
+        the winning source, and the libraries' own load messages, are logged at DEBUG.
 
         Args:
             name_or_path: Local folder or Hugging Face Hub id. ``None`` (or ``DEFAULT_MODEL``)
@@ -113,7 +114,8 @@ class ColBERT(ScoringMethods):
 
         Raises:
             CheckpointNotFoundError: If no such folder, hub repository or revision exists.
-            ConnectionError: If a hub id is neither cached nor downloadable (offline).
+            ConnectionError: If a hub id is neither cached nor downloadable (offline); the
+                message says how to pre-download it (``hf download``, ``HF_HUB_OFFLINE=1``).
             CheckpointFormatError: If the checkpoint is not a known format, or is damaged.
             ValueError: On an invalid setting, device or dtype, or a marker token missing from
                 the vocabulary (see ``add_missing_markers``).

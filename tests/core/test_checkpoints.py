@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from late_interaction import CheckpointFormatError, CheckpointNotFoundError, ColBERT
-from late_interaction._encoding.checkpoints import detect_format
+from late_interaction._encoding.stack import detect_format
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "pylate_golden.npz"
 QUERIES = ["What is the capital of France?", "cats", "", "Hello WORLD, unknownword!"]
@@ -249,6 +249,28 @@ def test_unreachable_hub_is_a_connection_error():
     with pytest.raises(ConnectionError, match="could not be downloaded") as info:
         ColBERT.from_pretrained("some-org/some-colbert", device="cpu")
     assert not isinstance(info.value, CheckpointFormatError)  # the checkpoint may well exist
+    # How to fix it, in one message, without huggingface_hub's and httpx's chained tracebacks.
+    assert "hf download some-org/some-colbert" in str(info.value)
+    assert "HF_HUB_OFFLINE=1" in str(info.value)
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_offline_load_prints_one_short_error(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    script = "from late_interaction import ColBERT; ColBERT.from_pretrained('some-org/x')"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False
+    )
+    assert out.returncode == 1
+    lines = out.stderr.strip().splitlines()
+    assert lines[-1].startswith("ConnectionError: 'some-org/x' is not a local folder")
+    assert "hf download some-org/x" in lines[-1]
+    assert "During handling of the above exception" not in out.stderr
+    assert len(lines) < 15, out.stderr  # was ~100 lines of chained hub internals
 
 
 def test_unknown_hub_repo_is_checkpoint_not_found(monkeypatch):

@@ -36,11 +36,12 @@ def row_tokens(
         raise TypeError(msg)
     features, keep = _tokenize.tokenize(tokenizer, rules, config, [text], is_query=is_query)
     ids, keep = features["input_ids"][0].tolist(), keep[0].tolist()
-    # The same text the rules tokenise: stripped (offsets shift by the leading whitespace), and
-    # lower-cased where the checkpoint says so (offsets then index the lower-cased text, which
-    # has the original's length for all but a few non-ASCII letters).
-    shift = len(text) - len(text.lstrip())
-    cleaned = text.strip().lower() if rules.do_lower_case else text.strip()
+    # The same text the rules tokenise: stripped unless Stanford (offsets shift by the leading
+    # whitespace), and lower-cased where the checkpoint says so (offsets then index the
+    # lower-cased text, which has the original's length for all but a few non-ASCII letters).
+    shift = len(text) - len(text.lstrip()) if rules.strip else 0
+    cleaned = text.strip() if rules.strip else text
+    cleaned = cleaned.lower() if rules.do_lower_case else cleaned
     prefix_id = rules.query_prefix_id if is_query else rules.document_prefix_id
     length = config.query_length if is_query else config.document_length
     encoded = tokenizer(

@@ -49,13 +49,16 @@ def resolve_folder(name_or_path: str, revision: str | None = None) -> Path:
             f"repository{'' if revision is None else f' at revision {revision!r}'} (or it needs "
             f"a login: {type(exc).__name__}). Check the id, the revision and your HF token."
         )
-        raise CheckpointNotFoundError(msg) from exc
-    except LocalEntryNotFoundError as exc:
+        # The chain is huggingface_hub's and httpx's internals: the message says it all.
+        raise CheckpointNotFoundError(msg) from None
+    except LocalEntryNotFoundError:
         # huggingface_hub's answer both offline and when the network fails: not in the cache.
         msg = (
-            f"{name_or_path!r} is not a local folder and could not be downloaded from the Hugging "
-            f"Face Hub, nor found in its local cache ({exc}). Check network access (and "
-            "HF_HUB_OFFLINE), or pass the path of a downloaded checkpoint folder."
+            f"{name_or_path!r} is not a local folder and could not be downloaded from the "
+            "Hugging Face Hub, nor found in its cache (offline, or HF_HUB_OFFLINE=1). Download "
+            f"it once where the Hub is reachable: `hf download {name_or_path}` "
+            "(`huggingface-cli download` before huggingface_hub 1.0), then run with "
+            "HF_HUB_OFFLINE=1; or pass the path of a downloaded checkpoint folder."
         )
-        raise ConnectionError(msg) from exc
+        raise ConnectionError(msg) from None
     return Path(local)

@@ -1,23 +1,27 @@
 """From a checkpoint name and the caller's settings to a ready :class:`Pipeline`.
 
 Order: find the folder (``hub.py``), pick device and precision (``device.py``), load the modules
-(``checkpoints.py``), resolve every setting (``settings.py``), check the markers (``markers.py``).
+with sentence-transformers (``stack.py``), resolve every setting (``settings.py``), check the
+markers (``markers.py``).
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from late_interaction._encoding.checkpoints import load_checkpoint
 from late_interaction._encoding.device import resolve_device, resolve_dtype
 from late_interaction._encoding.hub import resolve_folder
 from late_interaction._encoding.markers import ensure_markers
 from late_interaction._encoding.pipeline import Pipeline
 from late_interaction._encoding.settings import resolve_settings
+from late_interaction._encoding.stack import load_stack
 from late_interaction.config import EncoderConfig
+
+logger = logging.getLogger(__name__)
 
 #: Name that stands for the embedded all-MiniLM-L6-v2 (``from_pretrained()`` with no argument).
 DEFAULT_MODEL = "embedded:all-MiniLM-L6-v2"
@@ -51,19 +55,41 @@ def load_pipeline(
     name = str(folder) if is_local else str(name_or_path)
     resolved_device = resolve_device(device)
     resolved_dtype = resolve_dtype(dtype, resolved_device)
-    checkpoint = load_checkpoint(
+    checkpoint = load_stack(
         folder,
         trust_remote_code=trust_remote_code,
         model_kwargs=model_kwargs,
         tokenizer_kwargs=tokenizer_kwargs,
     )
     settings, sources = resolve_settings(arguments, checkpoint, name)
-    markers = [p for p in (settings["query_prefix"], settings["document_prefix"]) if p]
+    markers = [
+        settings[key]
+        for key in ("query_prefix", "document_prefix")
+        # colbert-ai resolves a Stanford checkpoint's own markers through the tokenizer, an
+        # unknown one becoming the unknown token (e.g. [unused0] on a CamemBERT vocabulary):
+        # only an explicit marker is checked there.
+        if settings[key]
+        and (checkpoint.checkpoint_format != "stanford" or arguments.get(key) is not None)
+    ]
     ensure_markers(
         checkpoint.backbone, checkpoint.tokenizer, markers, add_missing=add_missing_markers
     )
-    if checkpoint.projection is not None:
-        dim = checkpoint.projection.out_features
+    tokenizer = checkpoint.tokenizer
+    for key in ("query_prefix", "document_prefix"):
+        marker = settings[key]
+        if (
+            marker
+            and marker not in markers
+            and tokenizer.convert_tokens_to_ids(marker)
+            in (
+                None,
+                tokenizer.unk_token_id,
+            )
+        ):
+            logger.info("%s: marker %r is not in the vocabulary; as colbert-ai does, it is "
+                        "the unknown token %r.", name, marker, tokenizer.unk_token)  # fmt: skip
+    if checkpoint.projections:
+        dim = int(checkpoint.projections[-1].get_embedding_dimension())
     else:
         # A plain encoder's token vectors are its last hidden states.
         dim = int(checkpoint.backbone.config.hidden_size)

@@ -1,22 +1,25 @@
-"""Texts to token matrices: tokenise, run the backbone and projection, normalise, keep rows.
+"""Texts to token matrices: tokenise, run the module stack, normalise, keep rows.
 
-The same pass also gives each text's dense vector (``pooled.py``: the mean-pooled backbone output).
+One :class:`Pipeline` per loaded encoder. The modules are sentence-transformers' (``stack.py``);
+the pipeline owns where they live (device, precision), the tokenisation rules (``tokenize.py``)
+and the batching policy (longest texts first, halving a batch on CUDA out-of-memory). The rows to
+keep come from our rules rather than the stack's ``MultiVectorMask``, which knows neither
+colbert-ai's skiplist rule, nor ``keep_special_tokens``, nor the one-row minimum.
 
-One :class:`Pipeline` per loaded encoder. It owns where the modules live (device, precision) and
-the batching policy (longest texts first, halving a batch on CUDA out-of-memory).
+The same pass also gives each text's dense vector (``pooled.py``: the mean-pooled output of the
+backbone, before the projections).
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 
 import numpy as np
 import torch
 
 from late_interaction._encoding import tokenize as _tokenize
-from late_interaction._encoding.checkpoints import LoadedCheckpoint
 from late_interaction._encoding.pooled import mean_pooled
+from late_interaction._encoding.stack import Stack
 from late_interaction._validation import positive_int
 from late_interaction.config import EncoderConfig
 
@@ -29,7 +32,7 @@ class Pipeline:
     """The modules of one checkpoint, placed on a device, with the ColBERT tokenisation rules.
 
     Args:
-        checkpoint: The loaded checkpoint.
+        checkpoint: The loaded module stack.
         config: The settings in effect.
         device: Where to run.
         dtype: Compute precision (bfloat16 on CPU runs as autocast over float32 weights).
@@ -40,7 +43,7 @@ class Pipeline:
 
     def __init__(
         self,
-        checkpoint: LoadedCheckpoint,
+        checkpoint: Stack,
         config: EncoderConfig,
         *,
         device: torch.device,
@@ -52,12 +55,21 @@ class Pipeline:
         self.setting_sources = dict(setting_sources or {})
         self.checkpoint = checkpoint
         self.tokenizer = checkpoint.tokenizer
-        self.rules = _tokenize.build_rules(self.tokenizer, config, checkpoint.do_lower_case)
-        self.modules = torch.nn.ModuleList([checkpoint.backbone])
-        if checkpoint.projection is not None:
-            self.modules.append(checkpoint.projection)
-        params = inspect.signature(checkpoint.backbone.forward).parameters
-        self._takes_token_types = "token_type_ids" in params
+        self.rules = _tokenize.build_rules(
+            self.tokenizer,
+            config,
+            bool(checkpoint.transformer.do_lower_case),
+            strip=checkpoint.checkpoint_format != "stanford",
+        )
+        self.modules = checkpoint.model
+        from sentence_transformers.base.modules import Normalize
+        from sentence_transformers.multi_vector_encoder.modules import MultiVectorMask
+
+        # The forward path: Transformer, then the projections. Scoring masks and normalisation
+        # are applied below (normalisation in float32, after any bfloat16 compute).
+        self._forward_modules = [
+            m for m in self.modules if not isinstance(m, (MultiVectorMask, Normalize))
+        ]
         self.device, self.dtype = self._place(device, dtype, auto_device)
 
     def _place(
@@ -141,14 +153,16 @@ class Pipeline:
         features, keep = _tokenize.tokenize(
             self.tokenizer, self.rules, self.config, texts, is_query=is_query
         )
-        if not self._takes_token_types:
-            features.pop("token_type_ids", None)
         features = {k: v.to(self.device) for k, v in features.items()}
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._cpu_autocast):
-            hidden = self.modules[0](**features, return_dict=True).last_hidden_state
-            dense = mean_pooled(hidden, features["attention_mask"]).cpu().numpy()
-            if len(self.modules) > 1:
-                hidden = self.modules[1](hidden)
+            transformer, *projections = self._forward_modules
+            features = transformer(features)
+            # The dense vector: the backbone's last hidden states, before any projection.
+            dense = mean_pooled(features["token_embeddings"], features["attention_mask"])
+            for module in projections:
+                features = module(features)
+        hidden = features["token_embeddings"]
+        dense = dense.cpu().numpy()
         vectors = torch.nn.functional.normalize(hidden.float(), p=2, dim=-1).cpu().numpy()
         keep_np = keep.numpy()
         return [vectors[i][keep_np[i]] for i in range(len(texts))], dense

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from math import inf
 from typing import Any
 
-from late_interaction._encoding.checkpoints import LoadedCheckpoint
+from late_interaction._encoding.stack import Stack
 from late_interaction.config import EncoderConfig
 
 logger = logging.getLogger(__name__)
@@ -57,13 +57,13 @@ def _max_positions(backbone: Any, tokenizer: Any) -> int | None:
 
 
 def resolve_settings(
-    arguments: dict[str, Any], checkpoint: LoadedCheckpoint, name: str
+    arguments: dict[str, Any], checkpoint: Stack, name: str
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Pick each setting's value and log where it came from (DEBUG).
 
     Args:
         arguments: ``from_pretrained`` arguments by setting name (None = not given).
-        checkpoint: The loaded checkpoint (its stored settings and format defaults).
+        checkpoint: The loaded stack (its stored settings and format defaults).
         name: Model name for the log lines.
 
     Returns:

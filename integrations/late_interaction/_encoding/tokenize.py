@@ -1,10 +1,18 @@
 """ColBERT tokenisation rules: markers, query [MASK] expansion, truncation, skiplist.
 
+Why ours and not sentence-transformers' ``Transformer.preprocess``: it prepends the marker as text
+(a registered special token), which differs from colbert-ai's id insertion on non-BERT
+vocabularies (an unknown marker, a SentencePiece ``▁`` after it); reading ids straight from the
+Rust tokenizer (``_backend``) makes GPU encoding ~1.7x faster than its encode loop (REFERENCE.md
+§8.1); and explanations need the same token rows with their character offsets (``explain.py``).
+
 Faithful to PyLate's ``ColBERT.tokenize``/``encode`` and colbert-ai's ``QueryTokenizer``/
 ``DocTokenizer`` (REFERENCE.md §2):
 
-* texts are stripped (and lower-cased when ``sentence_bert_config.json`` says so), as
-  sentence-transformers does before tokenising;
+* texts are stripped (and lower-cased when the checkpoint's ``Transformer`` module says so), as
+  sentence-transformers and PyLate do before tokenising; colbert-ai does not strip, so Stanford
+  checkpoints keep their texts as they are (it matters on SentencePiece vocabularies, where
+  leading spaces become tokens);
 * a text is cut to ``length - 1`` tokens when a marker is used, then the marker id goes in at
   position 1 (after ``[CLS]``/BOS), so the result has at most ``length`` tokens;
 * with query expansion, queries are padded to that length with the expansion token (``[MASK]``,
@@ -38,6 +46,7 @@ class TokenRules:
     expansion_id: int
     skiplist: tuple[int, ...]
     do_lower_case: bool
+    strip: bool
     # Guards ``backends`` and the ``tokenizer(...)`` fallback: a fast tokenizer's ``__call__``
     # mutates its truncation/padding state, so concurrent calls (queries and documents from two
     # threads) fail with "Already borrowed".
@@ -80,8 +89,14 @@ def skiplist_ids(tokenizer: Any, words: Sequence[str], rule: str) -> tuple[int, 
     return tuple(sorted(ids))
 
 
-def build_rules(tokenizer: Any, config: EncoderConfig, do_lower_case: bool) -> TokenRules:
+def build_rules(
+    tokenizer: Any, config: EncoderConfig, do_lower_case: bool, *, strip: bool = True
+) -> TokenRules:
     """Resolve marker, expansion and skiplist ids for ``config``.
+
+    A marker the vocabulary lacks resolves to the unknown-token id, as colbert-ai resolves its
+    ``query_token_id``/``doc_token_id`` (``load.py`` only lets that happen for a Stanford
+    checkpoint's own markers).
 
     Raises:
         ValueError: If query expansion is on but the tokenizer has no mask, EOS or pad token.
@@ -104,6 +119,7 @@ def build_rules(tokenizer: Any, config: EncoderConfig, do_lower_case: bool) -> T
         expansion_id=int(expansion) if expansion is not None else 0,
         skiplist=skiplist_ids(tokenizer, config.skiplist_words, config.skiplist_rule),
         do_lower_case=do_lower_case,
+        strip=strip,
         lock=threading.Lock(),
     )
 
@@ -198,7 +214,8 @@ def tokenize(
     length = config.query_length if is_query else config.document_length
     max_length = length - 1 if prefix_id is not None else length
     expand = is_query and config.do_query_expansion
-    texts = [t.strip() for t in texts]
+    if rules.strip:
+        texts = [t.strip() for t in texts]
     if rules.do_lower_case:
         texts = [t.lower() for t in texts]
     encoded = _encode(tokenizer, rules, texts, max_length, pad_to_max=expand)

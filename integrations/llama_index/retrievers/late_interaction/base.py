@@ -142,6 +142,7 @@ class ColBERTRetriever(BaseRetriever):
         batch_size: int = 32,
         index_config: IndexConfig | None = None,
         device: str | None = None,
+        show_progress: bool | None = None,
         **kwargs: Any,
     ) -> ColBERTRetriever:
         """Encode nodes from exactly one source into a new index and wrap it.
@@ -161,6 +162,8 @@ class ColBERTRetriever(BaseRetriever):
                 (``late_interaction.IndexConfig``, e.g. ``pool_factor=2``); None for the defaults.
             device: Device for a model loaded by name (``"cpu"``, ``"cuda"``...; None: the
                 core's choice); with a loaded model it must be the model's device.
+            show_progress: Show an encoding progress bar (None: from 1000 nodes on, or
+                always with ``verbose=True``).
             **kwargs: Other ``ColBERTRetriever`` arguments.
 
         Raises:
@@ -174,7 +177,7 @@ class ColBERTRetriever(BaseRetriever):
         )
         core_index = LateInteractionIndex(model=encoder, config=index_config)
         retriever = cls(core_index, similarity_top_k, filters, **kwargs)
-        retriever.insert_nodes(found, batch_size=batch_size)
+        retriever.insert_nodes(found, batch_size=batch_size, show_progress=show_progress)
         return retriever
 
     @property
@@ -188,14 +191,24 @@ class ColBERTRetriever(BaseRetriever):
         *,
         embeddings: Sequence[Any] | None = None,
         batch_size: int = 32,
+        show_progress: bool | None = None,
     ) -> None:
-        """Add nodes, replacing indexed ids; ``embeddings`` (token matrices) skip encoding."""
+        """Add nodes, replacing indexed ids; ``embeddings`` (token matrices) skip encoding.
+
+        Args:
+            nodes: The nodes.
+            embeddings: Their token matrices, or None to encode them.
+            batch_size: Encoding batch size.
+            show_progress: Show an encoding progress bar (None: from 1000 nodes on, or always
+                with ``verbose=True``).
+        """
         nodes = as_nodes(nodes, "nodes")
         texts, ids, metas = node_records(nodes)
         if embeddings is not None:
             self._index.add_embeddings(embeddings, texts, ids=ids, metadatas=metas)
         elif nodes:
-            kw = {"batch_size": batch_size, "show_progress_bar": self._verbose}
+            show = show_progress if show_progress is not None else (self._verbose or None)
+            kw = {"batch_size": batch_size, "show_progress_bar": show}
             self._index.add(texts, ids=ids, metadatas=metas, **kw)
 
     def delete_nodes(self, node_ids: str | Sequence[str]) -> None:

@@ -234,7 +234,10 @@ class LateInteractionManagedIndex(BaseManagedIndex):
 
     def _insert_into(self, struct: LateInteractionIndexDict, nodes: list[BaseNode]) -> None:
         if nodes:
-            self._writer.insert_nodes(nodes, batch_size=self._batch_size)
+            # BaseIndex's show_progress defaults to False: that leaves the core's choice (a bar
+            # from 1000 nodes on); True shows one for any insert.
+            show = True if self._show_progress else None
+            self._writer.insert_nodes(nodes, batch_size=self._batch_size, show_progress=show)
         for node in nodes:
             struct.add_node(node)
 
