@@ -116,8 +116,9 @@ class DeviceMirror:
                 self._upload(snap, np.arange(start, min(start + _SYNC_SLOTS, n_slots)))
             if snap.docs.dense is not None:  # the fused score's document side
                 rows = torch.as_tensor(snap.docs.dense.rows(np.arange(first, n_slots)))
+                rows = rows.to(self.device)
                 held = self.dense[:first] if self.dense is not None else rows[:0]
-                self.dense = torch.cat([held, rows.to(self.device)])
+                self.dense = torch.cat([held, rows])
 
     def _upload(self, snap: Snapshot, slots: np.ndarray) -> None:
         starts = snap.offsets[slots]
