@@ -39,6 +39,7 @@ def _batched_maxsim_kernel(
     DIM_PAD: tl.constexpr,
     QUERY_TOKENS: tl.constexpr,
     QUERIES_PER_BLOCK: tl.constexpr,
+    QUERY_ROWS: tl.constexpr,
 ):
     # One program: DOCS documents, loaded once, against every query tile of the batch (each
     # tile read once per program, so more documents per program means fewer query reads).
@@ -60,12 +61,25 @@ def _batched_maxsim_kernel(
     tokens = tl.arange(0, QUERIES_PER_BLOCK * QUERY_TOKENS)
     n_queries_padded = n_query_blocks * QUERIES_PER_BLOCK
     docs_here = first_doc + tl.arange(0, DOCS)
+    d_t = tl.trans(d)
     for block in range(0, n_query_blocks):
         first_token = block * QUERIES_PER_BLOCK * QUERY_TOKENS
         q = tl.load(queries_ptr + (first_token + tokens)[:, None] * DIM_PAD + cols[None, :])
-        sims = tl.dot(d, tl.trans(q))  # (DOCS * BLOCK_L, tokens), float32 accumulate
-        sims = tl.where(row_ok[:, None], sims, float("-inf"))
-        best = tl.max(tl.reshape(sims, (DOCS, BLOCK_L, QUERIES_PER_BLOCK * QUERY_TOKENS)), axis=1)
+        if QUERY_ROWS:
+            # (tokens, document rows): the max runs along each accumulator row, inside a warp,
+            # not across warps through shared memory (2.53 -> 2.01 ms/query on an H200).
+            sims_t = tl.dot(q, d_t)
+            sims_t = tl.where(row_ok[None, :], sims_t, float("-inf"))
+            best = tl.max(
+                tl.reshape(sims_t, (QUERIES_PER_BLOCK * QUERY_TOKENS, DOCS, BLOCK_L)), axis=2
+            )
+            best = tl.trans(best)  # (DOCS, tokens)
+        else:
+            sims = tl.dot(d, tl.trans(q))  # (DOCS * BLOCK_L, tokens), float32 accumulate
+            sims = tl.where(row_ok[:, None], sims, float("-inf"))
+            best = tl.max(
+                tl.reshape(sims, (DOCS, BLOCK_L, QUERIES_PER_BLOCK * QUERY_TOKENS)), axis=1
+            )
         per_query = tl.sum(tl.reshape(best, (DOCS, QUERIES_PER_BLOCK, QUERY_TOKENS)), axis=2)
         query_ids = block * QUERIES_PER_BLOCK + tl.arange(0, QUERIES_PER_BLOCK)
         tl.store(
@@ -85,8 +99,8 @@ _SMEM_BUDGET = 160 * 1024
 
 
 def _queries_per_block(block_l: int, dim_pad: int, query_tokens: int, n_queries: int) -> int | None:
-    """Whole queries per tile (up to 128 tokens, no more queries than there are), or None."""
-    per_block = min(max(1, 128 // query_tokens), 1 << (n_queries - 1).bit_length())
+    """Whole queries per tile (up to 64 tokens, no more queries than there are), or None."""
+    per_block = min(max(1, 64 // query_tokens), 1 << (n_queries - 1).bit_length())
     while per_block >= 1:
         tokens = max(per_block * query_tokens, 16)
         if 2 * dim_pad * (block_l + 2 * tokens) <= _SMEM_BUDGET:
@@ -136,9 +150,12 @@ def batched_maxsim(queries: torch.Tensor, documents: torch.Tensor) -> torch.Tens
         DIM_PAD=dim_pad,
         QUERY_TOKENS=query_tokens,
         QUERIES_PER_BLOCK=per_block,
-        # Measured on an H200 at 1M x 128 x 128: 32 queries, 4 warps and 2 stages 2.56 ms/query,
-        # 8 warps 3.60, 3 stages 3.21, two documents per program 2.52; one query 7.5 ms (the
-        # 32.8 GB read at 4.4 TB/s), two documents per program 7.3, four 10.1.
+        # Query tokens as the tile's rows need a tile of >= 64 of them (the tensor-core shape).
+        QUERY_ROWS=per_block * query_tokens >= 64,
+        # Measured on an H200 at 1M x 128 x 128 (benchmarks/results/gpu-search-h200-*.md and
+        # the sweep behind it): 32 queries in 64-token tiles with query tokens as rows, 4 warps,
+        # 2 stages: 2.01 ms/query (8 warps 2.10, 3 stages 2.69; document rows as the tile's
+        # rows 2.53); one query 7.5 ms (the 32.8 GB read at 4.4 TB/s).
         num_warps=4,
         num_stages=2,
     )
