@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import logging
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -217,7 +218,11 @@ def read_index(path: Path, *, verify: bool = True) -> LoadedIndex:
         IndexFormatError: If files are missing, damaged, inconsistent or of another version.
     """
     path = Path(path)
-    if path.exists() and not path.is_dir():
+    try:  # one stat: exists() then is_dir() could straddle a writer's swap (a race, not a file)
+        is_file = not stat.S_ISDIR(path.stat().st_mode)
+    except FileNotFoundError:
+        is_file = False
+    if is_file:
         msg = f"{path} is a file, not an index folder; pass the folder that save() wrote."
         raise NotADirectoryError(msg)
     for _attempt in range(_READ_ATTEMPTS):
