@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["encoder_dense_weight", "fused_scores", "weight_was_given"]
+__all__ = ["encoder_dense_weight", "fused_scores", "unfused_weight", "weight_was_given"]
 
 
 def encoder_dense_weight(encoder: Any) -> float:
@@ -28,6 +28,32 @@ def weight_was_given(encoder: Any) -> bool:
     checkpoint weight falls back to MaxSim alone there (with a log line).
     """
     return getattr(encoder, "setting_sources", {}).get("dense_weight") == "argument"
+
+
+def unfused_weight(encoder: Any, lacking: str, fix: str) -> float:
+    """The encoder's ``dense_weight`` where no dense vectors exist, refusing an explicit one.
+
+    The one rule for every place that must rank by MaxSim alone (an index saved without dense
+    vectors, embeddings added without them, a Qdrant collection): a weight > 0 that was an
+    explicit argument is a request that cannot be met; a default or checkpoint weight is
+    returned so the caller can say once that it ranks without it.
+
+    Args:
+        encoder: The encoder.
+        lacking: What has no dense vectors, e.g. ``"this index holds no dense vectors"``.
+        fix: How to fix it, one sentence.
+
+    Returns:
+        The encoder's weight (0 when it fuses nothing).
+
+    Raises:
+        ValueError: If the weight is > 0 and was given explicitly.
+    """
+    weight = encoder_dense_weight(encoder)
+    if weight > 0 and weight_was_given(encoder):
+        msg = f"the encoder was given dense_weight={weight}, but {lacking}: nothing to fuse. {fix}"
+        raise ValueError(msg)
+    return weight
 
 
 def fused_scores(

@@ -270,7 +270,8 @@ class QdrantIndex(QdrantSearchMethods):
         )
         return {
             r.payload[layout.ID_KEY]: StoredDocument(
-                id=r.payload[layout.ID_KEY], text=r.payload[layout.TEXT_KEY],
+                id=r.payload[layout.ID_KEY],
+                text=r.payload[layout.TEXT_KEY],
                 metadata=dict(r.payload.get("metadata") or {}),
             )
             for r in records

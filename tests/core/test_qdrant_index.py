@@ -325,3 +325,37 @@ def test_reopen_rebuilds_a_named_checkpoint_and_equals_exact_maxsim(
     explained = reopened.search("cell protein gene", 2, explain=True)
     assert all(h.explanation is not None and h.explanation.matches for h in explained)
     client.close()
+
+
+class _WeightedEncoder:
+    """The fake encoder with a dense_weight, as a default or as an explicit argument."""
+
+    def __init__(self, weight: float, given: bool) -> None:
+        from tests.core.conftest import FakeEncoder
+
+        self._fake = FakeEncoder()
+        self.config = type("Config", (), {"dense_weight": weight})()
+        self.setting_sources = {"dense_weight": "argument" if given else "default"}
+
+    def __getattr__(self, name):
+        return getattr(self._fake, name)
+
+
+def test_a_fused_encoder_is_said_once_and_an_explicit_weight_refused(corpus, caplog):
+    """Qdrant ranks by MaxSim alone: the same rule as an index without dense vectors."""
+    import logging
+
+    _, ids, texts, metas, _ = corpus
+    client = QdrantClient(":memory:")
+    default = QdrantIndex(_WeightedEncoder(0.25, given=False), client=client, collection_name="a")
+    default.add(texts[:20], ids[:20], metas[:20])
+    with caplog.at_level(logging.WARNING, logger="late_interaction"):
+        hits = default.search(texts[3], k=3)
+        default.search(texts[4], k=3)
+    assert sum("ranks by MaxSim alone" in r.getMessage() for r in caplog.records) == 1
+    assert hits[0].id == ids[3] and hits[0].dense_score is None
+    explicit = QdrantIndex(_WeightedEncoder(0.5, given=True), client=client, collection_name="b")
+    explicit.add(texts[:5], ids[:5], metas[:5])
+    with pytest.raises(ValueError, match="was given dense_weight=0.5.*no dense vectors"):
+        explicit.search(texts[0], k=1)
+    client.close()

@@ -18,7 +18,7 @@ from late_interaction._index.search import SearchRequest, run_search
 from late_interaction._index.snapshot import View
 from late_interaction._validation import as_list, as_token_matrices, check_unicode
 from late_interaction.exceptions import EmptyIndexError
-from late_interaction.fusion import encoder_dense_weight, weight_was_given
+from late_interaction.fusion import encoder_dense_weight, unfused_weight
 from late_interaction.reranking import explain_method
 from late_interaction.types import SearchHit
 
@@ -83,14 +83,13 @@ class SearchMethods:
         docs = self._state.docs
         if weight == 0 or docs.dense is not None or not docs.ids:
             return weight
-        if weight_was_given(self.model):
-            msg = (
-                f"the encoder was given dense_weight={weight}, but this index holds no dense "
-                "vectors (saved before they existed, or filled by add_embeddings without "
-                "dense=), so it cannot fuse them. Rebuild it with this encoder (index.add with "
-                "the texts of index.get(index.ids)), or pass dense_weight=0."
-            )
-            raise ValueError(msg)
+        unfused_weight(
+            self.model,
+            "this index holds no dense vectors (saved before they existed, or filled by "
+            "add_embeddings without dense=)",
+            "Rebuild it with this encoder (index.add with the texts of index.get(index.ids)), "
+            "or pass dense_weight=0.",
+        )
         if not self._dense_notice:
             logger.warning(
                 "This index holds no dense vectors (built before they existed, or without "

@@ -15,7 +15,7 @@ import numpy as np
 from late_interaction._index.dense_store import DenseStore
 from late_interaction._index.document_store import validate_documents
 from late_interaction._validation import as_list, as_texts, as_token_matrix, storable
-from late_interaction.fusion import encoder_dense_weight, weight_was_given
+from late_interaction.fusion import unfused_weight
 
 if TYPE_CHECKING:  # pragma: no cover
     from late_interaction._index.state import IndexState
@@ -83,14 +83,13 @@ class WriteMethods:
             for i, e in enumerate(embeddings)
         )
         vectors = None if dense is None else DenseStore.checked(dense, len(texts))
-        weight = encoder_dense_weight(self.model)
-        if vectors is None and weight > 0 and weight_was_given(self.model):
-            msg = (
-                f"the encoder was given dense_weight={weight}, but these embeddings come without "
-                "dense vectors: pass dense= (encode_documents(..., return_dense=True)[1]), or "
-                "use an encoder with dense_weight=0."
+        if vectors is None:
+            unfused_weight(
+                self.model,
+                "these embeddings come without dense vectors",
+                "Pass dense= (encode_documents(..., return_dense=True)[1]), or use an encoder "
+                "with dense_weight=0.",
             )
-            raise ValueError(msg)
 
         def encode(positions: Sequence[int]) -> tuple[list[np.ndarray], np.ndarray | None]:
             matrices = [as_token_matrix(embeddings[i], self.dim, "", **rules) for i in positions]

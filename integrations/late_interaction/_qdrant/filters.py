@@ -168,7 +168,6 @@ def _payload_key(key: str) -> str:
     if _PLAIN_KEY.match(key):
         return f"{METADATA_KEY}.{key}"
     if '"' in key:
-        msg = f'metadata key {key!r} contains a double quote, which Qdrant key paths cannot name.'
+        msg = f"metadata key {key!r} contains a double quote, which Qdrant key paths cannot name."
         raise ValueError(msg)
     return f'{METADATA_KEY}."{key}"'
-

@@ -28,6 +28,7 @@ from late_interaction._qdrant.collection import (
 from late_interaction._qdrant.filters import has_ids, to_qdrant_filter
 from late_interaction._validation import as_list, as_token_matrices, positive_int
 from late_interaction.exceptions import EmptyIndexError
+from late_interaction.fusion import unfused_weight
 from late_interaction.reranking import explain_method
 from late_interaction.types import Encoder, SearchHit
 
@@ -212,18 +213,15 @@ class QdrantSearchMethods:
             ValueError: If the encoder was given ``dense_weight`` > 0 explicitly (a request
                 this backend cannot meet).
         """
-        from late_interaction.fusion import encoder_dense_weight, weight_was_given
-
-        weight = encoder_dense_weight(self.model)
-        if weight == 0 or getattr(self, "_fusion_noted", False):
+        if getattr(self, "_fusion_noted", False):
             return
-        if weight_was_given(self.model):
-            msg = (
-                f"the encoder was given dense_weight={weight}, but QdrantIndex ranks by MaxSim "
-                "alone (no dense vectors in the collection); pass dense_weight=0, or use "
-                "LateInteractionIndex for the fused score."
-            )
-            raise ValueError(msg)
+        weight = unfused_weight(
+            self.model,
+            "QdrantIndex keeps no dense vectors (it ranks by MaxSim alone)",
+            "Pass dense_weight=0, or use LateInteractionIndex for the fused score.",
+        )
+        if weight == 0:
+            return
         logger.warning(
             "QdrantIndex ranks by MaxSim alone: the encoder's fused score (dense_weight=%s, "
             "the embedded default's) is not applied on Qdrant. Load the encoder with "
