@@ -356,6 +356,6 @@ def test_a_fused_encoder_is_said_once_and_an_explicit_weight_refused(corpus, cap
     assert hits[0].id == ids[3] and hits[0].dense_score is None
     explicit = QdrantIndex(_WeightedEncoder(0.5, given=True), client=client, collection_name="b")
     explicit.add(texts[:5], ids[:5], metas[:5])
-    with pytest.raises(ValueError, match="was given dense_weight=0.5.*no dense vectors"):
+    with pytest.raises(ValueError, match=r"was given dense_weight=0\.5.*no dense vectors"):
         explicit.search(texts[0], k=1)
     client.close()
