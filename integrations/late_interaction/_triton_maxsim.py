@@ -134,7 +134,13 @@ def batched_maxsim(queries: torch.Tensor, documents: torch.Tensor) -> torch.Tens
     if documents.stride(2) != 1:
         documents = documents.contiguous()
     out = torch.empty(n_docs, n_blocks * per_block, dtype=torch.float32, device=documents.device)
-    docs_per_program = 1
+    # Query tokens as the tile's rows need a tile of >= 64 of them (the tensor-core shape).
+    query_rows = per_block * query_tokens >= 64
+    # Documents per program: each program reads the whole query batch (from L2), so two
+    # documents of 100 rows per program halve that traffic. Only where measured (dim <= 128),
+    # and tiles stay at <= 256 document rows: a 512-row tile (4 x 128) gave wrong scores with
+    # Triton 3.6 on an H200, and 4 x 32 rows at dim 384 failed the kernel test.
+    docs_per_program = min(4, max(1, 256 // block_l)) if query_rows and dim_pad <= 128 else 1
     _batched_maxsim_kernel[(-(-n_docs // docs_per_program),)](
         documents,
         padded,
@@ -150,13 +156,13 @@ def batched_maxsim(queries: torch.Tensor, documents: torch.Tensor) -> torch.Tens
         DIM_PAD=dim_pad,
         QUERY_TOKENS=query_tokens,
         QUERIES_PER_BLOCK=per_block,
-        # Query tokens as the tile's rows need a tile of >= 64 of them (the tensor-core shape).
-        QUERY_ROWS=per_block * query_tokens >= 64,
-        # Measured on an H200 at 1M x 128 x 128 (benchmarks/results/gpu-search-h200-*.md and
-        # the sweep behind it): 32 queries in 64-token tiles with query tokens as rows, 4 warps,
-        # 2 stages: 2.01 ms/query (8 warps 2.10, 3 stages 2.69; document rows as the tile's
-        # rows 2.53); one query 7.5 ms (the 32.8 GB read at 4.4 TB/s).
-        num_warps=4,
-        num_stages=2,
+        QUERY_ROWS=query_rows,
+        # Measured on an H200 at 1M x 100 x 128, 32 queries of 32 tokens in 64-token tiles
+        # (benchmarks/results/gpu-search-h200-*.md and the sweeps behind it), ms/query:
+        # 1 document per program, 4 warps, 2 stages 2.06; 2 documents, 8 warps, 2 stages 1.90,
+        # 3 stages 1.84; 16 warps 3.06. At 48 rows, 4 documents and 8 warps: 0.95 (1 doc 1.24).
+        # One query (document rows as the tile's rows): 7.5 ms, the 32.8 GB read at 4.4 TB/s.
+        num_warps=8 if docs_per_program * block_l >= 256 else 4,
+        num_stages=3 if query_rows and block_l == 128 else 2,
     )
     return out[:, :n_q].T
