@@ -191,6 +191,8 @@ def test_ids_restriction_and_options(index, corpus):
         index.search(texts[0], k=0)
     with pytest.raises(ValueError, match="query_ef"):
         index.search(texts[0], exact=True, query_ef=10)
+    with pytest.raises(ValueError, match=r"queries\[1\] is not valid Unicode"):
+        index.search_batch([texts[0], "bad \ud800 query"])
     assert len(index.search(texts[0], 3, query_ef=64)) == 3
 
 

@@ -26,7 +26,7 @@ from late_interaction._qdrant.collection import (
     point_id,
 )
 from late_interaction._qdrant.filters import has_ids, to_qdrant_filter
-from late_interaction._validation import as_list, as_token_matrices, positive_int
+from late_interaction._validation import as_list, as_token_matrices, check_unicode, positive_int
 from late_interaction.exceptions import EmptyIndexError
 from late_interaction.fusion import unfused_weight
 from late_interaction.reranking import explain_method
@@ -232,6 +232,8 @@ class QdrantSearchMethods:
 
     def _query_matrices(self, queries: list[Any], batch_size: int) -> list[np.ndarray]:
         texts = [i for i, q in enumerate(queries) if isinstance(q, str)]
+        for i in texts:  # the core's rule: a text the tokenizer would choke on is named
+            check_unicode(queries[i], f"queries[{i}]")
         matrices: list[Any] = list(queries)
         if texts:
             encoded = self.model.encode_queries(
