@@ -36,6 +36,7 @@ from langchain_late_interaction._common import (
     unpack,
 )
 from late_interaction import IndexConfig, LateInteractionIndex, SearchableIndex, resolve_model
+from late_interaction._encoding.resolve import open_index
 from late_interaction._validation import as_texts
 
 __all__ = ["ColBERTRetriever"]
@@ -291,7 +292,14 @@ class ColBERTRetriever(BaseRetriever):
 
     @classmethod
     def load(
-        cls, path: StrPath, model: Any = None, *, device: str | None = None, **kwargs: Any
+        cls,
+        path: StrPath,
+        model: Any = None,
+        *,
+        device: str | None = None,
+        trust_remote_model: bool = False,
+        verify: bool = True,
+        **kwargs: Any,
     ) -> ColBERTRetriever:
         """Return the retriever :meth:`save` wrote (or one over an index the core saved).
 
@@ -299,11 +307,15 @@ class ColBERTRetriever(BaseRetriever):
             path: The index folder.
             model: None rebuilds the recorded encoder; else it must match (ModelMismatchError).
             device: Device for a model loaded by name (or ``model=None``).
+            trust_remote_model: With ``model=None``, allow rebuilding an encoder the folder
+                names by Hub id (a folder from elsewhere could name any repository).
+            verify: Also hash the memory-mapped token arrays; False skips only those.
             **kwargs: Retriever fields overriding the saved ``k``, ``filter``, ``search_type``
                 and ``search_kwargs``.
         """
-        encoder = None if model is None else resolve_model(model, device=device)
-        index = LateInteractionIndex.load(path, encoder, device=None if model else device)
+        index = open_index(
+            path, model, device=device, trust_remote_model=trust_remote_model, verify=verify
+        )
         return cls(index=index, **read_settings(path, kwargs))
 
     def save(self, path: StrPath | None = None) -> Path:

@@ -20,6 +20,7 @@ from langchain_late_interaction._common import (
     check_search_kwargs,
 )
 from late_interaction import IndexConfig, LateInteractionIndex, resolve_model
+from late_interaction._encoding.resolve import open_index
 from late_interaction._validation import as_list, as_texts
 
 __all__ = ["ColBERTVectorStore"]
@@ -278,7 +279,27 @@ class ColBERTVectorStore(VectorStore):
         return self.index.save(path)
 
     @classmethod
-    def load(cls, path: StrPath, model: Any = None, *, device: str | None = None) -> Self:
-        """Reopen a store saved by :meth:`save` (``model=None`` rebuilds the recorded encoder)."""
-        encoder = None if model is None else resolve_model(model, device=device)
-        return cls(LateInteractionIndex.load(path, encoder, device=None if model else device))
+    def load(
+        cls,
+        path: StrPath,
+        model: Any = None,
+        *,
+        device: str | None = None,
+        trust_remote_model: bool = False,
+        verify: bool = True,
+    ) -> Self:
+        """Reopen a store saved by :meth:`save`.
+
+        Args:
+            path: The folder given to :meth:`save`.
+            model: None rebuilds the recorded encoder; else it must match (ModelMismatchError).
+            device: Device for a model loaded by name (or ``model=None``).
+            trust_remote_model: With ``model=None``, allow rebuilding an encoder the folder
+                names by Hub id (a folder from elsewhere could name any repository).
+            verify: Also hash the memory-mapped token arrays; False skips only those.
+        """
+        return cls(
+            open_index(
+                path, model, device=device, trust_remote_model=trust_remote_model, verify=verify
+            )
+        )

@@ -77,3 +77,38 @@ def resolve_model(model: Any = None, *, device: str | None = None) -> Encoder:
             )
             raise ValueError(msg)
     return model
+
+
+def open_index(
+    path: Any,
+    model: Any = None,
+    *,
+    device: str | None = None,
+    trust_remote_model: bool = False,
+    verify: bool = True,
+) -> Any:
+    """Reopen a saved core index the way every adapter's ``load`` does.
+
+    Args:
+        path: The index folder.
+        model: None rebuilds the recorded encoder; a name or path loads that checkpoint; a
+            loaded encoder is used as it is. Anything but None must be the index's encoder.
+        device: Where a checkpoint loaded by name, or rebuilt, runs (a loaded encoder keeps its
+            own device); the index searches on its encoder's device.
+        trust_remote_model: With ``model=None``, allow rebuilding an encoder the folder names
+            by Hub id (see :meth:`LateInteractionIndex.load`).
+        verify: Also hash the memory-mapped token arrays on load.
+
+    Returns:
+        The :class:`~late_interaction.LateInteractionIndex`.
+    """
+    from late_interaction.index import LateInteractionIndex
+
+    encoder = None if model is None else resolve_model(model, device=device)
+    return LateInteractionIndex.load(
+        path,
+        encoder,
+        device=None if model is not None else device,
+        trust_remote_model=trust_remote_model,
+        verify=verify,
+    )

@@ -16,6 +16,7 @@ from llama_index.core.vector_stores.types import MetadataFilters
 from llama_index.core.vector_stores.utils import metadata_dict_to_node
 
 from late_interaction import LateInteractionIndex, SearchableIndex, resolve_model
+from late_interaction._encoding.resolve import open_index
 from late_interaction._validation import as_texts, positive_int
 from llama_index.retrievers.late_interaction._translate import (
     as_nodes,
@@ -248,6 +249,9 @@ class ColBERTRetriever(BaseRetriever):
         path: str | Path,
         model: str | ColBERT | Encoder | None = None,
         device: str | None = None,
+        *,
+        trust_remote_model: bool = False,
+        verify: bool = True,
         **kwargs: Any,
     ) -> ColBERTRetriever:
         """Load a retriever written by :meth:`persist`; ``kwargs`` override saved settings.
@@ -257,14 +261,18 @@ class ColBERTRetriever(BaseRetriever):
             model: None rebuilds the saved encoder; else a checkpoint name/path or loaded encoder
                 that must be the one that built the index (``ModelMismatchError`` otherwise).
             device: Device for a model loaded by name (or rebuilt with ``model=None``).
+            trust_remote_model: With ``model=None``, allow rebuilding an encoder the folder
+                names by Hub id (a folder from elsewhere could name any repository).
+            verify: Also hash the memory-mapped token arrays; False skips only those.
             **kwargs: ``ColBERTRetriever`` arguments overriding the saved settings.
         """
         settings = json.loads(Path(path, PERSIST_FILENAME).read_text(encoding="utf-8"))
         if settings.get("filters"):
             settings["filters"] = MetadataFilters.model_validate(settings["filters"])
         settings.update(kwargs)
-        encoder = None if model is None else resolve_model(model, device=device)
-        index = LateInteractionIndex.load(path, encoder, device=None if model else device)
+        index = open_index(
+            path, model, device=device, trust_remote_model=trust_remote_model, verify=verify
+        )
         return cls(index, **settings)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:

@@ -21,6 +21,7 @@ from llama_index.core.storage.docstore.types import RefDocInfo
 from llama_index.core.storage.storage_context import DEFAULT_PERSIST_DIR, StorageContext
 
 from late_interaction import IndexConfig, LateInteractionIndex, resolve_model
+from late_interaction._encoding.resolve import open_index
 from llama_index.retrievers.late_interaction import ColBERTRetriever
 from llama_index.retrievers.late_interaction._translate import as_nodes
 
@@ -115,6 +116,9 @@ class LateInteractionManagedIndex(BaseManagedIndex):
         index_config: ``late_interaction.IndexConfig`` of a new core index.
         persist_dir: When loading, the folder given to ``persist`` (default: the path recorded
             at persist time).
+        trust_remote_model: When loading with ``model=None``, allow rebuilding an encoder the
+            folder names by Hub id (a folder from elsewhere could name any repository).
+        verify: When loading, also hash the memory-mapped token arrays.
         batch_size: Encoding batch size.
         show_progress, callback_manager, transformations, **kwargs: As ``BaseIndex``.
     """
@@ -132,6 +136,8 @@ class LateInteractionManagedIndex(BaseManagedIndex):
         device: str | None = None,
         index_config: IndexConfig | None = None,
         persist_dir: str | Path | None = None,
+        trust_remote_model: bool = False,
+        verify: bool = True,
         batch_size: int = 32,
         show_progress: bool = False,
         callback_manager: CallbackManager | None = None,
@@ -139,7 +145,7 @@ class LateInteractionManagedIndex(BaseManagedIndex):
         **kwargs: Any,
     ) -> None:
         if index is None and index_struct is not None:
-            index = _load_core(index_struct, persist_dir, model, device)
+            index = _load_core(index_struct, persist_dir, model, device, trust_remote_model, verify)
         elif index is None:
             index = LateInteractionIndex(resolve_model(model, device=device), config=index_config)
         self._core = index
@@ -281,7 +287,12 @@ class LateInteractionManagedIndex(BaseManagedIndex):
 
 
 def _load_core(
-    struct: LateInteractionIndexDict, persist_dir: str | Path | None, model: Any, device: Any
+    struct: LateInteractionIndexDict,
+    persist_dir: str | Path | None,
+    model: Any,
+    device: Any,
+    trust_remote_model: bool,
+    verify: bool,
 ) -> LateInteractionIndex:
     """Open the core index a persisted struct points to (or ``persist_dir/late_interaction``)."""
     if persist_dir is not None:
@@ -297,8 +308,9 @@ def _load_core(
             "moved?): pass load_index_from_storage(..., persist_dir=<the folder persisted to>)."
         )
         raise FileNotFoundError(msg)
-    encoder = None if model is None else resolve_model(model, device=device)
-    return LateInteractionIndex.load(path, encoder, device=None if model else device)
+    return open_index(
+        path, model, device=device, trust_remote_model=trust_remote_model, verify=verify
+    )
 
 
 # Registration with LlamaIndex's loader: load_index_from_storage maps a persisted struct's type to
