@@ -7,6 +7,7 @@ tokenised in the calling thread), and the tokenizer's own token counts.
 from __future__ import annotations
 
 import threading
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ import torch
 
 from late_interaction._encoding import batches as _batches
 from late_interaction._encoding import pipeline as _pipeline
+from late_interaction._encoding import rust_tokenizer as _rust
 from late_interaction._encoding import tokenize as _tokenize
 from late_interaction._encoding.prefetch import Prefetch
 
@@ -40,7 +42,7 @@ def _prefetch_threads() -> list[threading.Thread]:
 class _Recorded(Prefetch):
     """Prefetch that records its instances, to show the threaded path was taken."""
 
-    made: list[Prefetch] = []
+    made: ClassVar[list[Prefetch]] = []
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -104,7 +106,7 @@ def test_batches_are_sorted_and_padded_by_token_count(tiny_pylate_model):
 
 
 def test_producer_error_is_raised_and_no_thread_is_left(tiny_pylate_model, monkeypatch):
-    real, calls = _tokenize.columns, []
+    real, calls = _rust.columns, []
 
     def failing(*args, **kwargs):
         calls.append(1)
@@ -112,7 +114,7 @@ def test_producer_error_is_raised_and_no_thread_is_left(tiny_pylate_model, monke
             raise ValueError("tokenizer broke on the third batch")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(_tokenize, "columns", failing)
+    monkeypatch.setattr(_rust, "columns", failing)
     with pytest.raises(ValueError, match="third batch"):
         tiny_pylate_model.encode_documents(TEXTS, batch_size=2)
     assert _prefetch_threads() == []
@@ -183,4 +185,29 @@ def test_prefetch_close_stops_a_blocked_producer_and_closes_its_source():
         first = next(iter(ahead))
     assert first == 0
     assert closed.is_set()
+    assert _prefetch_threads() == []
+
+
+# --- CUDA: pinned memory, asynchronous copies on a side stream (``pytest -m gpu``) -----------
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_cuda_encoding_equals_cpu(tiny_pylate_path, tiny_pylate_model, recorded, dtype):
+    from late_interaction import ColBERT
+
+    gpu = ColBERT.from_pretrained(tiny_pylate_path, device="cuda", dtype=dtype)
+    texts = TEXTS * 30  # many batches: the copy of one overlaps the next one's forward
+    ref, ref_dense = tiny_pylate_model.encode_documents(texts, batch_size=8, return_dense=True)
+    got, got_dense = gpu.encode_documents(texts, batch_size=8, return_dense=True)
+    assert recorded and gpu._pipeline._copy_stream is not None  # the asynchronous path ran
+    atol = 1e-4 if dtype == "float32" else 3e-2
+    for a, b in zip(got, ref, strict=True):
+        assert a.dtype == np.float32 and a.shape == b.shape
+        np.testing.assert_allclose(a, b, atol=atol)
+    np.testing.assert_allclose(got_dense, ref_dense, atol=atol)
+    tensors, _ = gpu._pipeline.encode(texts, False, 8, False, as_tensors=True)
+    assert tensors[0].device.type == "cuda"
+    for a, t in zip(got, tensors, strict=True):
+        np.testing.assert_array_equal(a, t.cpu().numpy())
     assert _prefetch_threads() == []

@@ -15,7 +15,9 @@ import pytest
 
 from late_interaction import ColBERT
 
-TEXTS = [f"text number {i} " + "word " * (i * 7 % 23) + ("punctuation!" if i % 3 else "") for i in range(40)]  # fmt: skip
+TEXTS = [
+    f"text {i} " + "word " * (i * 7 % 23) + ("and punctuation!" if i % 3 else "") for i in range(40)
+]
 
 
 @pytest.fixture(scope="module")
@@ -78,3 +80,16 @@ def test_a_failing_worker_raises_its_error_and_closes_the_pool(tiny_pylate_path,
     shutil.rmtree(folder)
     with pytest.raises(RuntimeError, match=r"worker on cpu failed(.|\n)*ckpt"):
         model.encode_documents(TEXTS, devices=["cpu"])
+
+
+@pytest.mark.gpu
+def test_pool_on_every_gpu_equals_one_gpu(tiny_pylate_path):
+    import torch
+
+    devices = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    model = ColBERT.from_pretrained(tiny_pylate_path, device="cuda:0")
+    ref = model.encode_documents(TEXTS * 10, batch_size=4)
+    with model.start_pool(devices):
+        got = model.encode_documents(TEXTS * 10, batch_size=4)
+    for a, b in zip(got, ref, strict=True):  # same batches on the same kind of GPU
+        np.testing.assert_allclose(a, b, atol=1e-6)

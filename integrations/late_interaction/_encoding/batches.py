@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from late_interaction._encoding import rust_tokenizer as _rust
 from late_interaction._encoding import tokenize as _tokenize
 from late_interaction.config import EncoderConfig
 
@@ -32,6 +33,13 @@ def plan_groups(texts: list[str], batch_size: int) -> list[np.ndarray]:
     order = np.argsort(-chars, kind="stable")
     size = batch_size * GROUP_BATCHES
     return [order[start : start + size] for start in range(0, len(order), size)]
+
+
+def _pinned(tensor: torch.Tensor) -> torch.Tensor:
+    """A page-locked copy of ``tensor`` (copied by numpy: no torch thread pool, see above)."""
+    out = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+    np.copyto(out.numpy(), tensor.numpy())
+    return out
 
 
 @dataclass(frozen=True)
@@ -58,11 +66,13 @@ class Batch:
         cls, index: np.ndarray, features: dict[str, torch.Tensor], keep: torch.Tensor, pin: bool
     ) -> Batch:
         """Build a batch; ``pin`` puts the tensors in page-locked memory (for CUDA copies)."""
-        rows = keep.reshape(-1).nonzero().squeeze(1)
-        counts = keep.sum(dim=1).numpy()
+        # numpy in this (tokenising) thread: see tokenize.with_rules.
+        mask = keep.numpy()
+        rows = torch.from_numpy(np.flatnonzero(mask))
+        counts = mask.sum(axis=1)
         if pin:  # page-locked, so the copies to the GPU can run asynchronously
-            features = {name: tensor.pin_memory() for name, tensor in features.items()}
-            rows = rows.pin_memory()
+            features = {name: _pinned(tensor) for name, tensor in features.items()}
+            rows = _pinned(rows)
         return cls(index, features, keep, rows, counts)
 
     def __len__(self) -> int:
@@ -98,9 +108,13 @@ def make_batches(
 ) -> Iterator[Batch]:
     """Tokenise ``groups`` of ``texts`` into batches, following ``plan_groups``' order."""
     max_length, pad_to_max = _tokenize.lengths(config, rules, is_query)
+    read = {
+        "special": not config.keep_special_tokens,
+        "type_ids": _rust.reads_type_ids(tokenizer, rules, max_length),
+    }
     for group in groups:
         raw = [texts[i] for i in group]
-        encodings = _tokenize.encodings(tokenizer, rules, _tokenize.prepare(rules, raw), max_length)
+        encodings = _rust.encodings(tokenizer, rules, _tokenize.prepare(rules, raw), max_length)
         if encodings is None:  # no direct Rust path: batches in character order
             for start in range(0, len(group), batch_size):
                 part = slice(start, start + batch_size)
@@ -114,6 +128,6 @@ def make_batches(
         for start in range(0, len(order), batch_size):
             part = order[start : start + batch_size]
             width = max_length if pad_to_max else int(sizes[part].max())
-            encoded = _tokenize.columns(tokenizer, [encodings[j] for j in part], width)
+            encoded = _rust.columns(tokenizer, [encodings[j] for j in part], width, **read)
             features, keep = _tokenize.with_rules(encoded, rules, config, is_query=is_query)
             yield Batch.make(group[part], features, keep, pin)

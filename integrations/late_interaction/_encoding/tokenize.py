@@ -3,8 +3,9 @@
 Why ours and not sentence-transformers' ``Transformer.preprocess``: it prepends the marker as text
 (a registered special token), which differs from colbert-ai's id insertion on non-BERT
 vocabularies (an unknown marker, a SentencePiece ``▁`` after it); reading ids straight from the
-Rust tokenizer (``_backend``) makes GPU encoding ~1.7x faster than its encode loop (REFERENCE.md
-§8.1); and explanations need the same token rows with their character offsets (``explain.py``).
+Rust tokenizer (``rust_tokenizer.py``) makes GPU encoding ~1.7x faster than its encode loop
+(REFERENCE.md §8.1); and explanations need the same token rows with their character offsets
+(``explain.py``).
 
 Faithful to PyLate's ``ColBERT.tokenize``/``encode`` and colbert-ai's ``QueryTokenizer``/
 ``DocTokenizer`` (REFERENCE.md §2):
@@ -32,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from late_interaction._encoding.rust_tokenizer import columns, encodings
 from late_interaction.config import EncoderConfig
 
 logger = logging.getLogger(__name__)
@@ -51,7 +53,7 @@ class TokenRules:
     # mutates its truncation/padding state, so concurrent calls (queries and documents from two
     # threads) fail with "Already borrowed".
     lock: Any
-    # Configured copies of the Rust tokenizer, keyed by max_length.
+    # Configured copies of the Rust tokenizer (``_Direct``), keyed by max_length.
     backends: dict[int, Any] = field(default_factory=dict)
 
 
@@ -124,78 +126,9 @@ def build_rules(
     )
 
 
-def _insert(column: torch.Tensor, value: int | bool) -> torch.Tensor:
-    fill = torch.full((column.shape[0], 1), value, dtype=column.dtype)
-    return torch.cat([column[:, :1], fill, column[:, 1:]], dim=1)
-
-
-def _backend(tokenizer: Any, rules: TokenRules, max_length: int) -> Any:
-    """A private copy of the Rust tokenizer, truncating to ``max_length``, or ``None``.
-
-    Why: ``PreTrainedTokenizerFast.__call__`` spends most of its time in Python turning the Rust
-    encodings into lists and tensors (measured on an H100: tokenisation was ~90% of GPU encoding
-    time). Reading ids straight from the encodings gives the same arrays several times faster.
-    The copy does not pad: each batch is padded to its own longest text (``columns``), after the
-    pipeline has grouped texts of similar token counts. Its settings never change after it is
-    made, so threads may encode with it at once. Slow (Python) tokenizers and tokenizers without
-    a pad token keep the ``__call__`` path.
-    """
-    with rules.lock:
-        if max_length not in rules.backends:
-            backend = None
-            if getattr(tokenizer, "is_fast", False) and tokenizer.pad_token_id is not None:
-                from tokenizers import Tokenizer
-
-                backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
-                backend.enable_truncation(max_length)
-                backend.no_padding()
-            rules.backends[max_length] = backend
-        return rules.backends[max_length]
-
-
-def encodings(tokenizer: Any, rules: TokenRules, texts: list[str], max_length: int) -> Any:
-    """Rust encodings of ``texts`` (prepared), truncated to ``max_length``, not padded.
-
-    Returns:
-        A list of ``tokenizers.Encoding``, or ``None`` where the tokenizer has no direct path.
-    """
-    backend = _backend(tokenizer, rules, max_length)
-    if backend is None:
-        return None
-    # encode_batch_fast skips character offsets (~1.4x faster); the ids are the same. The Rust
-    # batch encoders run on all cores and release the GIL.
-    encode = getattr(backend, "encode_batch_fast", backend.encode_batch)
-    return encode(texts)
-
-
-def columns(tokenizer: Any, batch: Sequence[Any], width: int) -> dict[str, torch.Tensor]:
-    """Pad Rust encodings to ``width`` (the Rust padding rules) and read them as tensors.
-
-    Returns:
-        ``input_ids``, ``attention_mask``, ``special_tokens_mask`` and, where the model takes
-        them, ``token_type_ids``: int64 tensors of shape ``(len(batch), width)``.
-    """
-    pad = {
-        "direction": tokenizer.padding_side,
-        "pad_id": tokenizer.pad_token_id,
-        "pad_type_id": tokenizer.pad_token_type_id,
-        "pad_token": tokenizer.pad_token,
-    }
-    for encoding in batch:  # in place: these encodings are the pipeline's own
-        encoding.pad(width, **pad)
-
-    def column(name: str) -> torch.Tensor:
-        rows = [getattr(e, name) for e in batch]
-        return torch.from_numpy(np.array(rows, dtype=np.int64).reshape(len(rows), width))
-
-    out = {
-        "input_ids": column("ids"),
-        "attention_mask": column("attention_mask"),
-        "special_tokens_mask": column("special_tokens_mask"),
-    }
-    if "token_type_ids" in tokenizer.model_input_names:
-        out["token_type_ids"] = column("type_ids")
-    return out
+def _insert(column: np.ndarray, value: int | bool) -> np.ndarray:
+    fill = np.full((column.shape[0], 1), value, dtype=column.dtype)
+    return np.concatenate([column[:, :1], fill, column[:, 1:]], axis=1)
 
 
 def _encode(
@@ -275,17 +208,19 @@ def with_rules(
     Returns:
         ``(features, keep)`` as :func:`tokenize`.
     """
+    # numpy, not torch: this runs in the pipeline's tokenising thread, where torch's thread pool
+    # made these small operations ~100x slower when the cores were busy (the Rust tokenizer's).
     prefix_id = rules.query_prefix_id if is_query else rules.document_prefix_id
     expand = is_query and config.do_query_expansion
-    ids = encoded["input_ids"]
-    real = encoded["attention_mask"].bool()
-    attention = encoded["attention_mask"]
+    arrays = {name: np.asarray(value) for name, value in encoded.items()}
+    ids, attention = arrays["input_ids"], arrays["attention_mask"]
+    real = attention.astype(bool)
     if expand:  # PyLate pads queries with the mask token; colbert-ai replaces pads by [MASK]
-        ids = ids.masked_fill(~real, rules.expansion_id)
-    special = None if config.keep_special_tokens else encoded["special_tokens_mask"]
+        ids = np.where(real, ids, rules.expansion_id)
+    special = None if config.keep_special_tokens else arrays["special_tokens_mask"].astype(bool)
     features = {"input_ids": ids, "attention_mask": attention}
-    if "token_type_ids" in encoded:
-        features["token_type_ids"] = encoded["token_type_ids"]
+    if "token_type_ids" in arrays:
+        features["token_type_ids"] = arrays["token_type_ids"]
     if prefix_id is not None:
         features["input_ids"] = _insert(ids, prefix_id)
         features["attention_mask"] = _insert(attention, 1)
@@ -293,17 +228,18 @@ def with_rules(
             features["token_type_ids"] = _insert(features["token_type_ids"], 0)
         real = _insert(real, True)
         if special is not None:
-            special = _insert(special, 0)
-    keep = torch.ones_like(real) if expand else real.clone()
+            special = _insert(special, False)
+    keep = np.ones_like(real) if expand else real.copy()
     if not is_query and rules.skiplist:
-        keep &= ~torch.isin(features["input_ids"], torch.tensor(rules.skiplist))
+        keep &= ~np.isin(features["input_ids"], rules.skiplist)
     if special is not None:
-        keep &= ~(special.bool() & real)
+        keep &= ~(special & real)
     if is_query and config.attend_to_expansion_tokens and expand:
-        features["attention_mask"] = torch.ones_like(features["attention_mask"])
+        features["attention_mask"] = np.ones_like(features["attention_mask"])
     # Every text keeps at least one vector (MaxSim needs one): if the filters removed them all
     # (an empty or punctuation-only text with keep_special_tokens=False), keep position 0.
-    empty = ~keep.any(dim=1)
-    if bool(empty.any()):
+    empty = ~keep.any(axis=1)
+    if empty.any():
         keep[empty, 0] = True
-    return features, keep
+    tensors = {name: torch.from_numpy(np.ascontiguousarray(a)) for name, a in features.items()}
+    return tensors, torch.from_numpy(keep)
