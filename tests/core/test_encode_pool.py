@@ -9,6 +9,7 @@ own.
 from __future__ import annotations
 
 import shutil
+import threading
 
 import numpy as np
 import pytest
@@ -50,6 +51,26 @@ def test_pool_handles_empty_and_tiny_inputs(pool_and_model, tiny_pylate_model):
     np.testing.assert_array_equal(one, tiny_pylate_model.encode_documents(["only one text"])[0])
     with pytest.raises(ValueError, match="batch_size"):
         model.encode_documents(TEXTS, batch_size=0)
+
+
+def test_pool_serves_two_threads_at_once(pool_and_model, tiny_pylate_model):
+    model, _ = pool_and_model
+    results: dict[int, list] = {}
+
+    def work(i: int) -> None:
+        encode = model.encode_queries if i % 2 else model.encode_documents
+        results[i] = encode(TEXTS, batch_size=4)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    docs = tiny_pylate_model.encode_documents(TEXTS, batch_size=4)
+    queries = tiny_pylate_model.encode_queries(TEXTS, batch_size=4)
+    for got, ref in ((results[0], docs), (results[1], queries)):
+        for a, b in zip(got, ref, strict=True):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_pool_rejects_bad_devices(tiny_pylate_model):

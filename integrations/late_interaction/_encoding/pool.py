@@ -21,6 +21,7 @@ import itertools
 import logging
 import os
 import queue
+import threading
 import traceback
 from collections.abc import Sequence
 from typing import Any
@@ -94,6 +95,9 @@ class EncodePool:
         self._inboxes = [context.Queue() for _ in self.devices]
         self._outbox = context.Queue()
         self._jobs = 0
+        # One job at a time: the workers' results share one queue (two threads encoding at once,
+        # e.g. queries and documents, take turns).
+        self._lock = threading.Lock()
         self._processes: list[Any] = []
         try:
             for rank, device in enumerate(self.devices):
@@ -125,6 +129,12 @@ class EncodePool:
             RuntimeError: If the pool is closed, or a worker failed (the pool is then closed,
                 and the message carries the worker's device and traceback).
         """
+        with self._lock:
+            return self._encode(texts, is_query, batch_size, show_progress_bar)
+
+    def _encode(
+        self, texts: list[str], is_query: bool, batch_size: int, show_progress_bar: bool | None
+    ) -> tuple[list[np.ndarray], np.ndarray]:
         if self.closed:
             msg = "this encoding pool is closed; start a new one with ColBERT.start_pool(...)."
             raise RuntimeError(msg)
