@@ -47,6 +47,9 @@ def _worker(rank: int, load_args: dict[str, Any], device: str, threads: int | No
     try:
         if threads is not None:  # CPU workers share the cores instead of each taking them all
             torch.set_num_threads(threads)
+        where = torch.device(device)
+        if where.type == "cuda" and where.index is not None:  # else a context opens on cuda:0 too
+            torch.cuda.set_device(where)
         from late_interaction._encoding.load import load_pipeline
 
         args = dict(load_args)
