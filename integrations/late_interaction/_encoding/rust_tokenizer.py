@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from late_interaction._encoding.precut import PreCut
+
 if TYPE_CHECKING:  # pragma: no cover
     from late_interaction._encoding.tokenize import TokenRules
 
@@ -27,6 +29,8 @@ class _Direct:
     tokenizer: Any
     # Every single-text encoding has token type 0 (and pads too): no need to read them.
     zero_type_ids: bool
+    # Long texts cut before tokenising, where that changes no kept token (precut.py).
+    precut: PreCut
 
 
 def _backend(tokenizer: Any, rules: TokenRules, max_length: int) -> _Direct | None:
@@ -53,7 +57,7 @@ def _backend(tokenizer: Any, rules: TokenRules, max_length: int) -> _Direct | No
                 # the text's tokens, one per special token), so one probe shows them all.
                 probe = backend.encode("a b")
                 zero = not any(probe.type_ids) and not tokenizer.pad_token_type_id
-                direct = _Direct(backend, zero)
+                direct = _Direct(backend, zero, PreCut(backend))
             rules.backends[max_length] = direct
         return rules.backends[max_length]
 
@@ -70,6 +74,8 @@ def encodings(tokenizer: Any, rules: TokenRules, texts: list[str], max_length: i
     # encode_batch_fast skips character offsets (~1.4x faster); the ids are the same. The Rust
     # batch encoders run on all cores and release the GIL.
     encode = getattr(direct.tokenizer, "encode_batch_fast", direct.tokenizer.encode_batch)
+    if direct.precut.enabled:
+        return direct.precut.encode(encode, texts, max_length)
     return encode(texts)
 
 
