@@ -11,8 +11,10 @@ backbone, before the projections).
 
 Performance (why the loop looks the way it does): on a GPU, tokenising and copying used to take
 ~90% of encoding time with the GPU idle (0.93M tokens/s end to end against 9.8M for the bare
-bfloat16 forward on an H200). Now a background thread tokenises the next batches into pinned
-memory (``prefetch.py``) while the GPU runs; each batch's kept rows are gathered and normalised
+bfloat16 forward on an H200; figures from issue 11). Now a background thread tokenises the next
+batches into pinned memory (``prefetch.py``) while the GPU runs, reading only what is not known
+in advance and cutting long texts where no kept token changes (``rust_tokenizer.py``,
+``precut.py``); each batch's kept rows are gathered and normalised
 on the device and come back in one asynchronous copy, on a side stream, while the next batch is
 already running; and the host splits them into per-text views of that one array instead of
 indexing a padded array text by text.
