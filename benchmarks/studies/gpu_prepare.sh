@@ -5,13 +5,15 @@
 #   scifact-docs.jsonl  the SciFact documents ({"text": title + " " + text}; 5,183, ~7 MB)
 #   whl/                PyLate 1.6.0 and the pins the GPU image lacks (sentence-transformers 5.3.0,
 #                       datasets, dill, multiprocess, ujson); the image's torch/transformers are used.
-# Then, on the device (device tool, carry [".cache/benchmarks/gpu-carry"]), from the repository root:
+# Then, on the device (device tool, carry [".cache/benchmarks/gpu-carry"]), from the repository root,
+# after installing into /tmp/site the packages the image lacks (sentence-transformers >= 6.2):
 #   python3 -m pip install -q --no-index --no-deps --target /tmp/pl .cache/benchmarks/gpu-carry/whl/*.whl
 #   mkdir -p /tmp/pl/fast_plaid && echo 'def __getattr__(n): raise ImportError(n)' \
 #     > /tmp/pl/fast_plaid/__init__.py
-#   PYTHONPATH=$PWD/integrations python3 -m benchmarks.studies.gpu \
+#   PYTHONPATH=/tmp/site:$PWD/integrations python3 -m benchmarks.studies.gpu \
 #     --checkpoint .cache/benchmarks/gpu-carry/ckpt-fp16 \
 #     --texts .cache/benchmarks/gpu-carry/scifact-docs.jsonl --pylate-site /tmp/pl --results-dir $OUT
+# (the study's docstring has the full command, and the 2-GPU variant).
 # Needs the baselines venv when the shared checkpoint is not built yet
 # (bash benchmarks/setup_baselines.sh). PY overrides the interpreter of our side (default .venv).
 # Usage: bash benchmarks/studies/gpu_prepare.sh [DATA_DIR]
