@@ -1,22 +1,42 @@
-"""GPU mode: encoding throughput ours vs PyLate, and batched MaxSim against the memory bound.
+"""GPU mode: encoding against the forward bound and PyLate (1 and N GPUs), batched MaxSim.
 
-Runs where torch sees a CUDA device (falls back to CPU otherwise, with smaller defaults). Our
-side runs in this process; PyLate runs in a subprocess (``-m benchmarks.studies.gpu --worker
-pylate``, from the repository root) whose ``PYTHONPATH`` starts with ``--pylate-site`` (PyLate
-1.6.0 needs sentence-transformers 5.3, which a newer environment may not have), on the same
-checkpoint folder and texts.
+Runs where torch sees a CUDA device (falls back to CPU otherwise, with smaller defaults). For each
+dtype and batch size it measures, on the same checkpoint and texts:
+
+* the forward bound: the module stack alone on batches tokenised beforehand and already on the
+  device (what encoding could reach if tokenising and copying were free), in kept tokens/s;
+* our end-to-end ``encode_documents`` (text in, numpy token matrices out), its ratio to the
+  bound, and how long the tokenising (the background thread's work) takes alone, as a share
+  of the end-to-end time;
+* PyLate's ``encode`` in a subprocess (``--worker pylate``) whose ``PYTHONPATH`` starts with
+  ``--pylate-site`` (PyLate 1.6.0 needs sentence-transformers 5.3); skipped, and said so in the
+  report, when PyLate cannot be imported there;
+* with ``--devices cuda:0,cuda:1``: the same encode through ``ColBERT.start_pool(devices)``,
+  and its scaling over one device (pool start-up not timed).
 
 MaxSim: one query (32 tokens) against ``--maxsim-docs`` synthetic unit-norm documents padded to
 180 tokens in float16 -- the shape a GPU reranker or brute-force search scans. The floor is the
 bytes of the document tensor read once over the card's measured copy bandwidth (read + write
 bytes of a large device-to-device copy).
 
-Writes ``gpu-<device>-<YYYYMMDD>-<HHMM>[-<tag>].md`` and ``.json`` (device e.g. ``h100``) to
-``--results-dir``. On a bare GPU machine, see ``gpu_prepare.sh`` for what to carry and the command.
+Writes ``gpu-<device>-<YYYYMMDD>-<HHMM>[-<tag>].md`` and ``.json`` (device e.g. ``h200``) to
+``--results-dir``. ``gpu_prepare.sh`` packs what a bare GPU machine needs.
 
-Usage (from the repository root):
-    python -m benchmarks.studies.gpu --checkpoint .cache/benchmarks/minilm-colbert-128 \\
-        --texts docs.jsonl --results-dir DIR
+On the device (the H200 image: Python 3.12, torch, transformers; sentence-transformers 6.2 and
+PyLate from the carried wheels), from the repository root, carrying ``.cache/gpu13``:
+
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site .cache/gpu13/whl/*.whl
+    python3 -m pip install -q --no-index --no-deps --target /tmp/pl .cache/gpu13/whl/pylate/*.whl
+    mkdir -p /tmp/pl/fast_plaid && echo 'def __getattr__(n): raise ImportError(n)' \
+        > /tmp/pl/fast_plaid/__init__.py
+    PYTHONPATH=/tmp/site:$PWD/integrations python3 -m benchmarks.studies.gpu \
+        --checkpoint .cache/gpu13/whl/ckpt-fp16 --texts .cache/gpu13/scifact-docs.jsonl \
+        --dtypes bfloat16,float16,float32 --batch-sizes 64,256 --repeat 4 \
+        --pylate-site /tmp/pl --results-dir $OUT
+    # 2 GPUs (the nvidia-h200-x2 kind): the same, plus --devices cuda:0,cuda:1 --dtypes bfloat16
+
+Elsewhere: ``python -m benchmarks.studies.gpu --checkpoint DIR --texts docs.jsonl --results-dir
+DIR`` (``--profile``: cProfile of our encoder instead).
 """
 
 from __future__ import annotations
@@ -38,6 +58,10 @@ import torch
 from benchmarks import _harness as h
 
 DIM, QTOK, DOC_LEN = 128, 32, 180
+
+
+def _rate(tokens_per_s: float) -> str:
+    return f"{tokens_per_s / 1e6:.2f}M" if tokens_per_s >= 1e5 else f"{tokens_per_s:,.0f}"
 
 
 def _device() -> str:
@@ -119,20 +143,83 @@ def encode_bench(encode, texts: list[str], batch_size: int, trials: int = 3) -> 
             "tokens": n_tok, "tokens_per_s": n_tok / dt}  # fmt: skip
 
 
+def forward_bound(model, texts: list[str], batch_size: int, trials: int = 3) -> dict:
+    """The module stack alone over the batches ``encode_documents`` would run, inputs on the device.
+
+    Tokens are the kept rows (what end-to-end encoding returns), so the two rates compare.
+    """
+    from late_interaction._encoding.batches import make_batches, plan_groups
+
+    pipe = model._pipeline
+    groups = plan_groups(texts, batch_size)
+    batches = list(make_batches(pipe.tokenizer, pipe.rules, pipe.config, texts, groups,
+                                is_query=False, batch_size=batch_size, pin=False))  # fmt: skip
+    on_device = [{k: v.to(pipe.device) for k, v in b.features.items()} for b in batches]
+    tokens = int(sum(int(b.counts.sum()) for b in batches))
+
+    def run() -> None:
+        with torch.inference_mode():
+            for features in on_device:
+                pipe._forward(dict(features))
+
+    seconds = _bench(run, warmup=1, reps=trials)
+    padded = sum(f["input_ids"].numel() for f in on_device)
+    return {"seconds": seconds, "tokens": tokens, "tokens_per_s": tokens / seconds,
+            "padded_positions": padded}  # fmt: skip
+
+
+def tokenise_alone(model, texts: list[str], batch_size: int) -> float:
+    """Seconds the background thread's work takes alone: Rust tokenizer, padding, rules."""
+    from late_interaction._encoding.batches import make_batches, plan_groups
+
+    pipe = model._pipeline
+    t0 = time.perf_counter()
+    for _ in make_batches(pipe.tokenizer, pipe.rules, pipe.config, texts,
+                          plan_groups(texts, batch_size), is_query=False, batch_size=batch_size,
+                          pin=pipe.device.type == "cuda"):  # fmt: skip
+        pass
+    return time.perf_counter() - t0
+
+
+def pool_scaling(model, texts: list[str], batch_size: int, devices: list[str]) -> dict:
+    """End-to-end encoding through a pool on ``devices`` (start-up not timed)."""
+    t0 = time.perf_counter()
+    with model.start_pool(devices):
+        started = time.perf_counter() - t0
+        r = encode_bench(
+            lambda t, b: model.encode_documents(t, batch_size=b, show_progress_bar=False),
+            texts, batch_size,
+        )  # fmt: skip
+    return {"devices": devices, "start_s": started, **r}
+
+
 def ours(args, texts) -> dict:
     from late_interaction import ColBERT, maxsim
 
-    out: dict = {"encode": {}}
+    out: dict = {"encode": {}, "bound": {}, "tokenise_s": {}, "pool": {}}
+    devices = [d for d in (args.devices or "").split(",") if d]
     for dtype in args.dtypes.split(","):
         model = ColBERT.from_pretrained(str(args.checkpoint), device=_device(), dtype=dtype)
         for bs in map(int, args.batch_sizes.split(",")):
+            key = f"{dtype}/bs{bs}"
             r = encode_bench(
                 lambda t, b, m=model: m.encode_documents(t, batch_size=b, show_progress_bar=False),
                 texts, bs,
             )  # fmt: skip
-            out["encode"][f"{dtype}/bs{bs}"] = r
-            print(f"ours {dtype} bs{bs}: {r['docs_per_s']:.0f} docs/s", flush=True)
+            bound = forward_bound(model, texts, bs)
+            out["encode"][key], out["bound"][key] = r, bound
+            out["tokenise_s"][key] = tokenise_alone(model, texts, bs)
+            print(f"ours {key}: {r['docs_per_s']:.0f} docs/s, {r['tokens_per_s'] / 1e6:.2f}M "
+                  f"tokens/s = {r['tokens_per_s'] / bound['tokens_per_s']:.0%} of the forward "
+                  f"bound ({bound['tokens_per_s'] / 1e6:.2f}M)", flush=True)  # fmt: skip
+            if devices:
+                pooled = pool_scaling(model, texts, bs, devices)
+                pooled["scaling"] = pooled["tokens_per_s"] / r["tokens_per_s"]
+                out["pool"][key] = pooled
+                print(f"pool {key} on {devices}: {pooled['tokens_per_s'] / 1e6:.2f}M tokens/s, "
+                      f"{pooled['scaling']:.2f}x one device", flush=True)  # fmt: skip
         del model
+        torch.cuda.empty_cache() if torch.cuda.is_available() else None
     docs, mask, query = synthetic_docs(args.maxsim_docs)
     ref = maxsim_reference(query, docs, mask)
     got = maxsim(query, docs, documents_mask=mask)
@@ -184,7 +271,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--texts", type=Path, required=True, help="jsonl with a 'text' field")
-    p.add_argument("--docs", type=int, default=None)
+    p.add_argument("--docs", type=int, default=None, help="first N texts (default: all on GPU)")
+    p.add_argument("--repeat", type=int, default=1, help="encode the texts N times over")
+    p.add_argument("--devices", default=None, help="also encode through a pool, e.g. cuda:0,cuda:1")
     p.add_argument("--batch-sizes", default=None)
     p.add_argument("--dtypes", default=None)
     p.add_argument("--maxsim-docs", type=int, default=None)
@@ -197,12 +286,12 @@ def main() -> None:
     args = p.parse_args()
     started = dt.datetime.now()
     gpu = torch.cuda.is_available()
-    args.docs = args.docs or (4000 if gpu else 200)
+    args.docs = args.docs or (10**9 if gpu else 200)
     args.batch_sizes = args.batch_sizes or ("64,256" if gpu else "32")
-    args.dtypes = args.dtypes or ("float32,float16" if gpu else "float32")
+    args.dtypes = args.dtypes or ("bfloat16,float16,float32" if gpu else "float32")
     args.maxsim_docs = args.maxsim_docs or (100_000 if gpu else 2_000)
     with args.texts.open() as f:
-        texts = [json.loads(line)["text"] for line in f][: args.docs]
+        texts = [json.loads(line)["text"] for line in f][: args.docs] * args.repeat
     if args.worker == "pylate":
         (args.out / "pylate.json").write_text(json.dumps(pylate_worker(args, texts)))
         return
@@ -215,6 +304,8 @@ def main() -> None:
         "device": torch.cuda.get_device_name() if gpu else "cpu",
         "copy_GBps": copy_bandwidth(),
         "docs": len(texts),
+        "repeat": args.repeat,
+        "cpu_cores": os.cpu_count(),
         "maxsim_docs": args.maxsim_docs,
     }
     print(info, flush=True)
@@ -226,11 +317,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [args.pylate_python, "-m", __spec__.name, "--worker", "pylate",
                "--checkpoint", str(args.checkpoint.resolve()), "--texts", str(args.texts.resolve()),
-               "--docs", str(args.docs), "--batch-sizes", args.batch_sizes, "--dtypes",
+               "--docs", str(args.docs), "--repeat", str(args.repeat),
+               "--batch-sizes", args.batch_sizes, "--dtypes",
                args.dtypes, "--maxsim-docs", str(args.maxsim_docs), "--out", tmp]  # fmt: skip
-        proc = subprocess.run(cmd, env=env, cwd=h.REPO, check=False)
+        proc = subprocess.run(cmd, env=env, cwd=h.REPO, check=False, capture_output=True,
+                              text=True)  # fmt: skip
+        print(proc.stdout, proc.stderr[-3000:], sep="\n", flush=True)
         if proc.returncode == 0:
             res["pylate"] = json.loads((Path(tmp) / "pylate.json").read_text())
+        else:  # e.g. no PyLate on this machine: the report says so
+            lines = proc.stderr.strip().splitlines() or ["(no output)"]
+            res["pylate_error"] = lines[-1][:300]
     title = f"GPU mode — {info['device']}"
     h.publish(args, "gpu", _device_label(info["device"]), started, title, [render(res)], data=res)
 
@@ -266,19 +363,43 @@ def profile_encoder(args, texts) -> None:
 
 def render(res: dict) -> str:
     info, o, b = res["info"], res["ours"], res.get("pylate", {})
+    nan = float("nan")
     lines = [
-        f"GPU mode on {info['device']} (torch {info['torch']}), {info['docs']} SciFact docs",
+        f"GPU mode on {info['device']} (torch {info['torch']}, {info['cpu_cores']} CPU cores), "
+        f"{info['docs']} SciFact docs ({info['repeat']}x the corpus)",
         "",
-        "| Encoding | ours docs/s | PyLate docs/s | ratio | ours tokens/s | PyLate tokens/s |",
-        "|---|---:|---:|---:|---:|---:|",
+        "Forward bound: the module stack alone on the same batches, tokenised beforehand and on "
+        "the device. Tokenise alone: the background thread's work (Rust tokenizer, padding, "
+        "rules) run by itself; its share of the end-to-end time says how much of it is left "
+        "showing. Tokens are kept token vectors.",
+        "",
+        "| Encoding | forward bound tokens/s | ours tokens/s | of bound | tokenise alone, "
+        "share | ours docs/s | PyLate docs/s | ours / PyLate |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for key, r in o["encode"].items():
+        bound, tok = o["bound"][key], o["tokenise_s"][key]
         pb = b.get("encode", {}).get(key, {})
-        ratio = r["docs_per_s"] / pb["docs_per_s"] if pb else float("nan")
+        ratio = r["docs_per_s"] / pb["docs_per_s"] if pb else nan
         lines.append(
-            f"| {key} | {r['docs_per_s']:.0f} | {pb.get('docs_per_s', float('nan')):.0f} | "
-            f"{ratio:.2f} | {r['tokens_per_s']:.0f} | {pb.get('tokens_per_s', float('nan')):.0f} |"
+            f"| {key} | {_rate(bound['tokens_per_s'])} | {_rate(r['tokens_per_s'])} | "
+            f"{r['tokens_per_s'] / bound['tokens_per_s']:.0%} | {tok:.2f} s, "
+            f"{tok / r['seconds']:.0%} | {r['docs_per_s']:.0f} | "
+            f"{pb.get('docs_per_s', nan):.0f} | {ratio:.2f} |"
         )
+    if "pylate_error" in res:
+        lines += ["", f"PyLate side did not run here: `{res['pylate_error']}`."]
+    if o.get("pool"):
+        lines += [
+            "",
+            "| Pool encoding | devices | tokens/s | docs/s | x one device | start-up s |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
+        for key, r in o["pool"].items():
+            lines.append(
+                f"| {key} | {', '.join(r['devices'])} | {_rate(r['tokens_per_s'])} | "
+                f"{r['docs_per_s']:.0f} | {r['scaling']:.2f} | {r['start_s']:.1f} |"
+            )
     m = o["maxsim"]
     bw = info["copy_GBps"]
     floor = m["bytes"] / (bw * 1e9) if bw else float("nan")

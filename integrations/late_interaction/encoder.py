@@ -21,6 +21,7 @@ import torch
 
 from late_interaction._encoding.load import DEFAULT_MODEL, default_model_path, load_pipeline
 from late_interaction._encoding.pipeline import Pipeline
+from late_interaction._encoding.pool_methods import PoolMethods
 from late_interaction._encoding.save import save_pylate
 from late_interaction._encoding.scoring_methods import ScoringMethods
 from late_interaction._validation import as_texts
@@ -32,7 +33,7 @@ __all__ = ["DEFAULT_MODEL", "ColBERT"]
 FINGERPRINT_VERSION = 1
 
 
-class ColBERT(ScoringMethods):
+class ColBERT(PoolMethods, ScoringMethods):
     """A late-interaction (ColBERT) encoder.
 
     Build it with :meth:`from_pretrained`. Every text becomes a float32 matrix of L2-normalised
@@ -52,6 +53,7 @@ class ColBERT(ScoringMethods):
     def __init__(self, pipeline: Pipeline) -> None:
         self._pipeline = pipeline
         self.config = pipeline.config
+        self._pool = None  # start_pool's EncodePool, while open (pool_methods.py)
 
     @classmethod
     def from_pretrained(
@@ -195,6 +197,7 @@ class ColBERT(ScoringMethods):
         batch_size: int = 32,
         show_progress_bar: bool | None = None,
         return_dense: bool = False,
+        devices: Sequence[str | torch.device] | None = None,
     ) -> Any:
         """Encode queries (query marker, ``[MASK]`` expansion if configured, no skiplist).
 
@@ -203,6 +206,8 @@ class ColBERT(ScoringMethods):
             batch_size: Texts per forward pass.
             show_progress_bar: None shows a bar from 256 texts on.
             return_dense: Also return each query's dense vector (as :meth:`encode_documents`).
+            devices: Encode on these devices at once, one process each, for this call (as
+                :meth:`start_pool`, which keeps the processes for later calls).
 
         Returns:
             One float32 array of shape ``(n_tokens, dim)`` per query, rows L2-normalised, in input
@@ -213,7 +218,7 @@ class ColBERT(ScoringMethods):
             TypeError: If an item is not a str (the message names its position).
             ValueError: If ``batch_size`` < 1.
         """
-        out = self._pipeline.encode(as_texts(texts, "texts"), True, batch_size, show_progress_bar)
+        out = self._encode(as_texts(texts, "texts"), True, batch_size, show_progress_bar, devices)
         return out if return_dense else out[0]
 
     def encode_documents(
@@ -223,6 +228,7 @@ class ColBERT(ScoringMethods):
         batch_size: int = 32,
         show_progress_bar: bool | None = None,
         return_dense: bool = False,
+        devices: Sequence[str | torch.device] | None = None,
     ) -> Any:
         """Encode documents (document marker, truncation, skiplist tokens dropped).
 
@@ -234,6 +240,8 @@ class ColBERT(ScoringMethods):
                 backbone's last hidden states averaged over the non-padding tokens (before the
                 skiplist and projection), L2-normalised. For the embedded all-MiniLM-L6-v2 it
                 equals ``SentenceTransformer(path).encode(texts, normalize_embeddings=True)``.
+            devices: Encode on these devices at once, e.g. ``["cuda:0", "cuda:1"]``, one process
+                each, for this call; :meth:`start_pool` keeps the processes for later calls.
 
         Returns:
             One float32 array of shape ``(n_tokens, dim)`` per document, rows L2-normalised, in
@@ -244,7 +252,7 @@ class ColBERT(ScoringMethods):
             TypeError: If an item is not a str (the message names its position).
             ValueError: If ``batch_size`` < 1.
         """
-        out = self._pipeline.encode(as_texts(texts, "texts"), False, batch_size, show_progress_bar)
+        out = self._encode(as_texts(texts, "texts"), False, batch_size, show_progress_bar, devices)
         return out if return_dense else out[0]
 
     def fingerprint(self) -> dict[str, Any]:

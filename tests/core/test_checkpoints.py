@@ -346,3 +346,27 @@ def test_backbone_keys_that_do_not_match_are_refused(tiny_stanford_path, tmp_pat
     state = {k.replace("bert.encoder.", "bert.other."): v for k, v in state.items()}
     save_file(state, str(folder / "model.safetensors"))
     _error(folder, r"the weights lack \d+ backbone parameters of BertModel")
+
+
+def test_legacy_layernorm_names_load_to_the_same_encoder(
+    tiny_pylate_path, tiny_pylate_model, tmp_path
+):
+    """Weights saved with LayerNorm ``gamma``/``beta`` (older stacks; the PyLate-built benchmark
+    checkpoint) are what transformers loads as ``weight``/``bias``: not missing parameters."""
+    from safetensors.torch import load_file, save_file
+
+    folder = shutil.copytree(tiny_pylate_path, tmp_path / "legacy-names")
+    weights = load_file(str(folder / "model.safetensors"))
+    legacy_name = {"LayerNorm.weight": "LayerNorm.gamma", "LayerNorm.bias": "LayerNorm.beta"}
+    renamed = {}
+    for key, value in weights.items():
+        for new, old in legacy_name.items():
+            key = key.replace(new, old)
+        renamed[key] = value
+    assert renamed.keys() != weights.keys()
+    save_file(renamed, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    legacy = ColBERT.from_pretrained(folder, device="cpu")
+    texts = ["the cat sat on the mat", "late interaction"]
+    for a, b in zip(legacy.encode_documents(texts), tiny_pylate_model.encode_documents(texts),
+                    strict=True):  # fmt: skip
+        np.testing.assert_array_equal(a, b)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -26,7 +27,7 @@ def test_direct_path_equals_transformers_call(request, model_name, pad_to_max):
     tokenizer, rules = model._pipeline.tokenizer, model._pipeline.rules
     max_length = 24
     fast = _tokenize._encode(tokenizer, rules, TEXTS, max_length, pad_to_max)
-    assert rules.backends[(max_length, pad_to_max)] is not None  # the direct path was taken
+    assert rules.backends[max_length] is not None  # the direct path was taken
     reference = tokenizer(
         TEXTS,
         padding="max_length" if pad_to_max else "longest",
@@ -47,3 +48,53 @@ def test_direct_path_leaves_the_users_tokenizer_untouched(tiny_pylate_model):
     before = (tokenizer.backend_tokenizer.truncation, tokenizer.backend_tokenizer.padding)
     tiny_pylate_model.encode_documents(["some text to encode"])
     assert (tokenizer.backend_tokenizer.truncation, tokenizer.backend_tokenizer.padding) == before
+
+
+# --- cutting long texts before tokenising (precut.py) -----------------------------------------
+
+PIECES = [
+    "the", "Cat", "sat", "internationalization", "[Q]", "[q] ", "[Q] ", "[D] ", "[MASK]", "东京",
+    "naïve", "ΣΊΣΥΦΟΣ", "x", ",", "...", "!!", "12345", "\t", "\n", "  ", "\x00", "café", "a-b",
+]  # fmt: skip
+
+
+def _random_texts(n: int, seed: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    texts = []
+    for _ in range(n):
+        words = rng.choice(PIECES, size=int(rng.integers(0, 120)))
+        texts.append(" ".join(words))
+    return texts
+
+
+@pytest.mark.parametrize("model_name", MODELS)
+@pytest.mark.parametrize("max_length", [8, 24])
+def test_cut_texts_tokenise_to_the_whole_texts_tokens(request, model_name, max_length):
+    from late_interaction._encoding import rust_tokenizer as _rust
+
+    model = request.getfixturevalue(model_name)
+    tokenizer, rules = model._pipeline.tokenizer, model._pipeline.rules
+    texts = _tokenize.prepare(rules, _random_texts(300, seed=max_length))
+    direct = _rust._backend(tokenizer, rules, max_length)
+    assert direct.precut.enabled  # BERT normaliser and pre-tokenizer
+    _, cut = direct.precut.cut(texts, max_length)
+    assert len(cut) > 50  # the cut path is taken (and learns its length on the way)
+    for _ in range(3):
+        got = _rust.encodings(tokenizer, rules, texts, max_length)
+        whole = direct.tokenizer.encode_batch(texts)  # the same tokenizer, texts not cut
+        for a, b in zip(got, whole, strict=True):
+            assert (a.ids, a.special_tokens_mask, a.type_ids) == (
+                b.ids, b.special_tokens_mask, b.type_ids
+            )  # fmt: skip
+
+
+def test_no_cut_next_to_a_marker_with_a_space(tiny_pylate_model):
+    from late_interaction._encoding import rust_tokenizer as _rust
+
+    tokenizer, rules = tiny_pylate_model._pipeline.tokenizer, tiny_pylate_model._pipeline.rules
+    direct = _rust._backend(tokenizer, rules, 8)
+    plain = "word " * 200
+    at = plain.rfind(" ", 0, int(8 * direct.precut._chars_per_token))
+    near = plain[: at - 3] + "[q] " + plain[at + 1 :]  # "[Q] " would match across the cut
+    _, cut = direct.precut.cut([plain, near], 8)
+    assert 0 in cut and 1 not in cut

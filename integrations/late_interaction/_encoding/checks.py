@@ -9,6 +9,7 @@ here turns such a folder into a :class:`CheckpointFormatError` that names the fi
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,15 @@ def before_loading(folder: Path, fmt: str) -> None:
                 _check_dense(folder / str(module.get("path", "")))
 
 
+# transformers renames the legacy LayerNorm parameter names when it loads weights; checkpoints
+# saved by older stacks still carry them (e.g. the PyLate-built benchmark checkpoint).
+_LEGACY_NAME = re.compile(r"LayerNorm\.(gamma|beta)$")
+
+
+def _current_name(match: re.Match[str]) -> str:
+    return "LayerNorm.weight" if match.group(1) == "gamma" else "LayerNorm.bias"
+
+
 def after_loading(stack: Any) -> None:
     """Refuse a tokenizer without its vocabulary, or a backbone whose weights lack parameters.
 
@@ -145,7 +155,7 @@ def after_loading(stack: Any) -> None:
     if shapes is None or not hasattr(backbone, "state_dict"):
         return  # a non-torch backend, or weights elsewhere: transformers has checked them
     prefix = f"{getattr(backbone, 'base_model_prefix', '')}."
-    stored = {k.removeprefix(prefix) for k in shapes}
+    stored = {_LEGACY_NAME.sub(_current_name, k.removeprefix(prefix)) for k in shapes}
     expected = [k for k in backbone.state_dict() if not k.startswith("pooler.")]
     missing = [k for k in expected if k not in stored and k.removeprefix(prefix) not in stored]
     if missing:

@@ -96,7 +96,7 @@ def load_pipeline(
     config = EncoderConfig(
         name_or_path=name, checkpoint_format=checkpoint.checkpoint_format, dim=dim, **settings
     )
-    return Pipeline(
+    pipeline = Pipeline(
         checkpoint,
         config,
         device=resolved_device,
@@ -104,3 +104,16 @@ def load_pipeline(
         auto_device=device is None,
         setting_sources=sources,
     )
+    # How to load this encoder again in another process (the workers of ``pool.py``): the same
+    # arguments, from the folder already resolved (no second hub lookup).
+    pipeline.load_args = {
+        "name_or_path": str(folder),
+        "arguments": dict(arguments),
+        "dtype": dtype,
+        "add_missing_markers": add_missing_markers,
+        "revision": None,
+        "trust_remote_code": trust_remote_code,
+        "model_kwargs": model_kwargs,
+        "tokenizer_kwargs": tokenizer_kwargs,
+    }
+    return pipeline

@@ -3,8 +3,9 @@
 Why ours and not sentence-transformers' ``Transformer.preprocess``: it prepends the marker as text
 (a registered special token), which differs from colbert-ai's id insertion on non-BERT
 vocabularies (an unknown marker, a SentencePiece ``▁`` after it); reading ids straight from the
-Rust tokenizer (``_backend``) makes GPU encoding ~1.7x faster than its encode loop (REFERENCE.md
-§8.1); and explanations need the same token rows with their character offsets (``explain.py``).
+Rust tokenizer (``rust_tokenizer.py``) makes GPU encoding ~1.7x faster than its encode loop
+(REFERENCE.md §8.1); and explanations need the same token rows with their character offsets
+(``explain.py``).
 
 Faithful to PyLate's ``ColBERT.tokenize``/``encode`` and colbert-ai's ``QueryTokenizer``/
 ``DocTokenizer`` (REFERENCE.md §2):
@@ -32,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from late_interaction._encoding.rust_tokenizer import columns, encodings
 from late_interaction.config import EncoderConfig
 
 logger = logging.getLogger(__name__)
@@ -51,8 +53,8 @@ class TokenRules:
     # mutates its truncation/padding state, so concurrent calls (queries and documents from two
     # threads) fail with "Already borrowed".
     lock: Any
-    # Configured copies of the Rust tokenizer, keyed by (max_length, pad_to_max_length).
-    backends: dict[tuple[int, bool], Any] = field(default_factory=dict)
+    # Configured copies of the Rust tokenizer (``_Direct``), keyed by max_length.
+    backends: dict[int, Any] = field(default_factory=dict)
 
 
 def skiplist_ids(tokenizer: Any, words: Sequence[str], rule: str) -> tuple[int, ...]:
@@ -124,51 +126,23 @@ def build_rules(
     )
 
 
-def _insert(column: torch.Tensor, value: int | bool) -> torch.Tensor:
-    fill = torch.full((column.shape[0], 1), value, dtype=column.dtype)
-    return torch.cat([column[:, :1], fill, column[:, 1:]], dim=1)
-
-
-def _backend(tokenizer: Any, rules: TokenRules, max_length: int, pad_to_max: bool) -> Any:
-    """A private copy of the Rust tokenizer with truncation and padding set once, or ``None``.
-
-    Why: ``PreTrainedTokenizerFast.__call__`` spends most of its time in Python turning the Rust
-    encodings into lists and tensors (measured on an H100: tokenisation was ~90% of GPU encoding
-    time). Reading ids straight from the encodings gives the same arrays several times faster.
-    Slow (Python) tokenizers and tokenizers without a pad token keep the ``__call__`` path.
-    """
-    key = (max_length, pad_to_max)
-    if key in rules.backends:
-        return rules.backends[key]
-    backend = None
-    if getattr(tokenizer, "is_fast", False) and tokenizer.pad_token_id is not None:
-        from tokenizers import Tokenizer
-
-        backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
-        backend.enable_truncation(max_length)
-        backend.enable_padding(
-            direction=tokenizer.padding_side,
-            pad_id=tokenizer.pad_token_id,
-            pad_type_id=tokenizer.pad_token_type_id,
-            pad_token=tokenizer.pad_token,
-            length=max_length if pad_to_max else None,
-        )
-    rules.backends[key] = backend
-    return backend
+def _insert(column: np.ndarray, value: int | bool) -> np.ndarray:
+    fill = np.full((column.shape[0], 1), value, dtype=column.dtype)
+    return np.concatenate([column[:, :1], fill, column[:, 1:]], axis=1)
 
 
 def _encode(
     tokenizer: Any, rules: TokenRules, texts: list[str], max_length: int, pad_to_max: bool
 ) -> dict[str, torch.Tensor]:
-    """Tokenise a batch, padded and truncated to ``max_length``.
+    """Tokenise a batch, padded (to its longest text, or to ``max_length``) and truncated.
 
     Returns:
         ``input_ids``, ``attention_mask``, ``special_tokens_mask`` and, where the model takes
         them, ``token_type_ids``: int64 tensors of shape ``(batch, seq_len)``.
     """
-    with rules.lock:
-        backend = _backend(tokenizer, rules, max_length, pad_to_max)
-        if backend is None:
+    batch = encodings(tokenizer, rules, texts, max_length)
+    if batch is None:
+        with rules.lock:  # __call__ mutates the tokenizer's truncation and padding state
             return dict(
                 tokenizer(
                     texts,
@@ -179,20 +153,25 @@ def _encode(
                     return_special_tokens_mask=True,
                 )
             )
-        encodings = backend.encode_batch(texts)
+    width = max_length if pad_to_max else max((len(e) for e in batch), default=0)
+    return columns(tokenizer, batch, width)
 
-    def column(name: str) -> torch.Tensor:
-        rows = [getattr(e, name) for e in encodings]
-        return torch.from_numpy(np.array(rows, dtype=np.int64).reshape(len(rows), -1))
 
-    out = {
-        "input_ids": column("ids"),
-        "attention_mask": column("attention_mask"),
-        "special_tokens_mask": column("special_tokens_mask"),
-    }
-    if "token_type_ids" in tokenizer.model_input_names:
-        out["token_type_ids"] = column("type_ids")
-    return out
+def lengths(config: EncoderConfig, rules: TokenRules, is_query: bool) -> tuple[int, bool]:
+    """``(max_length, pad_to_max)`` the tokenizer runs with for queries or documents."""
+    prefix_id = rules.query_prefix_id if is_query else rules.document_prefix_id
+    length = config.query_length if is_query else config.document_length
+    max_length = length - 1 if prefix_id is not None else length
+    return max_length, is_query and config.do_query_expansion
+
+
+def prepare(rules: TokenRules, texts: list[str]) -> list[str]:
+    """The texts as the tokenizer sees them: stripped and lower-cased where the rules say so."""
+    if rules.strip:
+        texts = [t.strip() for t in texts]
+    if rules.do_lower_case:
+        texts = [t.lower() for t in texts]
+    return texts
 
 
 def tokenize(
@@ -210,24 +189,38 @@ def tokenize(
         tokenizer makes them, ``token_type_ids``), and a boolean mask of shape
         ``(batch, seq_len)`` marking the positions whose vectors are returned.
     """
+    max_length, pad_to_max = lengths(config, rules, is_query)
+    encoded = _encode(tokenizer, rules, prepare(rules, texts), max_length, pad_to_max)
+    return with_rules(encoded, rules, config, is_query=is_query)
+
+
+def with_rules(
+    encoded: dict[str, torch.Tensor], rules: TokenRules, config: EncoderConfig, *, is_query: bool
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Apply marker, expansion, skiplist and special-token rules to a tokenised batch.
+
+    Args:
+        encoded: ``_encode``'s or ``columns``' output for the prepared texts.
+        rules: The token ids of the rules.
+        config: The settings in effect.
+        is_query: Apply the query rules (else the document rules).
+
+    Returns:
+        ``(features, keep)`` as :func:`tokenize`.
+    """
+    # numpy, not torch: this runs in the pipeline's tokenising thread, where torch's thread pool
+    # made these small operations ~100x slower when the cores were busy (the Rust tokenizer's).
     prefix_id = rules.query_prefix_id if is_query else rules.document_prefix_id
-    length = config.query_length if is_query else config.document_length
-    max_length = length - 1 if prefix_id is not None else length
     expand = is_query and config.do_query_expansion
-    if rules.strip:
-        texts = [t.strip() for t in texts]
-    if rules.do_lower_case:
-        texts = [t.lower() for t in texts]
-    encoded = _encode(tokenizer, rules, texts, max_length, pad_to_max=expand)
-    ids = encoded["input_ids"]
-    real = encoded["attention_mask"].bool()
-    attention = encoded["attention_mask"]
+    arrays = {name: np.asarray(value) for name, value in encoded.items()}
+    ids, attention = arrays["input_ids"], arrays["attention_mask"]
+    real = attention.astype(bool)
     if expand:  # PyLate pads queries with the mask token; colbert-ai replaces pads by [MASK]
-        ids = ids.masked_fill(~real, rules.expansion_id)
-    special = None if config.keep_special_tokens else encoded["special_tokens_mask"]
+        ids = np.where(real, ids, rules.expansion_id)
+    special = None if config.keep_special_tokens else arrays["special_tokens_mask"].astype(bool)
     features = {"input_ids": ids, "attention_mask": attention}
-    if "token_type_ids" in encoded:
-        features["token_type_ids"] = encoded["token_type_ids"]
+    if "token_type_ids" in arrays:
+        features["token_type_ids"] = arrays["token_type_ids"]
     if prefix_id is not None:
         features["input_ids"] = _insert(ids, prefix_id)
         features["attention_mask"] = _insert(attention, 1)
@@ -235,17 +228,18 @@ def tokenize(
             features["token_type_ids"] = _insert(features["token_type_ids"], 0)
         real = _insert(real, True)
         if special is not None:
-            special = _insert(special, 0)
-    keep = torch.ones_like(real) if expand else real.clone()
+            special = _insert(special, False)
+    keep = np.ones_like(real) if expand else real.copy()
     if not is_query and rules.skiplist:
-        keep &= ~torch.isin(features["input_ids"], torch.tensor(rules.skiplist))
+        keep &= ~np.isin(features["input_ids"], rules.skiplist)
     if special is not None:
-        keep &= ~(special.bool() & real)
+        keep &= ~(special & real)
     if is_query and config.attend_to_expansion_tokens and expand:
-        features["attention_mask"] = torch.ones_like(features["attention_mask"])
+        features["attention_mask"] = np.ones_like(features["attention_mask"])
     # Every text keeps at least one vector (MaxSim needs one): if the filters removed them all
     # (an empty or punctuation-only text with keep_special_tokens=False), keep position 0.
-    empty = ~keep.any(dim=1)
-    if bool(empty.any()):
+    empty = ~keep.any(axis=1)
+    if empty.any():
         keep[empty, 0] = True
-    return features, keep
+    tensors = {name: torch.from_numpy(np.ascontiguousarray(a)) for name, a in features.items()}
+    return tensors, torch.from_numpy(keep)

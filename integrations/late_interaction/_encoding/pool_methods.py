@@ -1,0 +1,79 @@
+"""The multi-device methods of :class:`~late_interaction.ColBERT`.
+
+``start_pool``, and the routing of every encode call through an open pool.
+
+Kept apart from ``encoder.py`` (loading and encoding) so each file stays one concept; ``ColBERT``
+inherits them. The work is in ``pool.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from late_interaction._encoding.pool import EncodePool
+from late_interaction._validation import positive_int
+
+if TYPE_CHECKING:  # pragma: no cover
+    from late_interaction._encoding.pipeline import Pipeline
+
+
+class PoolMethods:
+    """``start_pool`` and ``_encode``, over the pipeline of the inheriting encoder."""
+
+    _pipeline: Pipeline
+    _pool: EncodePool | None
+
+    def _encode(
+        self, texts: list[str], is_query: bool, batch_size: int, show: bool | None, devices: Any
+    ) -> tuple[list[Any], Any]:
+        if self._pool is not None and self._pool.closed:
+            self._pool = None
+        if not texts or (devices is None and self._pool is None):
+            return self._pipeline.encode(texts, is_query, batch_size, show)
+        batch_size = positive_int(batch_size, "batch_size")  # type: ignore[assignment]
+        if devices is not None:
+            with self.start_pool(devices, attach=False) as pool:
+                return pool.encode(texts, is_query, batch_size, show)
+        return self._pool.encode(texts, is_query, batch_size, show)  # type: ignore[union-attr]
+
+    def start_pool(
+        self, devices: Sequence[str | torch.device] | None = None, *, attach: bool = True
+    ) -> EncodePool:
+        """Start one encoding process per device; while it is open, this encoder encodes there.
+
+        Every ``encode_queries``/``encode_documents`` call (and so an index's ``add``) then
+        splits its texts over the devices, each text encoded exactly as in one process. Each
+        worker loads this encoder again, from its folder, with the same arguments and dtype::
+
+            with model.start_pool(["cuda:0", "cuda:1"]):
+                index.add(texts)
+
+        Args:
+            devices: One process per entry, e.g. ``["cuda:0", "cuda:1"]`` (``["cpu", "cpu"]``
+                works, the cores split between them). None: every CUDA device, else two CPU
+                processes.
+            attach: Make this encoder use the pool until it is closed (else only hand it back).
+
+        Returns:
+            The pool: a context manager; ``close()`` stops its processes.
+
+        Raises:
+            ValueError: If ``devices`` is empty, or this encoder was not made by
+                :meth:`from_pretrained` (a worker could not load it again).
+            RuntimeError: If a worker cannot load the encoder (its error is in the message).
+        """
+        if self._pipeline.load_args is None:
+            msg = "a pool loads the encoder again in each process; build it with from_pretrained."
+            raise ValueError(msg)
+        if devices is None:
+            count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            devices = [f"cuda:{i}" for i in range(count)] or ["cpu", "cpu"]
+        pool = EncodePool(self._pipeline.load_args, devices)
+        if attach:
+            if self._pool is not None:
+                self._pool.close()
+            self._pool = pool
+        return pool

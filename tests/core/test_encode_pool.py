@@ -1,0 +1,116 @@
+"""The multi-process encoding pool, on two CPU processes (the code path of several GPUs).
+
+The reference is the same encoder in this process: a pool must give the same arrays, bit for
+bit (float32, same device type), in input order. One pool serves the module's tests (starting
+worker processes is most of the time); the test that breaks a worker runs last and makes its
+own.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+
+import numpy as np
+import pytest
+
+from late_interaction import ColBERT
+
+TEXTS = [
+    f"text {i} " + "word " * (i * 7 % 23) + ("and punctuation!" if i % 3 else "") for i in range(40)
+]
+
+
+@pytest.fixture(scope="module")
+def pool_and_model(tiny_pylate_path):
+    model = ColBERT.from_pretrained(tiny_pylate_path, device="cpu")
+    pool = model.start_pool(["cpu", "cpu"])
+    yield model, pool
+    pool.close()
+
+
+@pytest.mark.parametrize("is_query", [False, True])
+def test_pool_equals_one_process_in_input_order(pool_and_model, tiny_pylate_model, is_query):
+    model, pool = pool_and_model
+    assert model._pool is pool and not pool.closed
+    encode = model.encode_queries if is_query else model.encode_documents
+    local = tiny_pylate_model.encode_queries if is_query else tiny_pylate_model.encode_documents
+    got, got_dense = encode(TEXTS, batch_size=3, return_dense=True)
+    ref, ref_dense = local(TEXTS, batch_size=3, return_dense=True)
+    assert len(got) == len(TEXTS)
+    for a, b in zip(got, ref, strict=True):
+        assert a.dtype == np.float32
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(got_dense, ref_dense)
+
+
+def test_pool_handles_empty_and_tiny_inputs(pool_and_model, tiny_pylate_model):
+    model, _ = pool_and_model
+    assert model.encode_documents([]) == []
+    (one,) = model.encode_documents(["only one text"])  # fewer groups than workers
+    np.testing.assert_array_equal(one, tiny_pylate_model.encode_documents(["only one text"])[0])
+    with pytest.raises(ValueError, match="batch_size"):
+        model.encode_documents(TEXTS, batch_size=0)
+
+
+def test_pool_serves_two_threads_at_once(pool_and_model, tiny_pylate_model):
+    model, _ = pool_and_model
+    results: dict[int, list] = {}
+
+    def work(i: int) -> None:
+        encode = model.encode_queries if i % 2 else model.encode_documents
+        results[i] = encode(TEXTS, batch_size=4)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    docs = tiny_pylate_model.encode_documents(TEXTS, batch_size=4)
+    queries = tiny_pylate_model.encode_queries(TEXTS, batch_size=4)
+    for got, ref in ((results[0], docs), (results[1], queries)):
+        for a, b in zip(got, ref, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_pool_rejects_bad_devices(tiny_pylate_model):
+    for devices in ([], "cpu"):
+        with pytest.raises(ValueError, match="non-empty list"):
+            tiny_pylate_model.start_pool(devices)
+
+
+def test_closed_pool_detaches_and_refuses_work(pool_and_model):
+    model, pool = pool_and_model
+    pool.close()
+    assert pool.closed
+    with pytest.raises(RuntimeError, match="closed"):
+        pool.encode(TEXTS, False, 4, False)
+    # The encoder falls back to its own device once its pool is closed.
+    assert len(model.encode_documents(TEXTS[:3])) == 3 and model._pool is None
+
+
+def test_a_failing_worker_raises_its_error_and_closes_the_pool(tiny_pylate_path, tmp_path):
+    folder = shutil.copytree(tiny_pylate_path, tmp_path / "ckpt")
+    model = ColBERT.from_pretrained(folder, device="cpu")
+    pool = model.start_pool(["cpu"])
+    # bytes pass the parent's planning (they have a length) but not the worker's tokenizer.
+    with pytest.raises(RuntimeError, match=r"worker on cpu failed(.|\n)*TypeError"):
+        pool.encode(["fine", b"not a str"], False, 2, False)
+    assert pool.closed
+    # A worker that cannot load the encoder (its folder is gone) fails the start, clearly.
+    shutil.rmtree(folder)
+    with pytest.raises(RuntimeError, match=r"worker on cpu failed(.|\n)*ckpt"):
+        model.encode_documents(TEXTS, devices=["cpu"])
+
+
+@pytest.mark.gpu
+def test_pool_on_every_gpu_equals_one_gpu(tiny_pylate_path):
+    import torch
+
+    devices = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    model = ColBERT.from_pretrained(tiny_pylate_path, device="cuda:0")
+    ref = model.encode_documents(TEXTS * 10, batch_size=4)
+    with model.start_pool(devices):
+        got = model.encode_documents(TEXTS * 10, batch_size=4)
+    for a, b in zip(got, ref, strict=True):  # same batches on the same kind of GPU
+        np.testing.assert_allclose(a, b, atol=1e-6)
