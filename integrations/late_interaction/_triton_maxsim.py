@@ -28,6 +28,7 @@ def _batched_maxsim_kernel(
     docs_ptr,
     queries_ptr,
     out_ptr,
+    lengths_ptr,
     n_docs,
     n_doc_tokens,
     dim,
@@ -40,6 +41,7 @@ def _batched_maxsim_kernel(
     QUERY_TOKENS: tl.constexpr,
     QUERIES_PER_BLOCK: tl.constexpr,
     QUERY_ROWS: tl.constexpr,
+    HAS_LENGTHS: tl.constexpr,
 ):
     # One program: DOCS documents, loaded once, against every query tile of the batch (each
     # tile read once per program, so more documents per program means fewer query reads).
@@ -48,6 +50,10 @@ def _batched_maxsim_kernel(
     doc_of_row = first_doc + rows // BLOCK_L
     token_of_row = rows % BLOCK_L
     row_ok = (token_of_row < n_doc_tokens) & (doc_of_row < n_docs)
+    if HAS_LENGTHS:  # zero-padded documents: rows past a document's length are neither read
+        # nor counted (what the public ``maxsim`` passes for a prefix mask)
+        doc_len = tl.load(lengths_ptr + doc_of_row, mask=doc_of_row < n_docs, other=0)
+        row_ok = row_ok & (token_of_row < doc_len)
     cols = tl.arange(0, DIM_PAD)
     col_ok = cols < dim
     d = tl.load(
@@ -109,12 +115,17 @@ def _queries_per_block(block_l: int, dim_pad: int, query_tokens: int, n_queries:
     return None
 
 
-def batched_maxsim(queries: torch.Tensor, documents: torch.Tensor) -> torch.Tensor | None:
-    """MaxSim of each query against each padded document (mask-free inputs).
+def batched_maxsim(
+    queries: torch.Tensor, documents: torch.Tensor, lengths: torch.Tensor | None = None
+) -> torch.Tensor | None:
+    """MaxSim of each query against each padded document.
 
     Args:
         queries: ``(n_queries, n_query_tokens, dim)`` on the documents' device (any float).
         documents: ``(n_docs, n_doc_tokens, dim)`` float16 or bfloat16, last dim contiguous.
+            Without ``lengths``, padding repeats a real token (mask-free input).
+        lengths: Optional ``(n_docs,)`` count of each document's real leading rows (>= 1); the
+            rows after them are ignored.
 
     Returns:
         float32 scores ``(n_queries, n_docs)``, or None when a document and a query tile do not
@@ -145,6 +156,7 @@ def batched_maxsim(queries: torch.Tensor, documents: torch.Tensor) -> torch.Tens
         documents,
         padded,
         out,
+        out if lengths is None else lengths.to(device=documents.device, dtype=torch.int32),
         n_docs,
         n_doc_tokens,
         dim,
@@ -157,6 +169,7 @@ def batched_maxsim(queries: torch.Tensor, documents: torch.Tensor) -> torch.Tens
         QUERY_TOKENS=query_tokens,
         QUERIES_PER_BLOCK=per_block,
         QUERY_ROWS=query_rows,
+        HAS_LENGTHS=lengths is not None,
         # Measured on an H200 at 1M x 100 x 128, 32 queries of 32 tokens in 64-token tiles
         # (benchmarks/results/gpu-search-h200-*.md and the sweeps behind it), ms/query:
         # 1 document per program, 4 warps, 2 stages 2.06; 2 documents, 8 warps, 2 stages 1.90,

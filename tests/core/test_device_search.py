@@ -295,3 +295,32 @@ def test_fused_score_on_the_device_equals_the_numpy_path(ref, device):
     stored_docs = dict(zip([f"d{i}" for i in range(n)], stored(docs), strict=True))
     maxsim_order = [[i for i, _ in ref.brute_force(q, stored_docs, 6)] for q in qs]
     assert maxsim_order != [[h.id for h in hits] for hits in got]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("n_q", [1, 32])
+@pytest.mark.parametrize("prefix", [True, False])
+def test_public_maxsim_with_a_mask_on_the_gpu_equals_the_reference(n_q, prefix):
+    """Zero-padded documents and a mask: a prefix mask reaches the kernel's length path, any
+    other mask the copy path; both equal the float64 reference over the real rows only."""
+    from late_interaction import maxsim
+
+    gen = torch.Generator(device="cuda").manual_seed(3)
+    n_docs, length, dim = 301, 100, 128
+    docs = torch.nn.functional.normalize(
+        torch.randn(n_docs, length, dim, device="cuda", generator=gen), dim=-1
+    )
+    lengths = torch.randint(1, length + 1, (n_docs,), device="cuda", generator=gen)
+    mask = torch.arange(length, device="cuda")[None, :] < lengths[:, None]
+    if not prefix:
+        mask = mask.flip(1)  # real tokens last
+    docs = (docs * mask[..., None]).half()  # padding is zeros: it would win many maxes
+    queries = torch.nn.functional.normalize(
+        torch.randn(n_q, 32, dim, device="cuda", generator=gen), dim=-1
+    )
+    sims = torch.einsum("qtd,nld->qnlt", queries.double(), docs.double())
+    sims = sims.masked_fill(~mask[None, :, :, None], float("-inf"))
+    expected = sims.amax(dim=2).sum(dim=2)
+    got = maxsim(queries if n_q > 1 else queries[0], docs, documents_mask=mask)
+    got = got if n_q > 1 else got[None]
+    torch.testing.assert_close(got.double(), expected, atol=5e-2, rtol=1e-3)
