@@ -45,16 +45,24 @@ def load_pipeline(
     trust_remote_code: bool,
     model_kwargs: dict[str, Any] | None,
     tokenizer_kwargs: dict[str, Any] | None,
+    backend: str = "torch",
+    quantize: str | None = None,
 ) -> Pipeline:
     """Load a checkpoint as ``ColBERT.from_pretrained`` documents (same arguments and errors)."""
+    from late_interaction._encoding.backends import backend_dtype, check_backend
+
+    check_backend(backend, quantize, device, dtype)  # before seconds of loading
     if name_or_path is None or name_or_path == DEFAULT_MODEL:
         folder = default_model_path()
     else:
         folder = resolve_folder(str(name_or_path), revision)
     is_local = name_or_path is None or Path(str(name_or_path)).expanduser().exists()
     name = str(folder) if is_local else str(name_or_path)
-    resolved_device = resolve_device(device)
-    resolved_dtype = resolve_dtype(dtype, resolved_device)
+    if backend == "torch":
+        resolved_device = resolve_device(device)
+        resolved_dtype = resolve_dtype(dtype, resolved_device)
+    else:  # onnxruntime and OpenVINO run on the CPU (check_backend refused any other device)
+        resolved_device, resolved_dtype = torch.device("cpu"), backend_dtype(backend, dtype)
     checkpoint = load_stack(
         folder,
         trust_remote_code=trust_remote_code,
@@ -96,7 +104,7 @@ def load_pipeline(
     config = EncoderConfig(
         name_or_path=name, checkpoint_format=checkpoint.checkpoint_format, dim=dim, **settings
     )
-    return Pipeline(
+    pipeline = Pipeline(
         checkpoint,
         config,
         device=resolved_device,
@@ -104,3 +112,9 @@ def load_pipeline(
         auto_device=device is None,
         setting_sources=sources,
     )
+    if backend != "torch":
+        from late_interaction._encoding.onnx_export import export_folder
+
+        local = is_local and name_or_path is not None  # not a Hub snapshot, not the embedded model
+        pipeline.use_backend(backend, quantize, export_folder(folder, local=local))
+    return pipeline

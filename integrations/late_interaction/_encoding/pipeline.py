@@ -13,6 +13,8 @@ backbone, before the projections).
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,6 +28,8 @@ from late_interaction.config import EncoderConfig
 logger = logging.getLogger(__name__)
 
 _PROGRESS_THRESHOLD = 256  # show a progress bar by default from this many texts on
+# What an ONNX export is traced with and checked on: two lengths, so padding is exercised.
+_PROBE_TEXTS = ["Late interaction compares every query token with every document token.", "ok"]
 
 
 class Pipeline:
@@ -71,6 +75,19 @@ class Pipeline:
             m for m in self.modules if not isinstance(m, (MultiVectorMask, Normalize))
         ]
         self.device, self.dtype = self._place(device, dtype, auto_device)
+        self.backend, self.quantize = "torch", None
+        self._runner: Any = None  # backends.Runner: the backbone in onnxruntime or OpenVINO
+
+    def use_backend(self, backend: str, quantize: str | None, folder: Path) -> None:
+        """Run the backbone in ``backend`` from now on (see ``backends.build_runner``)."""
+        from late_interaction._encoding.backends import build_runner
+
+        probe, _ = _tokenize.tokenize(
+            self.tokenizer, self.rules, self.config, _PROBE_TEXTS, is_query=False
+        )
+        backbone = self.checkpoint.backbone
+        self._runner = build_runner(backend, quantize, self.dtype, backbone, probe, folder)
+        self.backend, self.quantize = backend, quantize
 
     def _place(
         self, device: torch.device, dtype: torch.dtype, auto: bool
@@ -156,7 +173,10 @@ class Pipeline:
         features = {k: v.to(self.device) for k, v in features.items()}
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._cpu_autocast):
             transformer, *projections = self._forward_modules
-            features = transformer(features)
+            if self._runner is None:
+                features = transformer(features)
+            else:
+                features["token_embeddings"] = self._runner(features)
             # The dense vector: the backbone's last hidden states, before any projection.
             dense = mean_pooled(features["token_embeddings"], features["attention_mask"])
             for module in projections:
