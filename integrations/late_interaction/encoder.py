@@ -91,15 +91,12 @@ class ColBERT(ScoringMethods):
             device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``; None picks cuda > mps > cpu.
             dtype: None (float32, exact), ``"auto"`` (float16/bfloat16 on GPU; bfloat16 autocast
                 on a CPU with native bfloat16, else float32), or a float dtype.
-            backend: Where the transformer backbone runs: ``"torch"``, or on the CPU
-                ``"onnx"`` (onnxruntime, ``pip install "late-interaction[onnx]"``) or
-                ``"openvino"`` (``[openvino]``). Those export the loaded weights to ONNX on first
-                use, with no network access, and cache the file in ``<model folder>/onnx/`` (a
-                writable local folder) or else ``$LATE_INTERACTION_CACHE`` /
-                ``~/.cache/late-interaction``. Projections and normalisation stay in torch.
-                ``"openvino"`` honours ``dtype="bfloat16"``/``"auto"``; ``"onnx"`` runs float32.
-            quantize: ``"int8"`` (with ``backend="onnx"``): int8 weights, dynamically quantised
-                activations; faster and approximate (see the README's encoder speed table).
+            backend: ``"torch"``, or on CPU ``"onnx"`` (onnxruntime; extra ``[onnx]``) or
+                ``"openvino"`` (extra ``[openvino]``): the backbone, exported offline from the
+                loaded weights and cached in ``<local model folder>/onnx/`` or else
+                ``$LATE_INTERACTION_CACHE`` (``~/.cache/late-interaction``). ``"openvino"`` also
+                runs ``dtype="bfloat16"``/``"auto"``; ``"onnx"`` runs float32.
+            quantize: ``"int8"`` (``backend="onnx"`` only): int8 weights; faster, approximate.
             query_prefix: Query marker token ("" for none), e.g. ``"[Q] "``, ``"[unused0]"``.
             document_prefix: Document marker token ("" for none).
             query_length: Query length in tokens, marker included (expansion target).
