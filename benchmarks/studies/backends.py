@@ -46,7 +46,8 @@ def _encode(name: str, options: dict, ds, args) -> tuple[list[np.ndarray], list[
     def load():
         nonlocal model
         if model is None:
-            model = ColBERT.from_pretrained(args.checkpoint, device="cpu", **options)
+            path = None if str(args.checkpoint) == "default" else args.checkpoint
+            model = ColBERT.from_pretrained(path, device="cpu", **options)
         return model
 
     key = {"variant": options, "fingerprint": load().fingerprint()}
@@ -79,7 +80,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, default=h.SHARED_DATA / "scifact")
     p.add_argument("--max-docs", type=int, default=None, help="first N docs + all judged ones")
-    p.add_argument("--checkpoint", type=Path, default=h.CHECKPOINT_DIR)
+    p.add_argument("--checkpoint", default=h.CHECKPOINT_DIR, help="folder, or 'default' (embedded)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--variants", default=",".join(VARIANTS), help="comma list of VARIANTS keys")
     h.result_options(p)
@@ -110,7 +111,7 @@ def main() -> None:
     )
     lines = [
         *h.header_lines(title, meta),
-        f"- Checkpoint: `{h.repo_relative(args.checkpoint)}`; exact brute-force MaxSim, no index.",
+        f"- Checkpoint: `{h.repo_relative(Path(args.checkpoint))}`; exact MaxSim, no index.",
         f"- Reference (cosine, overlap, nDCG delta): {first}. Load average: {os.getloadavg()}",
         "",
         "| encoder | nDCG@10 | Δ nDCG@10 | recall@100 | top-10 overlap "

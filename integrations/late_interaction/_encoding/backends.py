@@ -83,10 +83,15 @@ class OnnxRuntimeBackbone:
 
     def __init__(self, path: Path, threads: int) -> None:
         ort = require("onnxruntime", "onnx")
+        self.path = path
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # errors only: no per-session notices on stderr
+        # Idle workers sleep instead of spinning: spinning steals the cycles of the threads that
+        # have work whenever the CPU is shared (+15% docs/s measured on 2 busy cores, int8 and
+        # float32 alike).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.inputs = [i.name for i in self.session.get_inputs()]
 
