@@ -96,6 +96,8 @@ def test_backend_reported_and_not_in_fingerprint(checkpoints):
     torch_model = ColBERT.from_pretrained(checkpoints["pylate"], device="cpu")
     assert torch_model.backend == "torch" and torch_model.quantize is None
     assert model.fingerprint() == torch_model.fingerprint()
+    rebuilt = ColBERT.from_config(model.config, backend="openvino")
+    assert rebuilt.backend == "openvino" and rebuilt.config == model.config
 
 
 def _exports(folder, variant):
@@ -172,6 +174,8 @@ def test_missing_runtime_names_the_extra(tiny_pylate_path, monkeypatch, module, 
     [
         ({"backend": "onnxruntime"}, "backend must be one of"),
         ({"backend": "onnx", "device": "cuda"}, "runs on CPU"),
+        ({"backend": "openvino", "device": "cuda:1"}, "runs on CPU"),
+        ({"backend": "onnx", "device": "gpu0"}, "device must be like"),
         ({"backend": "openvino", "quantize": "int8"}, "pass backend='onnx'"),
         ({"backend": "torch", "quantize": "int8"}, "pass backend='onnx'"),
         ({"backend": "onnx", "quantize": "int4"}, "quantize must be None or 'int8'"),

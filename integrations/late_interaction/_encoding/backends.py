@@ -56,7 +56,9 @@ def check_backend(backend: Any, quantize: Any, device: Any, dtype: Any) -> None:
         raise ValueError(msg)
     if backend == "torch":
         return
-    if device is not None and torch.device(device).type != "cpu":
+    from late_interaction._encoding.resolve import same_device
+
+    if device is not None and not same_device(device, "cpu"):  # ValueError on a bad name too
         msg = f"backend={backend!r} runs on CPU; got device={device!r}. Use backend='torch' there."
         raise ValueError(msg)
     allowed = ("float32", "bfloat16") if backend == "openvino" else ("float32",)
