@@ -186,3 +186,17 @@ def test_missing_runtime_names_the_extra(tiny_pylate_path, monkeypatch, module, 
 def test_bad_backend_options_are_refused(tiny_pylate_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         ColBERT.from_pretrained(tiny_pylate_path, **kwargs)
+
+
+def test_export_folder_choice(tmp_path, monkeypatch):
+    from late_interaction._encoding.onnx_export import export_folder
+
+    monkeypatch.delenv("LATE_INTERACTION_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    model = tmp_path / "model"
+    model.mkdir()
+    assert export_folder(model, local=True) == model / "onnx"
+    # A Hub snapshot or the embedded model (site-packages) is not written into.
+    assert export_folder(model, local=False) == tmp_path / "xdg" / "late-interaction" / "onnx"
+    monkeypatch.setenv("LATE_INTERACTION_CACHE", str(tmp_path / "mine"))
+    assert export_folder(model, local=True) == tmp_path / "mine" / "onnx"  # explicit wins
