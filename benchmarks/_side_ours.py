@@ -39,7 +39,14 @@ def _model(args: argparse.Namespace):
 
     path = None if args.checkpoint == "default" else args.checkpoint
     settings = json.loads(args.encoder_settings) if args.encoder_settings else {}
-    return ColBERT.from_pretrained(path, device=args.device, dtype=args.dtype, **settings)
+    return ColBERT.from_pretrained(
+        path,
+        device=args.device,
+        dtype=args.dtype,
+        backend=args.backend,
+        quantize=args.quantize,
+        **settings,
+    )
 
 
 def _token_cosines(a: list[np.ndarray], b: list[np.ndarray]) -> np.ndarray:
@@ -65,12 +72,20 @@ def phase_encode(args, ds) -> dict:
         return out
 
     info = {"torch_threads": torch.get_num_threads(), "fingerprint": model.fingerprint()}
-    if args.dtype is not None:  # how far the faster precision moves the vectors
-        sample = list(ds.doc_texts[:16])
-        reference = _model(argparse.Namespace(**{**vars(args), "dtype": None}))
+    info["backend"] = {"backend": model.backend, "quantize": model.quantize}
+    if args.dtype is not None or args.backend != "torch":  # how far the vectors move
+        sample = list(ds.doc_texts[: args.cosine_docs])
+        plain = {"dtype": None, "backend": "torch", "quantize": None}
+        reference = _model(argparse.Namespace(**{**vars(args), **plain}))
         cos = _token_cosines(model.encode_documents(sample), reference.encode_documents(sample))
         info["dtype"] = str(model.dtype)
-        info["token_cosine_vs_float32"] = {"min": float(cos.min()), "mean": float(cos.mean())}
+        info["token_cosine_vs_float32"] = {
+            "min": float(cos.min()),
+            "mean": float(cos.mean()),
+            "p001": float(np.quantile(cos, 0.001)),
+            "docs": len(sample),
+            "tokens": len(cos),
+        }
         del reference
     h.encode_server(docs, query, ds.doc_texts, list(ds.queries.values()), info)
     return {}
@@ -208,6 +223,9 @@ def main() -> None:
         "--checkpoint", default=str(h.CHECKPOINT_DIR), help="folder, or 'default' (embedded)"
     )
     p.add_argument("--dtype", default=None, help="ColBERT dtype (None: float32; 'auto')")
+    p.add_argument("--backend", default="torch", help="ColBERT backend: torch, onnx, openvino")
+    p.add_argument("--quantize", default=None, help="ColBERT quantize (None; 'int8')")
+    p.add_argument("--cosine-docs", type=int, default=64, help="documents for the cosine check")
     p.add_argument("--encoder-settings", default=None, help="JSON of from_pretrained overrides")
     p.add_argument("--index-config", default=None, help="JSON of IndexConfig overrides")
     args = p.parse_args()

@@ -38,6 +38,14 @@ logger = logging.getLogger("compare")
 
 REUSED: list[str] = []  # "side/phase (file time)" of results taken from an earlier run
 PHASES = ("encode", "embed", "index", "search", "rerank")
+# Encoding-only variants of "ours" (same checkpoint): from_pretrained options of each.
+VARIANTS = {
+    "ours-auto": {"--dtype": "auto"},  # bfloat16 autocast on a CPU with native bfloat16
+    "ours-onnx": {"--backend": "onnx"},
+    "ours-openvino": {"--backend": "openvino"},
+    "ours-openvino-auto": {"--backend": "openvino", "--dtype": "auto"},
+    "ours-onnx-int8": {"--backend": "onnx", "--quantize": "int8"},
+}
 _ENV = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
 
 
@@ -56,8 +64,7 @@ def _side_cmd(side: str, phase: str, args: argparse.Namespace, out: Path, **extr
         "--work-dir": str(args.work_dir / side),
         **extra,
     }
-    if side == "ours-auto":  # same checkpoint, dtype="auto" (bfloat16 autocast on a bf16 CPU)
-        opts["--dtype"] = "auto"
+    opts.update(VARIANTS.get(side, {}))
     if side == "ours-default" and args.default_settings:
         opts["--encoder-settings"] = args.default_settings
     for flag, value in [("--max-docs", args.max_docs), ("--n-queries", args.n_queries)]:
@@ -101,7 +108,7 @@ def encode_interleaved(args: argparse.Namespace, sides: list[str]) -> dict[str, 
     On a shared machine, load from other processes then hits both sides alike, and the median of
     the per-round ratios is the robust figure.
     """
-    sides = [s for s in sides if s in ("ours", "pylate", "ours-auto")]
+    sides = [s for s in sides if s in ("ours", "pylate", *VARIANTS)]
     out = args.work_dir / "json" / "encode.json"
     if args.reuse and out.exists():
         REUSED.append(f"encode ({dt.datetime.fromtimestamp(out.stat().st_mtime):%H:%M})")
@@ -138,13 +145,15 @@ def encode_interleaved(args: argparse.Namespace, sides: list[str]) -> dict[str, 
     per_q = max(1, args.latency_queries // rounds)
     trials: dict[str, list[dict]] = {s: [] for s in sides}
     qtimes: dict[str, list[float]] = {s: [] for s in sides}
+    loads: list[float] = []  # 1-minute load average after each round (the machine is shared)
     for r in range(rounds):
         order = sides if r % 2 == 0 else sides[::-1]
         for side in order:
             trials[side].append(ask(side, {"op": "docs", "start": r * per, "n": per}))
         for side in order:
             qtimes[side] += ask(side, {"op": "queries", "start": r * per_q, "n": per_q})["times"]
-        logger.info("encode round %d/%d: %s", r + 1, rounds, {
+        loads.append(os.getloadavg()[0])
+        logger.info("encode round %d/%d (load %.1f): %s", r + 1, rounds, loads[-1], {
             s: round(trials[s][-1]["docs"] / trials[s][-1]["seconds"], 1) for s in sides
         })  # fmt: skip
     for side in sides:
@@ -162,7 +171,8 @@ def encode_interleaved(args: argparse.Namespace, sides: list[str]) -> dict[str, 
             "round_docs_per_s": [x["docs"] / x["seconds"] for x in t],
             "query_latency": h.latency_stats(qtimes[side]), "device": args.device,
             "torch_threads": info[side].get("torch_threads"), "rounds": rounds,
-            "dtype": info[side].get("dtype"),
+            "dtype": info[side].get("dtype"), "backend": info[side].get("backend"),
+            "load_avg_1min_rounds": loads,
             "token_cosine_vs_float32": info[side].get("token_cosine_vs_float32"),
         }  # fmt: skip
     for side in sides:
@@ -227,8 +237,8 @@ def main() -> None:
     p.add_argument(
         "--sides",
         default="ours,pylate,ours-default,ours-auto",
-        help="comma list of ours, pylate, ours-default (embedded model, quality rows), "
-        "ours-auto (encoding only, dtype='auto')",
+        help="comma list of ours, pylate, ours-default (embedded model, quality rows), and "
+        f"encoding-only variants of ours: {', '.join(VARIANTS)}",
     )
     p.add_argument("--phases", default=",".join(PHASES))
     p.add_argument("--index-config", default=None, help="JSON IndexConfig overrides for ours")
@@ -267,8 +277,8 @@ def main() -> None:
                 res[side]["encode"] = r
             continue
         for side in sides:
-            if side == "ours-auto" and phase != "rerank":  # encoding and rerank speed only
-                continue
+            if side in VARIANTS and not (side == "ours-auto" and phase == "rerank"):
+                continue  # encoding speed only (ours-auto: and rerank speed)
             if phase == "rerank":
                 cand = bm25_candidates(ds, args)
                 extra = {"--candidates": cand, "--rerank-queries": args.rerank_queries}

@@ -62,6 +62,8 @@ class ColBERT(PoolMethods, ScoringMethods):
         *,
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
+        backend: str = "torch",
+        quantize: str | None = None,
         query_prefix: str | None = None,
         document_prefix: str | None = None,
         query_length: int | None = None,
@@ -91,6 +93,12 @@ class ColBERT(PoolMethods, ScoringMethods):
             device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``; None picks cuda > mps > cpu.
             dtype: None (float32, exact), ``"auto"`` (float16/bfloat16 on GPU; bfloat16 autocast
                 on a CPU with native bfloat16, else float32), or a float dtype.
+            backend: ``"torch"``, or on CPU ``"onnx"`` (onnxruntime; extra ``[onnx]``) or
+                ``"openvino"`` (extra ``[openvino]``): the backbone, exported offline from the
+                loaded weights and cached in ``<local model folder>/onnx/`` or else
+                ``$LATE_INTERACTION_CACHE`` (``~/.cache/late-interaction``). ``"openvino"`` also
+                runs ``dtype="bfloat16"``/``"auto"``; ``"onnx"`` runs float32.
+            quantize: ``"int8"`` (``backend="onnx"`` only): int8 weights; faster, approximate.
             query_prefix: Query marker token ("" for none), e.g. ``"[Q] "``, ``"[unused0]"``.
             document_prefix: Document marker token ("" for none).
             query_length: Query length in tokens, marker included (expansion target).
@@ -119,8 +127,10 @@ class ColBERT(PoolMethods, ScoringMethods):
             ConnectionError: If a hub id is neither cached nor downloadable (offline); the
                 message says how to pre-download it (``hf download``, ``HF_HUB_OFFLINE=1``).
             CheckpointFormatError: If the checkpoint is not a known format, or is damaged.
-            ValueError: On an invalid setting, device or dtype, or a marker token missing from
-                the vocabulary (see ``add_missing_markers``).
+            ValueError: On an invalid setting, device or dtype, a backend with a device other
+                than CPU, or a marker token missing from the vocabulary (see
+                ``add_missing_markers``).
+            ImportError: If the backend's runtime is not installed (names the extra).
             TypeError: On a setting of the wrong type.
         """
         given = locals()  # the encoder settings by name: one argument per EncoderConfig.SETTINGS
@@ -135,6 +145,8 @@ class ColBERT(PoolMethods, ScoringMethods):
             trust_remote_code=trust_remote_code,
             model_kwargs=model_kwargs,
             tokenizer_kwargs=tokenizer_kwargs,
+            backend=backend,
+            quantize=quantize,
         )
         return cls(pipeline)
 
@@ -145,15 +157,26 @@ class ColBERT(PoolMethods, ScoringMethods):
         *,
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
+        backend: str = "torch",
+        quantize: str | None = None,
     ) -> ColBERT:
         """Rebuild the encoder an :class:`EncoderConfig` (or a fingerprint) describes.
+
+        ``device``, ``dtype``, ``backend`` and ``quantize`` are as in :meth:`from_pretrained`.
 
         Raises:
             CheckpointFormatError: If ``config.name_or_path`` cannot be loaded.
             ValueError: If the loaded checkpoint's dimension differs from ``config.dim``.
         """
         settings = {k: getattr(config, k) for k in EncoderConfig.SETTINGS}
-        model = cls.from_pretrained(config.name_or_path, device=device, dtype=dtype, **settings)
+        model = cls.from_pretrained(
+            config.name_or_path,
+            device=device,
+            dtype=dtype,
+            backend=backend,
+            quantize=quantize,
+            **settings,
+        )
         if model.dim != config.dim:
             msg = f"{config.name_or_path} now gives dim {model.dim}; the config says {config.dim}."
             raise ValueError(msg)
@@ -180,14 +203,26 @@ class ColBERT(PoolMethods, ScoringMethods):
         return self._pipeline.dtype
 
     @property
+    def backend(self) -> str:
+        """Where the backbone runs: ``"torch"``, ``"onnx"`` or ``"openvino"``."""
+        return self._pipeline.backend
+
+    @property
+    def quantize(self) -> str | None:
+        """``"int8"`` for int8 weights (``backend="onnx"``), else None."""
+        return self._pipeline.quantize
+
+    @property
     def name_or_path(self) -> str:
         """Hub id or resolved local folder the weights came from."""
         return self.config.name_or_path
 
     def __repr__(self) -> str:
+        backend = "" if self.backend == "torch" else f", backend={self.backend!r}"
+        backend += f", quantize={self.quantize!r}" if self.quantize else ""
         return (
             f"ColBERT({self.name_or_path!r}, format={self.config.checkpoint_format!r}, "
-            f"dim={self.dim}, device={str(self.device)!r})"
+            f"dim={self.dim}, device={str(self.device)!r}{backend})"
         )
 
     def encode_queries(
@@ -259,7 +294,8 @@ class ColBERT(PoolMethods, ScoringMethods):
         """JSON-serialisable identity of the encoder: equal dicts mean equal embeddings.
 
         The embedded default model is named ``DEFAULT_MODEL`` rather than by its install path,
-        so the fingerprint is the same on every machine. Device, dtype and ``dense_weight`` (a
+        so the fingerprint is the same on every machine. Device, dtype, backend, quantisation
+        (ways to compute the same vectors, to within their precision) and ``dense_weight`` (a
         scoring rule that a saved index records itself) are not part of it.
         """
         data = self.config.to_dict()

@@ -114,3 +114,18 @@ def test_pool_on_every_gpu_equals_one_gpu(tiny_pylate_path):
         got = model.encode_documents(TEXTS * 10, batch_size=4)
     for a, b in zip(got, ref, strict=True):  # same batches on the same kind of GPU
         np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_pool_workers_run_the_parents_backend(tiny_pylate_path, tmp_path, monkeypatch):
+    """A pool of an ONNX encoder encodes with ONNX too: its output equals the in-process ONNX
+    output bit for bit, and is not the torch output (the backends agree only to ~1e-6)."""
+    monkeypatch.setenv("LATE_INTERACTION_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_pylate_path, folder)
+    model = ColBERT.from_pretrained(folder, device="cpu", backend="onnx")
+    ref = model.encode_documents(TEXTS[:8])
+    torch_ref = ColBERT.from_pretrained(folder, device="cpu").encode_documents(TEXTS[:8])
+    got = model.encode_documents(TEXTS[:8], devices=["cpu"])
+    for a, b in zip(got, ref, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, c) for a, c in zip(got, torch_ref, strict=True))

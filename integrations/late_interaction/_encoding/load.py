@@ -45,16 +45,25 @@ def load_pipeline(
     trust_remote_code: bool,
     model_kwargs: dict[str, Any] | None,
     tokenizer_kwargs: dict[str, Any] | None,
+    backend: str = "torch",
+    quantize: str | None = None,
+    export_beside_model: bool | None = None,
 ) -> Pipeline:
     """Load a checkpoint as ``ColBERT.from_pretrained`` documents (same arguments and errors)."""
+    from late_interaction._encoding.backends import backend_dtype, check_backend
+
+    check_backend(backend, quantize, device, dtype)  # before seconds of loading
     if name_or_path is None or name_or_path == DEFAULT_MODEL:
         folder = default_model_path()
     else:
         folder = resolve_folder(str(name_or_path), revision)
     is_local = name_or_path is None or Path(str(name_or_path)).expanduser().exists()
     name = str(folder) if is_local else str(name_or_path)
-    resolved_device = resolve_device(device)
-    resolved_dtype = resolve_dtype(dtype, resolved_device)
+    if backend == "torch":
+        resolved_device = resolve_device(device)
+        resolved_dtype = resolve_dtype(dtype, resolved_device)
+    else:  # onnxruntime and OpenVINO run on the CPU (check_backend refused any other device)
+        resolved_device, resolved_dtype = torch.device("cpu"), backend_dtype(backend, dtype)
     checkpoint = load_stack(
         folder,
         trust_remote_code=trust_remote_code,
@@ -115,5 +124,15 @@ def load_pipeline(
         "trust_remote_code": trust_remote_code,
         "model_kwargs": model_kwargs,
         "tokenizer_kwargs": tokenizer_kwargs,
+        "backend": backend,
+        "quantize": quantize,
     }
+    if backend != "torch":
+        from late_interaction._encoding.onnx_export import export_folder
+
+        local = is_local and name_or_path is not None  # not a Hub snapshot, not the embedded model
+        if export_beside_model is not None:  # a pool worker: where its parent put the export
+            local = export_beside_model
+        pipeline.load_args["export_beside_model"] = local
+        pipeline.use_backend(backend, quantize, export_folder(folder, local=local))
     return pipeline

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,6 +47,8 @@ _AHEAD = 4  # tokenised batches waiting for the device (a few: enough to ride ou
 #: One batch's output: (positions of its texts, kept rows of all its texts stacked, rows per
 #: text, dense vectors). numpy on the host, or tensors on the device with ``as_tensors``.
 Output = tuple[np.ndarray, Any, np.ndarray, Any]
+# What an ONNX export is traced with and checked on: two lengths, so padding is exercised.
+_PROBE_TEXTS = ["Late interaction compares every query token with every document token.", "ok"]
 
 
 class Pipeline:
@@ -94,6 +97,19 @@ class Pipeline:
         self._copy_stream: Any = None  # CUDA stream for device-to-host copies, made on first use
         #: ``load_pipeline``'s arguments, for loading the same encoder in a pool worker.
         self.load_args: dict[str, Any] | None = None
+        self.backend, self.quantize = "torch", None
+        self._runner: Any = None  # backends.Runner: the backbone in onnxruntime or OpenVINO
+
+    def use_backend(self, backend: str, quantize: str | None, folder: Path) -> None:
+        """Run the backbone in ``backend`` from now on (see ``backends.build_runner``)."""
+        from late_interaction._encoding.backends import build_runner
+
+        probe, _ = _tokenize.tokenize(
+            self.tokenizer, self.rules, self.config, _PROBE_TEXTS, is_query=False
+        )
+        backbone = self.checkpoint.backbone
+        self._runner = build_runner(backend, quantize, self.dtype, backbone, probe, folder)
+        self.backend, self.quantize = backend, quantize
 
     def _place(
         self, device: torch.device, dtype: torch.dtype, auto: bool
@@ -236,7 +252,10 @@ class Pipeline:
         """The module stack on one batch: ``(token vectors, dense vectors)`` on the device."""
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._cpu_autocast):
             transformer, *projections = self._forward_modules
-            features = transformer(features)
+            if self._runner is None:
+                features = transformer(features)
+            else:
+                features["token_embeddings"] = self._runner(features)
             # The dense vector: the backbone's last hidden states, before any projection.
             dense = mean_pooled(features["token_embeddings"], features["attention_mask"])
             for module in projections:
