@@ -215,7 +215,8 @@ def run_dataset(name: str, args: argparse.Namespace) -> list[str]:
         f"| setting | centroids | disk B/token | RAM B/token | build s | build CPU s | tokens/s "
         f"| tokens/s CPU/2 | build peak RSS MB | search RSS MB | {lat_head} | nDCG@10 "
         "| Δ vs exact | R@10 vs exact | same ranking all thread counts | load (1 min) at build |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(threads)
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        + "---:|" * len(threads)
         + "---:|---:|---:|---|---:|",
         *rows,
         "",
