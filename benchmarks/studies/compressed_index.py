@@ -126,6 +126,8 @@ def worker_search(folder: Path, setting: str, args: argparse.Namespace) -> dict:
 
 def spawn(worker: str, folder: Path, setting: str, threads: int, args) -> dict:
     out = folder / f"{worker}-{setting}-t{threads}.json"
+    if args.reuse and out.exists():  # a finished worker of an interrupted run
+        return json.loads(out.read_text())
     env = {**os.environ, **dict.fromkeys(THREAD_VARS, str(threads))}
     cmd = [sys.executable, "-m", __spec__.name, "--worker", worker, "--setting", setting,
            "--folder", str(folder), "--out", str(out)]  # fmt: skip
@@ -169,7 +171,8 @@ def prepare(name: str, args: argparse.Namespace) -> tuple[Path, object, dict]:
 
 def run_dataset(name: str, args: argparse.Namespace) -> list[str]:
     folder, data, ref = prepare(name, args)
-    reference = ref["top10"]
+    # Workers and the reference rank positions; the qrels name documents by id.
+    reference = [[data.doc_ids[int(i)] for i in top] for top in ref["top10"]]
     qids = list(data.queries)
     exact_ndcg = ndcg_at_k(dict(zip(qids, reference, strict=True)), data.qrels)
     settings = ([] if args.no_fp16 else ["fp16"]) + [f"nbits={b}" for b in args.nbits.split(",")]
@@ -179,10 +182,10 @@ def run_dataset(name: str, args: argparse.Namespace) -> list[str]:
         built = spawn("build", folder, setting, 2, args)
         searched = {t: spawn("search", folder, setting, t, args) for t in threads}
         first = searched[threads[0]]
-        run = dict(zip(qids, first["runs"], strict=True))
+        ranked = [[data.doc_ids[int(i)] for i in top] for top in first["runs"]]
         same = all(s["runs"] == first["runs"] for s in searched.values())
-        ndcg = ndcg_at_k(run, data.qrels)
-        recall = overlap_at_k(first["runs"], reference)
+        ndcg = ndcg_at_k(dict(zip(qids, ranked, strict=True)), data.qrels)
+        recall = overlap_at_k(ranked, reference)
         n_tok, n_docs = built["tokens"], len(data.doc_ids)
         lat = " | ".join(
             f"{searched[t]['latency']['p50_ms']:.1f} / {searched[t]['latency']['p95_ms']:.1f}"
@@ -238,6 +241,7 @@ def main() -> None:
     p.add_argument("--n-centroids", type=int, default=None, help="None: the ColBERTv2 rule")
     p.add_argument("--n-probe", type=int, default=None, help="None: grows with size")
     p.add_argument("--work-dir", type=Path, default=h.CACHE / "compressed")
+    p.add_argument("--reuse", action="store_true", help="keep worker results already there")
     h.result_options(p)
     args = p.parse_args()
     if args.worker:
