@@ -10,6 +10,7 @@ rather than encoded again.
 from __future__ import annotations
 
 import sys
+import time
 
 import numpy as np
 
@@ -25,6 +26,7 @@ __all__ = [
     "load_beir",
     "ndcg_at_k",
     "overlap_at_k",
+    "timed_searches",
 ]
 
 
@@ -52,6 +54,21 @@ def dataset_embeddings(model, data: BeirDataset) -> tuple[list[np.ndarray], list
         dtype=np.float32,
     )
     return docs, queries
+
+
+def timed_searches(search, queries) -> tuple[list, dict, dict]:
+    """``search(q)`` for each query: the outputs, wall-time and CPU-time latency stats.
+
+    CPU time (this process) is reported beside wall time because the machine is shared: with
+    one BLAS thread it is the query's own work, which other jobs' load stretches far less.
+    """
+    runs, wall, cpu = [], [], []
+    for q in queries:
+        t0, c0 = time.perf_counter(), time.process_time()
+        runs.append(search(q))
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return runs, h.latency_stats(wall), h.latency_stats(cpu)
 
 
 class PrecomputedModel:
