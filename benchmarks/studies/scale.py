@@ -15,9 +15,14 @@ The PyLate side runs as ``-m benchmarks.studies.scale --worker ...`` under
 ``.venv-baselines/bin/python`` from the repository root (``bash benchmarks/setup_baselines.sh``);
 its workers import only ``benchmarks._harness`` of ours (standard library and numpy) and PyLate.
 
+Sides: ``ours`` (the default index: float16 store + token HNSW), ``ours-nbits2`` (the compressed
+index, ``IndexConfig(nbits=2)``; any ``ours-nbits<N>``) and ``pylate`` (PyLate's Voyager index).
+``--search-threads N`` limits BLAS/OpenMP threads of the search workers (set in their
+environment before they import numpy or torch).
+
 Usage (from the repository root):
     .venv/bin/python -m benchmarks.studies.scale --sizes 1000,10000,100000 \\
-        [--sides ours,pylate] [--time-budget 900]
+        [--sides ours,ours-nbits2,pylate] [--time-budget 900] [--search-threads 1]
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -35,6 +41,8 @@ import numpy as np
 
 from benchmarks import _harness as h
 from benchmarks._report import fmt
+
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 # --- data (our venv) -------------------------------------------------------------------------
 
@@ -88,10 +96,12 @@ def worker_index(side: str, folder: Path) -> dict:
     shutil.rmtree(target, ignore_errors=True)
     with h.MemoryWindow() as mem:
         t0 = time.perf_counter()
-        if side == "ours":
+        if side.startswith("ours"):
             from late_interaction import LateInteractionIndex
 
-            index = LateInteractionIndex(model=_StubModel(passages[0].shape[1]), path=target)
+            index = LateInteractionIndex(
+                model=_StubModel(passages[0].shape[1]), path=target, config=_our_config(side)
+            )
             index.add_embeddings(passages, [""] * len(passages), ids=ids)
             index.save()
         else:
@@ -108,7 +118,7 @@ def worker_search(side: str, folder: Path) -> dict:
     queries = h.load_packed(folder / "queries")
     target = folder / f"{side}-index"
     with h.MemoryWindow() as mem:
-        if side == "ours":
+        if side.startswith("ours"):
             from late_interaction import LateInteractionIndex
 
             index = LateInteractionIndex.load(target, model=_StubModel(queries[0].shape[1]))
@@ -137,6 +147,13 @@ def worker_search(side: str, folder: Path) -> dict:
     return {"latency_k10": h.latency_stats(times), "memory": mem.result(), "ann_recall@10": recall}
 
 
+def _our_config(side: str):
+    """``ours``: the default (float16 store + token HNSW); ``ours-nbits2``: compressed, 2 bits."""
+    from late_interaction import IndexConfig
+
+    return IndexConfig(nbits=int(side.removeprefix("ours-nbits"))) if "nbits" in side else None
+
+
 class _StubModel:
     """Stands in for the encoder: the scaling run feeds precomputed matrices only.
 
@@ -160,13 +177,18 @@ class _StubModel:
 
 
 def _spawn(side: str, worker: str, folder: Path, args: argparse.Namespace) -> dict:
-    python = sys.executable if side == "ours" else str(args.baseline_python)
+    python = sys.executable if side.startswith("ours") else str(args.baseline_python)
     out = folder / f"{side}-{worker}.json"
     cmd = [python, "-m", __spec__.name, "--worker", worker, "--side", side, "--folder", str(folder)]
     cmd += ["--out", str(out)]
     log = folder / f"{side}-{worker}.log"
+    env = dict(os.environ)
+    if worker == "search" and args.search_threads:  # set before the worker imports numpy/torch
+        env.update(dict.fromkeys(_THREAD_VARS, str(args.search_threads)))
     with log.open("w") as f:  # cwd = repository root, where -m finds the benchmarks package
-        proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=h.REPO, check=False)
+        proc = subprocess.run(
+            cmd, stdout=f, stderr=subprocess.STDOUT, cwd=h.REPO, check=False, env=env
+        )
     if proc.returncode != 0:
         tail = "\n".join(log.read_text().splitlines()[-20:])
         msg = f"{side} {worker} failed in {folder}:\n{tail}"
@@ -190,6 +212,7 @@ def main() -> None:
     p.add_argument("--n-queries", type=int, default=100)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--time-budget", type=float, default=900.0, help="max projected build s")
+    p.add_argument("--search-threads", type=int, default=None, help="BLAS/OpenMP threads")
     p.add_argument("--baseline-python", type=Path, default=h.BASELINE_PYTHON)
     p.add_argument("--work-dir", type=Path, default=h.SCALE)
     h.result_options(p)
