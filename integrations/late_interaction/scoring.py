@@ -114,11 +114,9 @@ def maxsim_packed_rows(query: np.ndarray, tokens: np.ndarray, offsets: np.ndarra
     """
     # Performance note: one BLAS call over the needed rows, then a segmented max. float16 storage
     # is widened here, chunk by chunk, so exact scores never depend on the storage precision of
-    # the matmul accumulator. The product is made query-major, (n_query_tokens, n_rows): numpy's
-    # reduceat over the contiguous last axis is several times faster than over axis 0 of the
-    # row-major (n_rows, n_query_tokens) one, which cost as much as the matmul itself.
-    sims = query @ tokens[offsets[0] : offsets[-1]].astype(np.float32, copy=False).T
-    return np.maximum.reduceat(sims, offsets[:-1] - offsets[0], axis=1).T
+    # the matmul accumulator.
+    sims = tokens[offsets[0] : offsets[-1]].astype(np.float32, copy=False) @ query.T
+    return np.maximum.reduceat(sims, offsets[:-1] - offsets[0], axis=0)
 
 
 def maxsim(
@@ -276,7 +274,9 @@ def score_slots_by_centroids(
     Returns:
         float32 scores aligned with ``slots``.
     """
-    # Query-major lookups, (n_query_tokens, n_rows): see maxsim_packed_rows.
+    # Performance note: query-major lookups, (n_query_tokens, n_rows), so the segmented max runs
+    # over the contiguous last axis: numpy's reduceat over axis 0 of the row-major layout cost
+    # more than the lookups (benchmarks/results/compressed-*-ab.md).
     by_query = np.ascontiguousarray(centroid_scores.T)
 
     def score(rows: Any, local: np.ndarray) -> np.ndarray:
