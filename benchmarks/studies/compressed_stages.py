@@ -4,7 +4,8 @@ Replays ``centroid_candidates`` + exact scoring for each query with the index's 
 timing each stage by process CPU time (steadier than wall time on a shared machine): centroid
 probe (``Q @ C.T`` and the top ``n_probe``), inverted-list reads, distinct candidate slots, list
 scores, centroid interaction, and decoding + exact MaxSim of the ``n_full_scores`` best. Run it
-with one BLAS thread (``OPENBLAS_NUM_THREADS=1``) for single-thread figures.
+with one BLAS thread (``OPENBLAS_NUM_THREADS=1``) for single-thread figures. It also runs against
+the code before the list-score change (commit e58d75e: ``PYTHONPATH=<that tree>/integrations``).
 
 Usage (from the repository root; writes ``results/compressed-<index>-<stamp>-stages.md``):
     OPENBLAS_NUM_THREADS=1 PYTHONPATH=integrations python -m benchmarks.studies.compressed_stages \\
@@ -59,12 +60,18 @@ def main() -> None:
         t = tick("centroid probe", t)
         which, slots = snap.ivf.pairs_of(probed)
         t = tick("inverted lists", t)
-        docs, local = cc._distinct_slots(slots, len(allowed))
+        old_code = not hasattr(cc, "_distinct_slots")  # code before the list-score change
+        if old_code:
+            docs = np.unique(slots)
+        else:
+            docs, local = cc._distinct_slots(slots, len(allowed))
         sizes["listed entries"] += len(slots)
         sizes["distinct candidates"] += len(docs)
         t = tick("distinct slots", t)
         keep = cc._PRERANK_FACTOR * n_full
-        if len(docs) > keep:
+        if len(docs) > keep and old_code:
+            docs = cc._best_by_list_scores(table, cells, probed, which, slots, keep)
+        elif len(docs) > keep:
             docs = cc._best_by_list_scores(table, cells, probed, which, docs, local, keep)
         t = tick("list scores", t)
         if len(docs) > n_full:
