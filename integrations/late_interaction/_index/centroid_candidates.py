@@ -94,9 +94,9 @@ def centroid_candidates(
 def _distinct_slots(slots: np.ndarray, n_slots: int) -> tuple[np.ndarray, np.ndarray]:
     """Sorted distinct ``slots`` and, per entry, its position among them.
 
-    A mark per slot of the index instead of ``np.unique``'s hash or sort: at 100k passages a
-    query lists ~185k entries, and the unique was ~15% of a search
-    (``benchmarks/results/compressed-*-ab.md``).
+    A mark per slot of the index instead of ``np.unique``'s hash: at 100k passages a query lists
+    ~180k entries, and the unique was 10% of a search
+    (``benchmarks/results/compressed-indexn100000-*-stages*.md``).
     """
     seen = np.zeros(n_slots, dtype=bool)
     seen[slots] = True
@@ -131,8 +131,8 @@ def _best_by_list_scores(
     probed_by[np.searchsorted(probed, cells), np.arange(n_query)[None, :]] = True
     # Performance note: one (entry, query token) item per query token that probed the entry's
     # centroid (most centroids are probed by one token), maxed into a zeroed (doc, token) table
-    # with ufunc.at: no sort of the entries (the sort + segmented max was 60-70% of a search at
-    # 100k passages, benchmarks/results/compressed-*-ab.md).
+    # with ufunc.at: no sort of the entries (the sort + segmented max was 60% of a search at
+    # 100k passages, benchmarks/results/compressed-indexn100000-*-stages*.md).
     per_centroid = probed_by.sum(axis=1)
     centroid_of, token_of = np.nonzero(probed_by)  # grouped by centroid position
     first = np.cumsum(per_centroid) - per_centroid
