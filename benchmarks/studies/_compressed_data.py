@@ -1,12 +1,16 @@
-"""Data for the compressed-index study: the shared BEIR loading and metrics, and the one cache.
+"""Data for the compressed-index studies: the shared BEIR loading and metrics, and the one cache.
 
 The study's documents and queries are encoded once and cached by ``_harness.cached_embeddings``
-(``.cache/benchmarks/embeddings/``), keyed by the encoder fingerprint and every text.
+(``.cache/benchmarks/embeddings/``), keyed by the encoder fingerprint and every text. Document
+matrices already cached by ``studies.fused_default`` (``<dataset>-dense-<hash>``, the same
+encoder output plus dense vectors, keyed by the same fingerprint and texts) are used as they are
+rather than encoded again.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 
 import numpy as np
 
@@ -14,19 +18,34 @@ from benchmarks import _harness as h
 from benchmarks._beir import BeirDataset, load_beir, ndcg_at_k, overlap_at_k
 
 REPO, SHARED_DATA = h.REPO, h.SHARED_DATA
-__all__ = ["REPO", "SHARED_DATA", "dataset_embeddings", "load_beir", "ndcg_at_k", "overlap_at_k"]
+__all__ = [
+    "REPO",
+    "SHARED_DATA",
+    "PrecomputedModel",
+    "dataset_embeddings",
+    "load_beir",
+    "ndcg_at_k",
+    "overlap_at_k",
+    "timed_searches",
+]
 
 
 def dataset_embeddings(model, data: BeirDataset) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Cached document and query matrices of ``data`` under ``model`` (a ``ColBERT``), float32."""
     fp = model.fingerprint()
-    docs = h.cached_embeddings(
-        f"{data.name}-docs",
-        fp,
-        data.doc_texts,
-        lambda t: model.encode_documents(t, batch_size=32, show_progress_bar=True),
-        dtype=np.float32,
-    )
+    own = h.EMBEDDINGS.glob(f"{data.name}-docs-*")
+    if not any(h.packed_exists(p) for p in own):
+        from benchmarks.studies.fused_default import encoded  # its cache, or it fills one
+
+        docs = [np.asarray(m, dtype=np.float32) for m in encoded(model, data)[0]]
+    else:
+        docs = h.cached_embeddings(
+            f"{data.name}-docs",
+            fp,
+            data.doc_texts,
+            lambda t: model.encode_documents(t, batch_size=32, show_progress_bar=True),
+            dtype=np.float32,
+        )
     queries = h.cached_embeddings(
         f"{data.name}-queries",
         fp,
@@ -35,6 +54,44 @@ def dataset_embeddings(model, data: BeirDataset) -> tuple[list[np.ndarray], list
         dtype=np.float32,
     )
     return docs, queries
+
+
+def timed_searches(search, queries) -> tuple[list, dict, dict]:
+    """``search(q)`` for each query: the outputs, wall-time and CPU-time latency stats.
+
+    CPU time (this process) is reported beside wall time because the machine is shared: with
+    one BLAS thread it is the query's own work, which other jobs' load stretches far less.
+    """
+    runs, wall, cpu = [], [], []
+    for q in queries:
+        t0, c0 = time.perf_counter(), time.process_time()
+        runs.append(search(q))
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return runs, h.latency_stats(wall), h.latency_stats(cpu)
+
+
+class PrecomputedModel:
+    """Stands in for the encoder of an index fed precomputed matrices only.
+
+    ``LateInteractionIndex`` needs ``dim`` and ``fingerprint()``; nothing here encodes text,
+    so the encode methods raise to prove they are never called.
+
+    Args:
+        dim: Token vector dimension.
+        name: Recorded as the fingerprint's name (an index loads only with the same one).
+    """
+
+    def __init__(self, dim: int, name: str = "compressed-study-precomputed") -> None:
+        self.dim, self.name = dim, name
+
+    def fingerprint(self) -> dict:
+        return {"name_or_path": self.name, "dim": self.dim}
+
+    def encode_queries(self, *a, **k):  # pragma: no cover - never called
+        raise RuntimeError("the study encodes nothing through the index")
+
+    encode_documents = encode_queries
 
 
 if __name__ == "__main__":  # python -m benchmarks.studies._compressed_data: fill the cache

@@ -99,7 +99,9 @@ def client_rows(
             measure(
                 f"local mode: mean prefetch {limit} + MaxSim ({n} queries)",
                 lambda q, m=limit: [x.id for x in index.search(q, 10, prefetch_limit=m)],
-                few, queries[:n], reference[:n],
+                few,
+                queries[:n],
+                reference[:n],
             )
         )
     index.client.close()
@@ -219,9 +221,7 @@ def main() -> None:
     reference = [[data.doc_ids[i] for i in r] for r in h.exact_maxsim_topk(queries, docs, 10)]
     print("exact reference computed", file=sys.stderr, flush=True)
     prefetch = [int(v) for v in args.prefetch.split(",") if v]
-    rows, build_s = client_rows(
-        model, data, docs, queries, reference, prefetch, args.scan_queries
-    )
+    rows, build_s = client_rows(model, data, docs, queries, reference, prefetch, args.scan_queries)
     builds = {"local mode: QdrantIndex.add_embeddings (mean + multivector)": build_s}
     edge = None
     if not args.no_edge:

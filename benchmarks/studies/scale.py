@@ -15,9 +15,14 @@ The PyLate side runs as ``-m benchmarks.studies.scale --worker ...`` under
 ``.venv-baselines/bin/python`` from the repository root (``bash benchmarks/setup_baselines.sh``);
 its workers import only ``benchmarks._harness`` of ours (standard library and numpy) and PyLate.
 
+Sides: ``ours`` (the default index: float16 store + token HNSW), ``ours-nbits2`` (the compressed
+index, ``IndexConfig(nbits=2)``; any ``ours-nbits<N>``) and ``pylate`` (PyLate's Voyager index).
+``--search-threads N`` limits BLAS/OpenMP threads of the search workers (set in their
+environment before they import numpy or torch).
+
 Usage (from the repository root):
     .venv/bin/python -m benchmarks.studies.scale --sizes 1000,10000,100000 \\
-        [--sides ours,pylate] [--time-budget 900]
+        [--sides ours,ours-nbits2,pylate] [--time-budget 900] [--search-threads 1]
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -36,6 +42,8 @@ import numpy as np
 from benchmarks import _harness as h
 from benchmarks._report import fmt
 
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
 # --- data (our venv) -------------------------------------------------------------------------
 
 
@@ -45,8 +53,18 @@ def make_passages(args: argparse.Namespace, size: int, folder: Path) -> dict:
     from late_interaction import ColBERT
 
     ds = load_beir(args.data, max_docs=args.source_docs)
-    model = ColBERT.from_pretrained(str(args.checkpoint))
-    docs = h.document_embeddings(model, ds.doc_texts, ds.name, batch_size=args.batch_size)
+    queries = list(ds.queries.values())[: args.n_queries]
+    if args.projected_dim:  # the embedded default model's vectors, projected (see --help)
+        from benchmarks.studies._compressed_data import dataset_embeddings
+        from benchmarks.studies.compressed_build import project
+
+        docs, query_mats = dataset_embeddings(ColBERT.from_pretrained(device="cpu"), ds)
+        docs = project(docs, args.projected_dim)
+        query_mats = project(query_mats[: args.n_queries], args.projected_dim)
+    else:
+        model = ColBERT.from_pretrained(str(args.checkpoint))
+        docs = h.document_embeddings(model, ds.doc_texts, ds.name, batch_size=args.batch_size)
+        query_mats = model.encode_queries(queries, batch_size=args.batch_size)
     w = args.passage_tokens
     windows = [d[i : i + w] for d in docs for i in range(0, d.shape[0], w) if d[i : i + w].shape[0]]
     rng = np.random.default_rng(0)
@@ -58,8 +76,7 @@ def make_passages(args: argparse.Namespace, size: int, folder: Path) -> dict:
             noisy += len(take)
         out += [np.asarray(m, np.float32) for m in take]
     h.save_packed(folder / "passages", out)
-    queries = list(ds.queries.values())[: args.n_queries]
-    h.save_packed(folder / "queries", model.encode_queries(queries, batch_size=args.batch_size))
+    h.save_packed(folder / "queries", query_mats)
     info = {
         "passages": size,
         "tokens": int(sum(m.shape[0] for m in out)),
@@ -88,10 +105,12 @@ def worker_index(side: str, folder: Path) -> dict:
     shutil.rmtree(target, ignore_errors=True)
     with h.MemoryWindow() as mem:
         t0 = time.perf_counter()
-        if side == "ours":
+        if side.startswith("ours"):
             from late_interaction import LateInteractionIndex
 
-            index = LateInteractionIndex(model=_StubModel(passages[0].shape[1]), path=target)
+            index = LateInteractionIndex(
+                model=_StubModel(passages[0].shape[1]), path=target, config=_our_config(side)
+            )
             index.add_embeddings(passages, [""] * len(passages), ids=ids)
             index.save()
         else:
@@ -108,7 +127,7 @@ def worker_search(side: str, folder: Path) -> dict:
     queries = h.load_packed(folder / "queries")
     target = folder / f"{side}-index"
     with h.MemoryWindow() as mem:
-        if side == "ours":
+        if side.startswith("ours"):
             from late_interaction import LateInteractionIndex
 
             index = LateInteractionIndex.load(target, model=_StubModel(queries[0].shape[1]))
@@ -137,6 +156,13 @@ def worker_search(side: str, folder: Path) -> dict:
     return {"latency_k10": h.latency_stats(times), "memory": mem.result(), "ann_recall@10": recall}
 
 
+def _our_config(side: str):
+    """``ours``: the default (float16 store + token HNSW); ``ours-nbits2``: compressed, 2 bits."""
+    from late_interaction import IndexConfig
+
+    return IndexConfig(nbits=int(side.removeprefix("ours-nbits"))) if "nbits" in side else None
+
+
 class _StubModel:
     """Stands in for the encoder: the scaling run feeds precomputed matrices only.
 
@@ -160,13 +186,18 @@ class _StubModel:
 
 
 def _spawn(side: str, worker: str, folder: Path, args: argparse.Namespace) -> dict:
-    python = sys.executable if side == "ours" else str(args.baseline_python)
+    python = sys.executable if side.startswith("ours") else str(args.baseline_python)
     out = folder / f"{side}-{worker}.json"
     cmd = [python, "-m", __spec__.name, "--worker", worker, "--side", side, "--folder", str(folder)]
     cmd += ["--out", str(out)]
     log = folder / f"{side}-{worker}.log"
+    env = dict(os.environ)
+    if worker == "search" and args.search_threads:  # set before the worker imports numpy/torch
+        env.update(dict.fromkeys(_THREAD_VARS, str(args.search_threads)))
     with log.open("w") as f:  # cwd = repository root, where -m finds the benchmarks package
-        proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=h.REPO, check=False)
+        proc = subprocess.run(
+            cmd, stdout=f, stderr=subprocess.STDOUT, cwd=h.REPO, check=False, env=env
+        )
     if proc.returncode != 0:
         tail = "\n".join(log.read_text().splitlines()[-20:])
         msg = f"{side} {worker} failed in {folder}:\n{tail}"
@@ -190,6 +221,14 @@ def main() -> None:
     p.add_argument("--n-queries", type=int, default=100)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--time-budget", type=float, default=900.0, help="max projected build s")
+    p.add_argument(
+        "--projected-dim",
+        type=int,
+        default=None,
+        help="passages from the embedded default model's vectors through a seeded random "
+        "projection to this dim (no checkpoint needed; synthetic, said in the output)",
+    )
+    p.add_argument("--search-threads", type=int, default=None, help="BLAS/OpenMP threads")
     p.add_argument("--baseline-python", type=Path, default=h.BASELINE_PYTHON)
     p.add_argument("--work-dir", type=Path, default=h.SCALE)
     h.result_options(p)
@@ -205,7 +244,8 @@ def main() -> None:
     sides = args.sides.split(",")
     rows, skipped, rate = [], [], {}
     for size in sizes:
-        folder = args.work_dir / f"n{size}-w{args.passage_tokens}"
+        proj = f"-p{args.projected_dim}" if args.projected_dim else ""
+        folder = args.work_dir / f"n{size}-w{args.passage_tokens}{proj}"
         if not (folder / "info.json").exists():
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir(parents=True)
@@ -232,6 +272,15 @@ def _render(rows: list, skipped: list[str], args: argparse.Namespace) -> list[st
     lines = [
         f"- Passages: windows of {args.passage_tokens} tokens of our encoder's SciFact token "
         f"matrices; beyond the corpus, copies with N(0, {args.noise}) noise, renormalised.",
+        *(
+            [
+                f"- Vectors: the embedded default model's (dim 384), projected to dim "
+                f"{args.projected_dim} by a seeded random Gaussian matrix and renormalised "
+                "(a synthetic stand-in for a 128-d checkpoint); queries likewise."
+            ]
+            if args.projected_dim
+            else []
+        ),
         "- Memory: peak RSS above the phase start (index build; index load + queries), per token.",
         "",
         "| passages | side | tokens | real / noisy | build s | insert tok/s | disk B/token "

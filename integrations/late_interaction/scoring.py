@@ -274,9 +274,13 @@ def score_slots_by_centroids(
     Returns:
         float32 scores aligned with ``slots``.
     """
+    # Performance note: query-major lookups, (n_query_tokens, n_rows), so the segmented max runs
+    # over the contiguous last axis: numpy's reduceat over axis 0 of the row-major layout cost
+    # more than the lookups (benchmarks/results/compressed-*-ab.md).
+    by_query = np.ascontiguousarray(centroid_scores.T)
 
     def score(rows: Any, local: np.ndarray) -> np.ndarray:
-        sims = centroid_scores[codes[rows]]
-        return np.maximum.reduceat(sims, local[:-1], axis=0).sum(axis=1, dtype=np.float32)
+        sims = np.take(by_query, codes[rows], axis=1)
+        return np.maximum.reduceat(sims, local[:-1], axis=1).sum(axis=0, dtype=np.float32)
 
     return _score_by_chunks(offsets, slots, chunk_tokens, score)

@@ -289,7 +289,7 @@ def test_a_tiny_first_add_trains_and_later_adds_use_its_codec(fake_encoder):
 
 
 def test_list_scores_match_a_naive_loop():
-    from late_interaction._index.centroid_candidates import _best_by_list_scores
+    from late_interaction._index.centroid_candidates import _best_by_list_scores, _distinct_slots
 
     rng = np.random.default_rng(11)
     table = rng.standard_normal((30, 5)).astype(np.float32)  # 30 centroids x 5 query tokens
@@ -305,7 +305,9 @@ def test_list_scores_match_a_naive_loop():
             for q in range(5)
         )
     want = sorted(sorted(naive, key=lambda d: -naive[d])[:7])
-    got = _best_by_list_scores(table, cells, probed, which, slots, 7)
+    docs, local = _distinct_slots(slots, 40)
+    assert docs.tolist() == np.unique(slots).tolist() and (docs[local] == slots).all()
+    got = _best_by_list_scores(table, cells, probed, which, docs, local, 7)
     assert got.tolist() == want
 
 

@@ -79,10 +79,10 @@ def centroid_candidates(
         if len(slots) == 0:
             out.append(slots)
             continue
-        docs = np.unique(slots)
+        docs, local = _distinct_slots(slots, len(allowed))
         if len(docs) > _PRERANK_FACTOR * n_full:
             docs = _best_by_list_scores(
-                table, cells, probed, which, slots, _PRERANK_FACTOR * n_full
+                table, cells, probed, which, docs, local, _PRERANK_FACTOR * n_full
             )
         if len(docs) > n_full:
             approx = score_slots_by_centroids(table, snap.codes, snap.offsets, docs)  # type: ignore[arg-type]
@@ -91,12 +91,28 @@ def centroid_candidates(
     return out
 
 
+def _distinct_slots(slots: np.ndarray, n_slots: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct ``slots`` and, per entry, its position among them.
+
+    A mark per slot of the index instead of ``np.unique``'s hash: at 100k passages a query lists
+    ~180k entries, and the unique was 10% of a search
+    (``benchmarks/results/compressed-indexn100000-*-stages*.md``).
+    """
+    seen = np.zeros(n_slots, dtype=bool)
+    seen[slots] = True
+    docs = np.flatnonzero(seen)
+    position = np.empty(n_slots, dtype=np.int64)
+    position[docs] = np.arange(len(docs))
+    return docs, position[slots]
+
+
 def _best_by_list_scores(
     table: np.ndarray,
     cells: np.ndarray,
     probed: np.ndarray,
     which: np.ndarray,
-    slots: np.ndarray,
+    docs: np.ndarray,
+    local: np.ndarray,
     keep: int,
 ) -> np.ndarray:
     """The ``keep`` documents with the best list scores (see the module docstring), sorted.
@@ -106,16 +122,26 @@ def _best_by_list_scores(
         cells: Centroids probed by each query token. Shape: ``(probe, n_query_tokens)``.
         probed: Sorted unique ``cells``.
         which: Position in ``probed`` of each listed entry.
-        slots: Document slot of each listed entry.
+        docs: Sorted distinct slots of the entries.
+        local: Position in ``docs`` of each listed entry.
         keep: How many documents to keep.
     """
     n_query = table.shape[1]
     probed_by = np.zeros((len(probed), n_query), dtype=bool)
     probed_by[np.searchsorted(probed, cells), np.arange(n_query)[None, :]] = True
-    local = np.where(probed_by, table[probed], np.float32(0.0))
-    order = np.argsort(slots, kind="stable")
-    sorted_slots = slots[order]
-    starts = np.flatnonzero(np.r_[True, sorted_slots[1:] != sorted_slots[:-1]])
-    best = np.maximum.reduceat(local[which[order]], starts, axis=0)
-    docs = sorted_slots[starts]
-    return np.sort(docs[np.argpartition(-best.sum(axis=1), keep - 1)[:keep]])
+    # Performance note: one (entry, query token) item per query token that probed the entry's
+    # centroid (most centroids are probed by one token), maxed into a zeroed (doc, token) table
+    # with ufunc.at: no sort of the entries (the sort + segmented max was 60% of a search at
+    # 100k passages, benchmarks/results/compressed-indexn100000-*-stages*.md).
+    per_centroid = probed_by.sum(axis=1)
+    centroid_of, token_of = np.nonzero(probed_by)  # grouped by centroid position
+    first = np.cumsum(per_centroid) - per_centroid
+    repeats = per_centroid[which]
+    entry = np.repeat(np.arange(len(which)), repeats)
+    within = np.arange(len(entry)) - np.repeat(np.cumsum(repeats) - repeats, repeats)
+    pair = first[which[entry]] + within  # index into (centroid_of, token_of)
+    token = token_of[pair]
+    scores = np.zeros(len(docs) * n_query, dtype=np.float32)
+    np.maximum.at(scores, local[entry] * n_query + token, table[probed[centroid_of[pair]], token])
+    best = scores.reshape(len(docs), n_query).sum(axis=1)
+    return np.sort(docs[np.argpartition(-best, keep - 1)[:keep]])

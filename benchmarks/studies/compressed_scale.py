@@ -1,0 +1,300 @@
+"""Compressed index at 100k+ passages: streamed build, RSS, disk, latency, recall vs brute force.
+
+Data (synthetic around real vectors, said in the output): SciFact's real token vectors from the
+embedded default model (cached), projected to ``--dim`` by a seeded random Gaussian matrix and
+renormalised (``compressed_build.project``), cut into windows of ``--passage-tokens`` tokens: the
+first passages are those real windows; every further passage is ``--segments`` runs of
+consecutive real tokens, each from a random window, with N(0, ``--noise``) per dimension added
+and renormalised. Unlike noisy copies of whole windows (``studies.scale``), no two passages are
+near-duplicates, so the exact top 10 is not a tie among copies. Passages are made chunk by chunk
+from a seed, never all in RAM; queries are SciFact's real queries through the same projection.
+
+Per size, each step in a fresh process (BLAS/OpenMP threads set in its environment):
+
+* ``build`` (2 threads): ``add_embeddings`` once per ``--chunk`` passages into one index, then
+  ``save``; add time only (passage generation excluded), RSS after every chunk and the peak;
+* ``exact``: brute-force MaxSim top 10 over the float32 passages, and over the index's decoded
+  vectors (the codec's ceiling: what perfect candidates would give);
+* ``search`` (1 thread, then 2): load (memory-mapped) and search every query at k=10.
+
+Usage (from the repository root; writes ``benchmarks/results/compressed-scale<size>-<stamp>.md``):
+    PYTHONPATH=integrations python -u -m benchmarks.studies.compressed_scale \\
+        --sizes 20000,100000 [--dim 128] [--nbits 2] [--queries 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks import _harness as h
+from benchmarks.studies._compressed_data import PrecomputedModel, timed_searches
+from benchmarks.studies.compressed_index import THREAD_VARS, _latency, _threads
+
+BLOCK = 500  # passages made from one seed; exact scoring goes block by block too
+
+# --- passages -----------------------------------------------------------------------------------
+
+
+class Passages:
+    """Passage ``i`` of the synthetic collection, made on demand from the real windows."""
+
+    def __init__(self, folder: Path, args: argparse.Namespace) -> None:
+        self.tokens = np.load(folder / "windows" / "tokens.npy").astype(np.float32)
+        self.offsets = np.load(folder / "windows" / "offsets.npy")
+        self.n_real = len(self.offsets) - 1
+        seg = args.passage_tokens // args.segments
+        ends = np.repeat(self.offsets[1:], np.diff(self.offsets))
+        self.starts = np.flatnonzero(np.arange(len(self.tokens)) + seg <= ends)  # in one window
+        self.seg, self.args = seg, args
+
+    def chunk(self, first: int, last: int) -> list[np.ndarray]:
+        """Passages ``first .. last - 1`` (float32 unit rows): the same whatever the chunking."""
+        out = []
+        for block in range(first // BLOCK, -(-last // BLOCK)):
+            start = block * BLOCK
+            made = self._block(start)
+            out += made[max(first - start, 0) : last - start]
+        return out
+
+    def _block(self, first: int) -> list[np.ndarray]:
+        last = first + BLOCK
+        out = [
+            self.tokens[self.offsets[i] : self.offsets[i + 1]]
+            for i in range(first, min(last, self.n_real))
+        ]
+        n = last - max(first, self.n_real)
+        if n > 0:  # seeded by the block, so any chunking sees the same passages
+            rng = np.random.default_rng([self.args.seed, first])
+            starts = self.starts[rng.integers(0, len(self.starts), (n, self.args.segments))]
+            rows = self.tokens[(starts[..., None] + np.arange(self.seg)).reshape(n, -1)]
+            rows += rng.normal(0.0, self.args.noise, rows.shape).astype(np.float32)
+            rows /= np.linalg.norm(rows, axis=2, keepdims=True)
+            out += list(rows)
+        return out
+
+    def blocks(self, size: int, step: int):
+        for first in range(0, size, step):
+            yield first, self.chunk(first, min(first + step, size))
+
+
+def prepare(args: argparse.Namespace) -> Path:
+    """Real windows and queries, projected, under the work folder (once)."""
+    folder = args.work_dir / f"d{args.dim}-w{args.passage_tokens}"
+    if (folder / "queries").exists():
+        return folder
+    from benchmarks.studies._compressed_data import SHARED_DATA, dataset_embeddings, load_beir
+    from benchmarks.studies.compressed_build import project
+    from late_interaction import ColBERT
+
+    data = load_beir(SHARED_DATA / "scifact")
+    docs, queries = dataset_embeddings(ColBERT.from_pretrained(device="cpu"), data)
+    docs, queries = project(docs, args.dim), project(queries, args.dim)
+    w = args.passage_tokens
+    windows = [d[i : i + w] for d in docs for i in range(0, d.shape[0], w)]
+    h.save_packed(folder / "windows", windows)
+    h.save_packed(folder / "queries", queries)
+    return folder
+
+
+# --- workers ------------------------------------------------------------------------------------
+
+
+def worker_build(folder: Path, size: int, args: argparse.Namespace) -> dict:
+    from late_interaction import IndexConfig, LateInteractionIndex
+
+    source = Passages(folder, args)
+    config = IndexConfig(nbits=args.nbits, n_centroids=args.n_centroids)
+    index = LateInteractionIndex(PrecomputedModel(args.dim), config=config)
+    add_s, cpu_s, after, n_tok = 0.0, 0.0, [], 0
+    with h.MemoryWindow() as mem:
+        for first, passages in source.blocks(size, args.chunk):
+            t0, c0 = time.perf_counter(), time.process_time()
+            ids = [str(first + i) for i in range(len(passages))]
+            index.add_embeddings(passages, [""] * len(passages), ids=ids)
+            add_s, cpu_s = add_s + time.perf_counter() - t0, cpu_s + time.process_time() - c0
+            n_tok += sum(p.shape[0] for p in passages)
+            after.append((first + len(passages), n_tok, round(h.rss_mb(), 1)))
+            del passages
+        target = folder / f"index-n{size}"
+        shutil.rmtree(target, ignore_errors=True)
+        t0 = time.perf_counter()
+        index.save(target)
+        save_s = time.perf_counter() - t0
+    state = index._state
+    return {
+        "add_s": add_s, "cpu_s": cpu_s, "save_s": save_s, "tokens": n_tok,
+        "n_centroids": state.store.codec.n_centroids,
+        "store_bytes": state.store.nbytes(), "ivf_bytes": state.ivf.nbytes(),
+        "disk_bytes": h.dir_bytes(target) - (target / "docs.jsonl").stat().st_size,
+        "rss_after_chunks": after, "memory": mem.result(), "threads": _threads(),
+        "load_avg": os.getloadavg(),
+    }  # fmt: skip
+
+
+def _top10(score_blocks, n_queries: int) -> list[list[int]]:
+    scores = np.concatenate(list(score_blocks), axis=1)
+    return [np.argsort(-scores[i], kind="stable")[:10].tolist() for i in range(n_queries)]
+
+
+def worker_exact(folder: Path, size: int, args: argparse.Namespace) -> dict:
+    from late_interaction import LateInteractionIndex
+
+    queries = h.load_packed(folder / "queries")[: args.queries]
+    q_all = np.concatenate(queries)
+    bounds = np.r_[0, np.cumsum([q.shape[0] for q in queries])]
+
+    def scores(rows: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        best = np.maximum.reduceat(rows @ q_all.T, np.r_[0, np.cumsum(lengths)[:-1]], axis=0)
+        return np.stack(
+            [best[:, bounds[i] : bounds[i + 1]].sum(axis=1) for i in range(len(queries))]
+        )
+
+    def exact_blocks():
+        for _, passages in Passages(folder, args).blocks(size, BLOCK):
+            yield scores(np.concatenate(passages), np.array([p.shape[0] for p in passages]))
+
+    index = LateInteractionIndex.load(folder / f"index-n{size}", model=PrecomputedModel(args.dim))
+    snap = index._state.snap
+
+    def decoded_blocks():
+        offsets = snap.offsets
+        for first in range(0, size, BLOCK):
+            last = min(first + BLOCK, size)
+            rows = snap.tokens[offsets[first] : offsets[last]]
+            yield scores(rows, np.diff(offsets[first : last + 1]))
+
+    t0 = time.perf_counter()
+    exact = _top10(exact_blocks(), len(queries))
+    exact_s = time.perf_counter() - t0
+    return {"exact": exact, "decoded": _top10(decoded_blocks(), len(queries)), "exact_s": exact_s}
+
+
+def worker_search(folder: Path, size: int, args: argparse.Namespace) -> dict:
+    from late_interaction import LateInteractionIndex
+
+    queries = h.load_packed(folder / "queries")[: args.queries]
+    with h.MemoryWindow() as mem:
+        index = LateInteractionIndex.load(
+            folder / f"index-n{size}", model=PrecomputedModel(args.dim)
+        )
+        index.search(queries[0], 10)
+        runs, wall, cpu = timed_searches(
+            lambda q: [int(x.id) for x in index.search(q, 10)], queries
+        )
+    return {"latency": wall, "cpu": cpu, "runs": runs, "memory": mem.result(),
+            "threads": _threads(), "load_avg": os.getloadavg()}  # fmt: skip
+
+
+WORKERS = {"build": worker_build, "exact": worker_exact, "search": worker_search}
+
+
+def spawn(worker: str, folder: Path, size: int, threads: int, args: argparse.Namespace) -> dict:
+    out = folder / f"{worker}-n{size}-t{threads}.json"
+    env = {**os.environ, **dict.fromkeys(THREAD_VARS, str(threads))}
+    cmd = [sys.executable, "-m", __spec__.name, "--worker", worker, "--size", str(size),
+           "--folder", str(folder), "--out", str(out), *args.passthrough]  # fmt: skip
+    proc = subprocess.run(cmd, env=env, cwd=h.REPO, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{worker} n={size} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(out.read_text())
+
+
+def recall(runs: list, reference: list) -> float:
+    return float(
+        np.mean([len(set(a) & set(b)) / 10 for a, b in zip(runs, reference, strict=False)])
+    )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--worker", choices=list(WORKERS), help=argparse.SUPPRESS)
+    p.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--sizes", default="20000,100000")
+    shared = {  # passed on to the workers
+        "--dim": (int, 128), "--passage-tokens": (int, 100), "--segments": (int, 4),
+        "--noise": (float, 0.02), "--seed": (int, 0), "--nbits": (int, 2),
+        "--n-centroids": (int, None), "--chunk": (int, 5000), "--queries": (int, 100),
+    }  # fmt: skip
+    for flag, (kind, default) in shared.items():
+        p.add_argument(flag, type=kind, default=default)
+    p.add_argument("--work-dir", type=Path, default=h.CACHE / "compressed-scale")
+    h.result_options(p)
+    args = p.parse_args()
+    args.passthrough = [
+        x for flag in shared for x in (flag, str(getattr(args, flag[2:].replace("-", "_"))))
+        if getattr(args, flag[2:].replace("-", "_")) is not None
+    ]  # fmt: skip
+    if args.worker:
+        h.write_result(args.out, WORKERS[args.worker](args.folder, args.size, args))
+        return
+    started = dt.datetime.now()
+    args.work_dir = args.work_dir.resolve()
+    folder = prepare(args)
+    n_real = len(np.load(folder / "windows" / "offsets.npy")) - 1
+    rows, rss_lines = [], []
+    for size in (int(s) for s in args.sizes.split(",")):
+        b = spawn("build", folder, size, 2, args)
+        ref = spawn("exact", folder, size, 2, args)
+        s1, s2 = (spawn("search", folder, size, t, args) for t in (1, 2))
+        tok = b["tokens"]
+        rows.append(
+            f"| {size:,} | {tok:,} | {min(size, n_real):,} / {max(size - n_real, 0):,} "
+            f"| {b['n_centroids']:,} | {b['add_s']:.0f} | {b['cpu_s']:.0f} "
+            f"| {tok / b['add_s']:,.0f} "
+            f"| {tok / (b['cpu_s'] / 2):,.0f} | {b['save_s']:.1f} | {b['disk_bytes'] / tok:.1f} "
+            f"| {b['memory']['peak_rss_mb']:,.0f} | {b['memory']['peak_increment_mb']:,.0f} "
+            f"| {s1['memory']['peak_increment_mb']:,.0f} "
+            f"| {_latency(s1)} | {_latency(s2)} "
+            f"| {recall(s1['runs'], ref['exact']):.4f} | {recall(s1['runs'], ref['decoded']):.4f} "
+            f"| {recall(ref['decoded'], ref['exact']):.4f} | {b['load_avg'][0]:.1f} |"
+        )
+        print(rows[-1], flush=True)
+        after = ", ".join(
+            f"{n:,}: {mb:,.0f}"
+            for n, _, mb in b["rss_after_chunks"][:: max(1, len(b["rss_after_chunks"]) // 8)]
+        )
+        rss_lines.append(
+            f"- {size:,} passages: store {b['store_bytes'] / 2**20:,.0f} MB + lists "
+            f"{b['ivf_bytes'] / 2**20:,.0f} MB; RSS (MB) after passages {after}; exact brute force "
+            f"{ref['exact_s']:.0f} s"
+        )
+    body = [
+        f"Data: SciFact's real token vectors (embedded default model) projected to dim {args.dim}"
+        f" (seeded random Gaussian matrix, renormalised), {n_real:,} real windows of "
+        f"{args.passage_tokens} tokens first, then passages of {args.segments} runs of "
+        f"{args.passage_tokens // args.segments} consecutive real tokens from random windows "
+        f"with N(0, {args.noise}) noise, renormalised: synthetic around real vectors. "
+        f"{args.queries} real SciFact queries, same projection. nbits={args.nbits}, centroids "
+        f"{'from the first add (library rule)' if args.n_centroids is None else args.n_centroids}"
+        f", default (growing) budgets, add_embeddings per {args.chunk:,} passages. Build s = add "
+        "time only (passage generation excluded); CPU s / 2 is the upper bound for 2 idle cores "
+        "(the machine's 2 cores are shared; load average at build start in the last column). "
+        "Search RSS: peak above the worker's RSS before loading the index.",
+        "",
+        "| passages | tokens | real / synthetic | centroids | build s | build CPU s | tokens/s "
+        "| tokens/s CPU/2 | save s | disk B/token | build peak RSS MB | build peak above start MB "
+        "| search RSS MB | p50 / p95 ms (CPU p50) 1 thr | p50 / p95 ms (CPU p50) 2 thr "
+        "| R@10 vs exact | R@10 vs decoded brute force | decoded brute force vs exact | load |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *rows,
+        "",
+        *rss_lines,
+    ]
+    h.publish(args, "compressed", f"scale{args.sizes.split(',')[-1]}", started,
+              "Compressed index at scale", body)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
