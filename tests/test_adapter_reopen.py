@@ -13,25 +13,9 @@ from pathlib import Path
 
 import pytest
 from tests.core.conftest import FakeEncoder
+from tests.core.test_bad_checkpoints import _HubNamed  # its fingerprint names a Hub repository
 
 from late_interaction import ColBERT, IndexFormatError
-
-
-class _HubNamed:
-    """An encoder whose fingerprint names a Hub repository, as ColBERT.from_pretrained's does."""
-
-    def __init__(self) -> None:
-        self._fake = FakeEncoder()
-        self.dim = self._fake.dim
-
-    def encode_documents(self, *args, **kwargs):
-        return self._fake.encode_documents(*args, **kwargs)
-
-    def encode_queries(self, *args, **kwargs):
-        return self._fake.encode_queries(*args, **kwargs)
-
-    def fingerprint(self):
-        return {**self._fake.fingerprint(), "name_or_path": "someorg/colbert-model"}
 
 
 def _langchain_retriever(model, folder: Path):
@@ -84,7 +68,7 @@ ADAPTERS = {
 
 @pytest.mark.parametrize("adapter", ADAPTERS)
 def test_reopen_takes_trust_remote_model_and_verify(adapter, tmp_path, monkeypatch):
-    model = _HubNamed()
+    model = _HubNamed(FakeEncoder())
     core_folder, reopen = ADAPTERS[adapter](model, tmp_path / "saved")
     fetched = []
 
