@@ -1,4 +1,4 @@
-"""LangChain ``VectorStore`` over a :class:`late_interaction.LateInteractionIndex`."""
+"""LangChain ``VectorStore`` over a ``LateInteractionIndex`` or a ``QdrantIndex``."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from langchain_late_interaction._common import (
     as_documents,
     check_search_kwargs,
 )
-from late_interaction import IndexConfig, LateInteractionIndex, resolve_model
+from late_interaction import IndexConfig, LateInteractionIndex, SearchableIndex, resolve_model
 from late_interaction._encoding.resolve import open_index
 from late_interaction._validation import as_list, as_texts
 
@@ -54,7 +54,9 @@ class ColBERTVectorStore(VectorStore):
             retriever = store.as_retriever(search_kwargs={"k": 5, "filter": {"topic": "search"}})
 
     Args:
-        index: An existing core index to wrap (shared, not copied); None builds an empty one.
+        index: An existing index to wrap (shared, not copied): a ``LateInteractionIndex``, or a
+            ``QdrantIndex`` (documents and filters then live in a Qdrant collection); None
+            builds an empty in-process one.
         model: For a new index: a checkpoint name or path, a loaded ``ColBERT`` or None (the
             embedded offline default).
         device: Device for a model loaded by name.
@@ -66,7 +68,7 @@ class ColBERTVectorStore(VectorStore):
 
     def __init__(
         self,
-        index: LateInteractionIndex | None = None,
+        index: SearchableIndex | None = None,
         *,
         model: Any = None,
         device: str | None = None,

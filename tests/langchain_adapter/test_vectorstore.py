@@ -21,6 +21,17 @@ class TestColBERTVectorStoreStandard(VectorStoreIntegrationTests):
         return ColBERTVectorStore(model=default_model)
 
 
+class TestColBERTVectorStoreQdrantStandard(VectorStoreIntegrationTests):
+    """The same suite over a Qdrant collection (local mode, in memory): the store needs only
+    the index protocol, so a user who outgrows one machine keeps the VectorStore API."""
+
+    @pytest.fixture
+    def vectorstore(self, default_model) -> ColBERTVectorStore:
+        from late_interaction import QdrantIndex
+
+        return ColBERTVectorStore(index=QdrantIndex(default_model))
+
+
 @pytest.fixture
 def store(colbert, documents) -> ColBERTVectorStore:
     return ColBERTVectorStore.from_documents(documents, model=colbert)
