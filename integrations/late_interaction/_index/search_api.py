@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -16,10 +15,10 @@ import numpy as np
 from late_interaction._index.filters import Filter, filter_predicate, restrict
 from late_interaction._index.search import SearchRequest, run_search
 from late_interaction._index.snapshot import View
-from late_interaction._validation import as_list, as_token_matrices, check_unicode
+from late_interaction._queries import explained, query_matrices, search_explainer
+from late_interaction._validation import as_list
 from late_interaction.exceptions import EmptyIndexError
 from late_interaction.fusion import encoder_dense_weight, unfused_weight
-from late_interaction.reranking import explain_method
 from late_interaction.types import SearchHit
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -207,37 +206,15 @@ class SearchMethods:
         request = SearchRequest.validated(k, exact, query_ef, k_token)
         view = self._view(filter, ids)
         queries = as_list(queries, "queries")
-        explainer = explain_method(self.model) if explain else None
-        if explainer is not None and not all(isinstance(q, str) for q in queries):
-            msg = "explain=True needs query texts (a token matrix has no tokens to show)."
-            raise ValueError(msg)
+        explainer = search_explainer(self.model, explain, queries)
         if not queries:
             return []
         weight = self.dense_weight
         dense = self._query_dense(queries, query_dense, weight)
-        texts = [i for i, q in enumerate(queries) if isinstance(q, str)]
-        for i in texts:
-            check_unicode(queries[i], f"queries[{i}]")
-        matrices: list[Any] = list(queries)
-        if texts:
-            extra = {"return_dense": True} if weight > 0 else {}
-            out = self.model.encode_queries(
-                [queries[i] for i in texts], batch_size=batch_size, show_progress_bar=False, **extra
-            )
-            encoded, vectors = out if weight > 0 else (out, None)
-            for j, i in enumerate(texts):
-                matrices[i] = encoded[j]
-                if dense is not None:
-                    dense[i] = vectors[j]
-        matrices = as_token_matrices(matrices, self.dim, "query")
+        matrices = query_matrices(self.model, queries, self.dim, batch_size, dense)
         device = self._search_device()
         results = run_search(view, matrices, request, self.config, device, weight, dense)
-        if explainer is not None:
-            results = [
-                [replace(hit, explanation=explainer(query, hit.text)) for hit in hits]
-                for query, hits in zip(queries, results, strict=True)
-            ]
-        return results
+        return explained(explainer, queries, results)
 
     @staticmethod
     def _query_dense(queries: list[Any], given: Any, weight: float) -> list[Any] | None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -26,10 +25,10 @@ from late_interaction._qdrant.collection import (
     point_id,
 )
 from late_interaction._qdrant.filters import has_ids, to_qdrant_filter
-from late_interaction._validation import as_list, as_token_matrices, check_unicode, positive_int
+from late_interaction._queries import explained, query_matrices, search_explainer
+from late_interaction._validation import as_list, positive_int
 from late_interaction.exceptions import EmptyIndexError
 from late_interaction.fusion import unfused_weight
-from late_interaction.reranking import explain_method
 from late_interaction.types import Encoder, SearchHit
 
 
@@ -182,13 +181,10 @@ class QdrantSearchMethods:
         limit = positive_int(prefetch_limit, "prefetch_limit", optional=True) or self.prefetch_limit
         flt = self._filter(filter, ids)
         queries = as_list(queries, "queries")
-        explainer = explain_method(self.model) if explain else None
-        if explainer is not None and not all(isinstance(q, str) for q in queries):
-            msg = "explain=True needs query texts (a token matrix has no tokens to show)."
-            raise ValueError(msg)
+        explainer = search_explainer(self.model, explain, queries)
         if not queries:
             return []
-        matrices = self._query_matrices(queries, batch_size)
+        matrices = query_matrices(self.model, queries, self.dim, batch_size)
         requests = [
             query_request(m, request.k, flt=flt, first_stage=self.first_stage, exact=request.exact,
                           query_ef=request.query_ef, prefetch_limit=limit)
@@ -199,12 +195,7 @@ class QdrantSearchMethods:
         if not any(results) and self.client.count(self.collection_name).count == 0:
             msg = "the index holds no documents; add documents before searching."
             raise EmptyIndexError(msg)
-        if explainer is not None:
-            results = [
-                [replace(hit, explanation=explainer(query, hit.text)) for hit in found]
-                for query, found in zip(queries, results, strict=True)
-            ]
-        return results
+        return explained(explainer, queries, results)
 
     def _check_fusion(self) -> None:
         """Qdrant ranks by MaxSim alone: say so for an encoder whose score fuses a dense part.
@@ -229,19 +220,6 @@ class QdrantSearchMethods:
             weight,
         )
         self._fusion_noted = True
-
-    def _query_matrices(self, queries: list[Any], batch_size: int) -> list[np.ndarray]:
-        texts = [i for i, q in enumerate(queries) if isinstance(q, str)]
-        for i in texts:  # the core's rule: a text the tokenizer would choke on is named
-            check_unicode(queries[i], f"queries[{i}]")
-        matrices: list[Any] = list(queries)
-        if texts:
-            encoded = self.model.encode_queries(
-                [queries[i] for i in texts], batch_size=batch_size, show_progress_bar=False
-            )
-            for i, matrix in zip(texts, encoded, strict=True):
-                matrices[i] = matrix
-        return as_token_matrices(matrices, self.dim, "query")
 
     def _filter(self, filter: Any, ids: Iterable[str] | None) -> models.Filter | None:
         flt = to_qdrant_filter(filter)
