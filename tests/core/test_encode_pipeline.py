@@ -36,7 +36,8 @@ TEXTS = [
 
 
 def _prefetch_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("late-interaction-prefetch")]
+    names = ("late-interaction-prefetch", "late-interaction-tokenize")
+    return [t for t in threading.enumerate() if t.name.startswith(names)]
 
 
 class _Recorded(Prefetch):
@@ -117,6 +118,24 @@ def test_producer_error_is_raised_and_no_thread_is_left(tiny_pylate_model, monke
     monkeypatch.setattr(_rust, "columns", failing)
     with pytest.raises(ValueError, match="third batch"):
         tiny_pylate_model.encode_documents(TEXTS, batch_size=2)
+    assert _prefetch_threads() == []
+
+
+def test_error_in_the_tokenizer_thread_is_raised_and_no_thread_is_left(
+    tiny_pylate_model, monkeypatch
+):
+    real, calls = _rust.encodings, []
+
+    def failing(*args, **kwargs):
+        calls.append(threading.current_thread().name)
+        if len(calls) == 2:
+            raise ValueError("tokenizer broke on the second group")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_rust, "encodings", failing)
+    with pytest.raises(ValueError, match="second group"):
+        tiny_pylate_model.encode_documents(TEXTS, batch_size=2)  # 2 groups of 4 batches
+    assert calls == ["late-interaction-tokenize"] * 2  # groups are tokenised one ahead
     assert _prefetch_threads() == []
 
 
