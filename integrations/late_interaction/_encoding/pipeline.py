@@ -14,10 +14,14 @@ Performance (why the loop looks the way it does): on a GPU, tokenising and copyi
 bfloat16 forward on an H200; figures from issue 11). Now a background thread tokenises the next
 batches into pinned memory (``prefetch.py``) while the GPU runs, reading only what is not known
 in advance and cutting long texts where no kept token changes (``rust_tokenizer.py``,
-``precut.py``); each batch's kept rows are gathered and normalised
+``precut.py``; the Rust tokenizer runs one group ahead of those reads, ``batches.py``); each
+batch's kept rows are gathered and normalised
 on the device and come back in one asynchronous copy, on a side stream, while the next batch is
-already running; and the host splits them into per-text views of that one array instead of
-indexing a padded array text by text.
+already running, and a collector thread copies them out of page-locked memory
+(``flight.py``); and the host splits them into per-text views of that one array instead of
+indexing a padded array text by text. What is left is mostly the Rust tokenizer itself: alone,
+on 16 cores, it reaches about half of the bfloat16 forward bound of an H200
+(``benchmarks/results/gpu-tokenizer-scaling-h200-20261130-1012.md``).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import torch
 
 from late_interaction._encoding import tokenize as _tokenize
 from late_interaction._encoding.batches import Batch, make_batches, plan_groups
+from late_interaction._encoding.flight import Flight, Output, collector
 from late_interaction._encoding.pooled import mean_pooled
 from late_interaction._encoding.prefetch import Prefetch
 from late_interaction._encoding.stack import Stack
@@ -44,9 +49,6 @@ logger = logging.getLogger(__name__)
 _PROGRESS_THRESHOLD = 256  # show a progress bar by default from this many texts on
 _AHEAD = 4  # tokenised batches waiting for the device (a few: enough to ride out a slow group)
 
-#: One batch's output: (positions of its texts, kept rows of all its texts stacked, rows per
-#: text, dense vectors). numpy on the host, or tensors on the device with ``as_tensors``.
-Output = tuple[np.ndarray, Any, np.ndarray, Any]
 # What an ONNX export is traced with and checked on: two lengths, so padding is exercised.
 _PROBE_TEXTS = ["Late interaction compares every query token with every document token.", "ok"]
 
@@ -95,6 +97,7 @@ class Pipeline:
         ]
         self.device, self.dtype = self._place(device, dtype, auto_device)
         self._copy_stream: Any = None  # CUDA stream for device-to-host copies, made on first use
+        self._collector: Any = None  # and the thread that copies them out (flight.py)
         #: ``load_pipeline``'s arguments, for loading the same encoder in a pool worker.
         self.load_args: dict[str, Any] | None = None
         self.backend, self.quantize = "torch", None
@@ -213,7 +216,7 @@ class Pipeline:
             auto_tqdm()(total=n_texts, disable=not show, desc=f"Encoding {kind}") as bar,
         ):
             # Launch batch k + 1 before collecting batch k, so the GPU never waits for the host.
-            pending: list[_Flight] = []
+            pending: list[Flight] = []
             for batch in batches:
                 launched = self._launch(batch, as_tensors)
                 for flight in pending:
@@ -224,7 +227,7 @@ class Pipeline:
                 yield flight.result()
                 bar.update(flight.size)
 
-    def _launch(self, batch: Batch, as_tensors: bool) -> list[_Flight]:
+    def _launch(self, batch: Batch, as_tensors: bool) -> list[Flight]:
         try:
             return [self._flight(batch, as_tensors)]
         except torch.cuda.OutOfMemoryError:
@@ -235,7 +238,7 @@ class Pipeline:
             torch.cuda.empty_cache()
             return [f for half in batch.halves() for f in self._launch(half, as_tensors)]
 
-    def _flight(self, batch: Batch, as_tensors: bool) -> _Flight:
+    def _flight(self, batch: Batch, as_tensors: bool) -> Flight:
         cuda = self.device.type == "cuda"
         features = {k: v.to(self.device, non_blocking=cuda) for k, v in batch.features.items()}
         rows = batch.rows.to(self.device, non_blocking=cuda)
@@ -243,10 +246,12 @@ class Pipeline:
             hidden, dense = self._forward(features)
             kept = hidden.reshape(-1, hidden.shape[-1]).index_select(0, rows)
             vectors = torch.nn.functional.normalize(kept.float(), p=2, dim=-1)
-            if cuda and not as_tensors and self._copy_stream is None:
+            if not cuda or as_tensors:
+                return Flight(batch, vectors, dense, as_tensors)
+            if self._copy_stream is None:
                 self._copy_stream = torch.cuda.Stream(device=self.device)
-            copy_stream = self._copy_stream if cuda and not as_tensors else None
-            return _Flight(batch, vectors, dense, as_tensors, copy_stream)
+                self._collector = collector()
+            return Flight(batch, vectors, dense, False, self._copy_stream, self._collector)
 
     def _forward(self, features: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """The module stack on one batch: ``(token vectors, dense vectors)`` on the device."""
@@ -261,41 +266,3 @@ class Pipeline:
             for module in projections:
                 features = module(features)
         return features["token_embeddings"], dense
-
-
-class _Flight:
-    """One launched batch: its outputs on the device, and on their way to the host if wanted."""
-
-    def __init__(
-        self, batch: Batch, vectors: torch.Tensor, dense: torch.Tensor, as_tensors: bool,
-        copy_stream: Any,
-    ) -> None:  # fmt: skip
-        self.index, self.counts, self.size = batch.index, batch.counts, len(batch)
-        self._vectors, self._dense, self._as_tensors, self._event = vectors, dense, as_tensors, None
-        if copy_stream is None:
-            return
-        # Copy on a side stream into page-locked memory: the copy overlaps the next batch's
-        # forward pass, and the host waits for this batch's copy alone (an event), not for
-        # everything queued on the GPU since.
-        copy_stream.wait_stream(torch.cuda.current_stream(vectors.device))
-        with torch.cuda.stream(copy_stream):
-            self._host = [
-                torch.empty(t.shape, dtype=t.dtype, pin_memory=True).copy_(t, non_blocking=True)
-                for t in (vectors, dense)
-            ]
-            self._event = torch.cuda.Event()
-            self._event.record(copy_stream)
-        for tensor in (vectors, dense):  # the caching allocator must not reuse them too soon
-            tensor.record_stream(copy_stream)
-
-    def result(self) -> Output:
-        """The batch's output: numpy, or the device tensors for a consumer on the device."""
-        if self._as_tensors:
-            return self.index, self._vectors, self.counts, self._dense
-        if self._event is None:  # CPU (no copy: .cpu() is the tensor itself) or MPS
-            return self.index, self._vectors.cpu().numpy(), self.counts, self._dense.cpu().numpy()
-        self._event.synchronize()
-        # Out of page-locked memory (scarce, and a caller may keep the result for long). numpy's
-        # copy, not torch's: next to the busy tokenizer threads torch's pool was 5x slower.
-        vectors, dense = (np.array(t.numpy()) for t in self._host)
-        return self.index, vectors, self.counts, dense
