@@ -274,10 +274,33 @@ def score_slots_by_centroids(
     Returns:
         float32 scores aligned with ``slots``.
     """
+    by_query = np.ascontiguousarray(centroid_scores.T)
+    return score_slots_by_query_scores(by_query, codes, offsets, slots, chunk_tokens=chunk_tokens)
+
+
+def score_slots_by_query_scores(
+    by_query: np.ndarray,
+    codes: np.ndarray,
+    offsets: np.ndarray,
+    slots: np.ndarray,
+    *,
+    chunk_tokens: int = 65_536,
+) -> np.ndarray:
+    """:func:`score_slots_by_centroids` from query-major scores, ``(n_query_tokens, n_centroids)``.
+
+    Args:
+        by_query: Dot products of every query token with every centroid.
+        codes: Centroid id of each store row. Shape: ``(n_tokens,)``.
+        offsets: Slot offsets into the rows. Shape: ``(n_slots + 1,)``.
+        slots: Slot numbers to score, ascending. Shape: ``(n,)``.
+        chunk_tokens: Rows looked up at a time, bounding temporary RAM.
+
+    Returns:
+        float32 scores aligned with ``slots``.
+    """
     # Performance note: query-major lookups, (n_query_tokens, n_rows), so the segmented max runs
     # over the contiguous last axis: numpy's reduceat over axis 0 of the row-major layout cost
     # more than the lookups (benchmarks/results/compressed-*-ab.md).
-    by_query = np.ascontiguousarray(centroid_scores.T)
 
     def score(rows: Any, local: np.ndarray) -> np.ndarray:
         sims = np.take(by_query, codes[rows], axis=1)
