@@ -1,11 +1,13 @@
 """Search budgets of a saved compressed index: CPU ms per query, recall@10 against two references.
 
-For each setting ``n_probe:n_full_scores[:prerank[:summed]]`` (``prerank``: documents kept by list
-scores per document decoded, the module's ``_PRERANK_FACTOR``; ``summed`` 1: list scores summed
-over a token's probed centroids, ``_LIST_SCORES_SUMMED``), every query runs through
-``LateInteractionIndex.search`` (k=10) in this process, timed by process CPU time (steadier than
-wall time on the shared machine; run with one BLAS thread for single-thread figures). Recall@10
-is reported against
+For each setting ``n_probe:n_full_scores[:prerank[:summed[:threshold]]]`` (``prerank``: documents
+kept by list scores per document decoded, the module's ``_PRERANK_FACTOR``; ``summed`` 1: list
+scores summed over a token's probed centroids, ``_LIST_SCORES_SUMMED``; ``threshold``: PLAID's
+centroid-score pruning in the centroid interaction, :func:`thresholded_interaction`), every query
+runs through ``LateInteractionIndex.search`` (k=10) in this process, timed by process CPU time
+(steadier than wall time on the shared machine; run with one BLAS thread for single-thread
+figures). The first setting also pays the first touches of the memory-mapped index: repeat it, or
+compare in fresh processes (``compressed_ab``). Recall@10 is reported against
 
 * exact brute-force MaxSim over the float32 passages (``--exact``: the ``exact`` top 10 of a
   ``compressed_scale`` run, passage ids), and
@@ -49,6 +51,34 @@ def decoded_top10(index, queries: list[np.ndarray], cache: Path) -> list[list[in
     return decoded
 
 
+def thresholded_interaction(threshold: float):
+    """Centroid interaction with PLAID's pruning (study variant, not the library's).
+
+    Tokens whose centroid scores below ``threshold`` against every query token are left out; a
+    query token whose document keeps no token scores 0 there (colbert-ai's stage 2).
+    """
+
+    def score(by_query, codes, offsets, slots, chunk_tokens=65_536):
+        relevant = by_query.max(axis=0) >= threshold
+        starts, lengths = offsets[slots], offsets[slots + 1] - offsets[slots]
+        local = np.zeros(len(slots) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=local[1:])
+        rows = np.repeat(starts - local[:-1], lengths) + np.arange(local[-1])
+        row_codes = codes[rows]
+        kept = relevant[row_codes]
+        doc = np.repeat(np.arange(len(slots)), lengths)[kept]
+        sims = np.take(by_query, row_codes[kept], axis=1)
+        n_kept = np.bincount(doc, minlength=len(slots))
+        first = np.cumsum(n_kept) - n_kept
+        out = np.zeros(len(slots), dtype=np.float32)
+        if sims.shape[1]:
+            best = np.maximum.reduceat(sims, np.minimum(first, sims.shape[1] - 1), axis=1)
+            out[n_kept > 0] = best.sum(axis=0)[n_kept > 0]
+        return out
+
+    return score
+
+
 def recall(runs: list[list[int]], reference: list[list[int]]) -> float:
     return float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(runs, reference, strict=True)]))
 
@@ -59,7 +89,7 @@ def main() -> None:
     p.add_argument("--queries", type=Path, required=True)
     p.add_argument("--exact", type=Path, required=True)
     p.add_argument("--n-queries", type=int, default=100)
-    p.add_argument("--settings", default="default", help="n_probe:n_full[:prerank[:summed]],...")
+    p.add_argument("--settings", default="default", help="n_probe:n_full[:prerank[:sum[:thr]]]")
     h.result_options(p)
     args = p.parse_args()
     started = dt.datetime.now()
@@ -73,16 +103,21 @@ def main() -> None:
     decoded = decoded_top10(index, queries, cache)
     state = index._state
     base, prerank, summed = state.config, cc._PRERANK_FACTOR, cc._LIST_SCORES_SUMMED
+    interaction = cc.score_slots_by_query_scores
     rows = []
     for setting in args.settings.split(","):
         if setting == "default":
             config, factor, sums = base, prerank, summed
             n_probe, n_full = cc.default_budgets(None, None, len(index), 10)
         else:
-            n_probe, n_full, *rest = (int(x) for x in setting.split(":"))
+            n_probe, n_full, *rest = (int(x) for x in setting.split(":")[:4])
             config = dataclasses.replace(base, n_probe=n_probe, n_full_scores=n_full)
             factor = rest[0] if rest else prerank
             sums = bool(rest[1]) if len(rest) > 1 else summed
+        threshold = float(setting.split(":")[4]) if setting.count(":") >= 4 else None
+        cc.score_slots_by_query_scores = (
+            interaction if threshold is None else thresholded_interaction(threshold)
+        )
         state.config, cc._PRERANK_FACTOR, cc._LIST_SCORES_SUMMED = config, factor, sums
         for q in queries[:3]:  # warm-up
             index.search(q, 10)
@@ -98,6 +133,7 @@ def main() -> None:
         )
         print(rows[-1], flush=True)
     state.config, cc._PRERANK_FACTOR, cc._LIST_SCORES_SUMMED = base, prerank, summed
+    cc.score_slots_by_query_scores = interaction
     snap = index._state.snap
     body = [
         f"Index `{h.repo_relative(args.index)}` ({len(index):,} documents, "
