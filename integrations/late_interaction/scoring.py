@@ -238,7 +238,8 @@ def score_slots(
     Args:
         query: float32 query matrix. Shape: ``(n_query_tokens, dim)``.
         tokens: Store rows, or an array-like that decodes the rows it is indexed with (a
-            compressed store). Shape: ``(n_tokens, dim)``.
+            compressed store; one with a ``similarities(query, rows)`` method gives the dot
+            products itself). Shape: ``(n_tokens, dim)``.
         offsets: Slot offsets into ``tokens``. Shape: ``(n_slots + 1,)``.
         slots: Slot numbers to score, ascending. Shape: ``(n,)``.
         chunk_tokens: Rows gathered (and widened to float32) at a time, bounding temporary RAM.
@@ -246,9 +247,24 @@ def score_slots(
     Returns:
         float32 scores aligned with ``slots``.
     """
-    return _score_by_chunks(
-        offsets, slots, chunk_tokens, lambda rows, local: maxsim_packed(query, tokens[rows], local)
-    )
+    similarities = getattr(tokens, "similarities", None)
+    if similarities is None:
+        return _score_by_chunks(
+            offsets,
+            slots,
+            chunk_tokens,
+            lambda rows, local: maxsim_packed(query, tokens[rows], local),
+        )
+    query = np.asarray(query, dtype=np.float32)
+    _check_query(query)
+
+    def score(rows: Any, local: np.ndarray) -> np.ndarray:
+        # Rows that decode as they are scored (a compressed store): dot products straight from
+        # the decoder, which normalises them rather than the rows.
+        best = np.maximum.reduceat(similarities(query, rows), local[:-1], axis=0)
+        return best.sum(axis=1, dtype=np.float32)
+
+    return _score_by_chunks(offsets, slots, chunk_tokens, score)
 
 
 def score_slots_by_centroids(
