@@ -16,6 +16,7 @@ Usage (from the repository root; writes ``benchmarks/results/compressed-<label>-
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -31,12 +32,16 @@ from benchmarks import _harness as h
 from benchmarks.studies.compressed_index import THREAD_VARS
 
 
-def worker(index: Path, queries: Path, n: int) -> dict:
+def worker(index: Path, queries: Path, n: int, budgets: str | None = None) -> dict:
     from benchmarks.studies._compressed_data import PrecomputedModel
     from late_interaction import LateInteractionIndex
 
     qs = h.load_packed(queries)[:n]
     ix = LateInteractionIndex.load(index, model=PrecomputedModel(qs[0].shape[1]))
+    if budgets:  # n_probe:n_full_scores instead of the defaults
+        n_probe, n_full = (int(x) for x in budgets.split(":"))
+        config = dataclasses.replace(ix.config, n_probe=n_probe, n_full_scores=n_full)
+        ix._state.config = config
     for q in qs[:3]:
         ix.search(q, 10)
     runs, times, cpu = [], [], []
@@ -58,10 +63,11 @@ def main() -> None:
     p.add_argument("--n-queries", type=int, default=100)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--budgets", default=None, help="n_probe:n_full_scores (default: the index's)")
     h.result_options(p)
     args = p.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.index, args.queries, args.n_queries)))
+        print(json.dumps(worker(args.index, args.queries, args.n_queries, args.budgets)))
         return
     started = dt.datetime.now()
     with tempfile.TemporaryDirectory() as tmp:
@@ -83,6 +89,8 @@ def main() -> None:
                 cmd = [sys.executable, "-m", __spec__.name, "--worker", "--index",
                        str(args.index.resolve()), "--queries", str(args.queries.resolve()),
                        "--n-queries", str(args.n_queries)]  # fmt: skip
+                if args.budgets:
+                    cmd += ["--budgets", args.budgets]
                 t0 = time.perf_counter()
                 out = subprocess.run(cmd, env=env, cwd=h.REPO, capture_output=True, text=True)
                 if out.returncode != 0:
@@ -107,7 +115,8 @@ def main() -> None:
     cpu = {k: np.median([x["cpu"]["p50_ms"] for x in v]) for k, v in results.items()}
     body = [
         f"Index `{h.repo_relative(args.index)}`, {args.n_queries} queries from "
-        f"`{h.repo_relative(args.queries)}`, k=10, {args.threads} BLAS thread(s); before = "
+        f"`{h.repo_relative(args.queries)}`, k=10, budgets {args.budgets or 'default'}, "
+        f"{args.threads} BLAS thread(s); before = "
         f"`integrations/` of {args.before}, after = this checkout. Rounds alternate the two.",
         "",
         "| round | code | p50 ms | p95 ms | mean ms | CPU p50 ms | load (1 min) | process s |",
@@ -119,7 +128,7 @@ def main() -> None:
         f"after {cpu['after']:.2f} ms ({cpu['before'] / cpu['after']:.2f}x). "
         f"Queries with identical top-10 ids: {same:.3f}.",
     ]
-    label = args.index.name
+    label = f"{args.index.parent.name}-{args.index.name}"
     h.publish(args, "compressed", label, started, "Compressed search, before vs after", body, "ab")
 
 

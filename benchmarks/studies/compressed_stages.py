@@ -4,8 +4,8 @@ Replays ``centroid_candidates`` + exact scoring for each query with the index's 
 timing each stage by process CPU time (steadier than wall time on a shared machine): centroid
 probe (``Q @ C.T`` and the top ``n_probe``), inverted-list reads, distinct candidate slots, list
 scores, centroid interaction, and decoding + exact MaxSim of the ``n_full_scores`` best. Run it
-with one BLAS thread (``OPENBLAS_NUM_THREADS=1``) for single-thread figures. It also runs against
-the code before the list-score change (commit e58d75e: ``PYTHONPATH=<that tree>/integrations``).
+with one BLAS thread (``OPENBLAS_NUM_THREADS=1``) for single-thread figures. It replays the
+current code's stages (result files before 2026-11-30 10:50 came from its earlier versions).
 
 Usage (from the repository root; writes ``results/compressed-<index>-<stamp>-stages.md``):
     OPENBLAS_NUM_THREADS=1 PYTHONPATH=integrations python -m benchmarks.studies.compressed_stages \\
@@ -31,19 +31,21 @@ def main() -> None:
     p.add_argument("--index", type=Path, required=True)
     p.add_argument("--queries", type=Path, required=True)
     p.add_argument("--n-queries", type=int, default=100)
+    p.add_argument("--n-probe", type=int, default=None, help="default: the library's")
+    p.add_argument("--n-full", type=int, default=None, help="default: the library's")
     h.result_options(p)
     args = p.parse_args()
     started = dt.datetime.now()
     from late_interaction import LateInteractionIndex
     from late_interaction._index import centroid_candidates as cc
-    from late_interaction.scoring import score_slots, score_slots_by_centroids
+    from late_interaction.scoring import score_slots, score_slots_by_query_scores
 
     queries = h.load_packed(args.queries)[: args.n_queries]
     index = LateInteractionIndex.load(args.index, model=PrecomputedModel(queries[0].shape[1]))
     snap = index._state.snap
     allowed = np.ones(len(snap.offsets) - 1, dtype=bool)
     n_live = len(index)
-    n_probe, n_full = cc.default_budgets(None, None, n_live, 10)
+    n_probe, n_full = cc.default_budgets(args.n_probe, args.n_full, n_live, 10)
     cost: dict[str, float] = {}
     sizes = {"listed entries": 0, "distinct candidates": 0}
 
@@ -52,30 +54,27 @@ def main() -> None:
         cost[stage] = cost.get(stage, 0.0) + now - since
         return now
 
+    cc._query_centroid_scores(queries[0], snap.codec.centroids)  # imports torch, untimed
     for q in [*queries[:3], *queries]:  # three warm-up queries, counted again below
         t = time.process_time()
-        table = snap.codec.centroids @ q.T
-        cells = np.argpartition(-table, n_probe - 1, axis=0)[:n_probe]
-        probed = np.unique(cells)
+        by_query = cc._query_centroid_scores(q, snap.codec.centroids)
+        cells = cc._top_cells(by_query, n_probe)
+        probed, cell_of = np.unique(cells, return_inverse=True)
         t = tick("centroid probe", t)
         which, slots = snap.ivf.pairs_of(probed)
         t = tick("inverted lists", t)
-        old_code = not hasattr(cc, "_distinct_slots")  # code before the list-score change
-        if old_code:
-            docs = np.unique(slots)
-        else:
-            docs, local = cc._distinct_slots(slots, len(allowed))
+        docs, local = cc._distinct_slots(slots, len(allowed))
         sizes["listed entries"] += len(slots)
         sizes["distinct candidates"] += len(docs)
         t = tick("distinct slots", t)
         keep = cc._PRERANK_FACTOR * n_full
-        if len(docs) > keep and old_code:
-            docs = cc._best_by_list_scores(table, cells, probed, which, slots, keep)
-        elif len(docs) > keep:
-            docs = cc._best_by_list_scores(table, cells, probed, which, docs, local, keep)
+        if len(docs) > keep:
+            docs = cc._best_by_list_scores(
+                by_query, cell_of.reshape(cells.shape), probed, which, docs, local, keep
+            )
         t = tick("list scores", t)
         if len(docs) > n_full:
-            approx = score_slots_by_centroids(table, snap.codes, snap.offsets, docs)
+            approx = score_slots_by_query_scores(by_query, snap.codes, snap.offsets, docs)
             docs = np.sort(docs[np.argpartition(-approx, n_full - 1)[:n_full]])
         t = tick("centroid interaction", t)
         score_slots(q, snap.tokens, snap.offsets, docs)

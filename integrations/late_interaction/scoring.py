@@ -238,7 +238,8 @@ def score_slots(
     Args:
         query: float32 query matrix. Shape: ``(n_query_tokens, dim)``.
         tokens: Store rows, or an array-like that decodes the rows it is indexed with (a
-            compressed store). Shape: ``(n_tokens, dim)``.
+            compressed store; one with a ``similarities(query, rows)`` method gives the dot
+            products itself). Shape: ``(n_tokens, dim)``.
         offsets: Slot offsets into ``tokens``. Shape: ``(n_slots + 1,)``.
         slots: Slot numbers to score, ascending. Shape: ``(n,)``.
         chunk_tokens: Rows gathered (and widened to float32) at a time, bounding temporary RAM.
@@ -246,9 +247,24 @@ def score_slots(
     Returns:
         float32 scores aligned with ``slots``.
     """
-    return _score_by_chunks(
-        offsets, slots, chunk_tokens, lambda rows, local: maxsim_packed(query, tokens[rows], local)
-    )
+    similarities = getattr(tokens, "similarities", None)
+    if similarities is None:
+        return _score_by_chunks(
+            offsets,
+            slots,
+            chunk_tokens,
+            lambda rows, local: maxsim_packed(query, tokens[rows], local),
+        )
+    query = np.asarray(query, dtype=np.float32)
+    _check_query(query)
+
+    def score(rows: Any, local: np.ndarray) -> np.ndarray:
+        # Rows that decode as they are scored (a compressed store): dot products straight from
+        # the decoder, which normalises them rather than the rows.
+        best = np.maximum.reduceat(similarities(query, rows), local[:-1], axis=0)
+        return best.sum(axis=1, dtype=np.float32)
+
+    return _score_by_chunks(offsets, slots, chunk_tokens, score)
 
 
 def score_slots_by_centroids(
@@ -274,10 +290,33 @@ def score_slots_by_centroids(
     Returns:
         float32 scores aligned with ``slots``.
     """
+    by_query = np.ascontiguousarray(centroid_scores.T)
+    return score_slots_by_query_scores(by_query, codes, offsets, slots, chunk_tokens=chunk_tokens)
+
+
+def score_slots_by_query_scores(
+    by_query: np.ndarray,
+    codes: np.ndarray,
+    offsets: np.ndarray,
+    slots: np.ndarray,
+    *,
+    chunk_tokens: int = 65_536,
+) -> np.ndarray:
+    """:func:`score_slots_by_centroids` from query-major scores, ``(n_query_tokens, n_centroids)``.
+
+    Args:
+        by_query: Dot products of every query token with every centroid.
+        codes: Centroid id of each store row. Shape: ``(n_tokens,)``.
+        offsets: Slot offsets into the rows. Shape: ``(n_slots + 1,)``.
+        slots: Slot numbers to score, ascending. Shape: ``(n,)``.
+        chunk_tokens: Rows looked up at a time, bounding temporary RAM.
+
+    Returns:
+        float32 scores aligned with ``slots``.
+    """
     # Performance note: query-major lookups, (n_query_tokens, n_rows), so the segmented max runs
     # over the contiguous last axis: numpy's reduceat over axis 0 of the row-major layout cost
     # more than the lookups (benchmarks/results/compressed-*-ab.md).
-    by_query = np.ascontiguousarray(centroid_scores.T)
 
     def score(rows: Any, local: np.ndarray) -> np.ndarray:
         sims = np.take(by_query, codes[rows], axis=1)

@@ -7,7 +7,8 @@ candidates outnumber its budget:
 
 * list scores (``_PRERANK_FACTOR * n_full`` kept): per query token, the best score among the
   centroids it probed that list the document (0 if none), summed; read off the inverted lists
-  alone, without touching a document's tokens (PLAID prunes with centroid scores likewise);
+  alone, without touching a document's tokens (PLAID prunes with centroid scores likewise). With
+  one probe per query token this is one ``bincount`` over the listed entries;
 * centroid interaction (``n_full`` kept): MaxSim with each document token replaced by its
   centroid, from the token codes, no decompression;
 
@@ -21,9 +22,10 @@ import math
 import numpy as np
 
 from late_interaction._index.snapshot import View
-from late_interaction.scoring import score_slots_by_centroids
+from late_interaction.scoring import score_slots_by_query_scores
 
 _PRERANK_FACTOR = 4  # documents kept by list scores, per document decoded
+_LIST_SCORES_SUMMED = False  # study switch: summed list scores with several probes per token
 # Default budgets (IndexConfig n_probe / n_full_scores left None), grown with the live documents
 # past _BASE_DOCS: n_full_scores as their square root, n_probe by one per doubling. Chosen by
 # recall@10 against brute force over the decoded vectors (benchmarks/results/
@@ -70,9 +72,12 @@ def centroid_candidates(
     probe = min(n_probe, centroids.shape[0])
     out = []
     for query in queries:
-        table = centroids @ query.T  # (n_centroids, n_query_tokens)
-        cells = np.argpartition(-table, probe - 1, axis=0)[:probe]
-        probed = np.unique(cells)
+        # Performance note: query-major scores, (n_query_tokens, n_centroids): the top cells are
+        # a partition along contiguous rows (along the strided centroid axis it was 8 ms of a
+        # 22 ms search at 32,768 centroids) and centroid interaction reads them as they are.
+        by_query = _query_centroid_scores(query, centroids)
+        cells = _top_cells(by_query, probe)
+        probed, cell_of = np.unique(cells, return_inverse=True)
         which, slots = snap.ivf.pairs_of(probed)  # type: ignore[union-attr]
         keep = allowed[slots]
         which, slots = which[keep], slots[keep]
@@ -82,13 +87,39 @@ def centroid_candidates(
         docs, local = _distinct_slots(slots, len(allowed))
         if len(docs) > _PRERANK_FACTOR * n_full:
             docs = _best_by_list_scores(
-                table, cells, probed, which, docs, local, _PRERANK_FACTOR * n_full
-            )
+                by_query, cell_of.reshape(cells.shape), probed, which, docs, local,
+                _PRERANK_FACTOR * n_full,
+            )  # fmt: skip
         if len(docs) > n_full:
-            approx = score_slots_by_centroids(table, snap.codes, snap.offsets, docs)  # type: ignore[arg-type]
+            approx = score_slots_by_query_scores(by_query, snap.codes, snap.offsets, docs)  # type: ignore[arg-type]
             docs = np.sort(docs[np.argpartition(-approx, n_full - 1)[:n_full]])
         out.append(docs)
     return out
+
+
+def _query_centroid_scores(query: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """``query @ centroids.T`` in float32, through torch's BLAS.
+
+    Performance note: this (n_query_tokens x dim) x (dim x n_centroids) product streams every
+    centroid once per query; torch's CPU BLAS runs it ~2x faster than numpy's (32,768 centroids
+    x 128: 2.2 vs 4.3 ms single-threaded), same float32 arithmetic
+    (benchmarks/results/compressed-*-ab-torchprobe.md). torch is a base dependency; it is
+    imported here, on the first search of a compressed index, as it is not at package import.
+    """
+    import torch
+
+    query = np.ascontiguousarray(query, dtype=np.float32)
+    if not query.flags.writeable:  # torch.from_numpy warns on read-only arrays
+        query = query.copy()
+    return (torch.from_numpy(query) @ torch.from_numpy(centroids).T).numpy()
+
+
+def _top_cells(by_query: np.ndarray, probe: int) -> np.ndarray:
+    """The ``probe`` best centroids of each query token, ``(n_query_tokens, probe)``, unordered."""
+    if probe == 1:
+        return by_query.argmax(axis=1)[:, None]
+    kth = by_query.shape[1] - probe  # the top ``probe`` end the partition: no negated copy
+    return np.argpartition(by_query, kth, axis=1)[:, kth:]
 
 
 def _distinct_slots(slots: np.ndarray, n_slots: int) -> tuple[np.ndarray, np.ndarray]:
@@ -107,8 +138,8 @@ def _distinct_slots(slots: np.ndarray, n_slots: int) -> tuple[np.ndarray, np.nda
 
 
 def _best_by_list_scores(
-    table: np.ndarray,
-    cells: np.ndarray,
+    by_query: np.ndarray,
+    cell_of: np.ndarray,
     probed: np.ndarray,
     which: np.ndarray,
     docs: np.ndarray,
@@ -118,30 +149,48 @@ def _best_by_list_scores(
     """The ``keep`` documents with the best list scores (see the module docstring), sorted.
 
     Args:
-        table: Centroid x query-token scores. Shape: ``(n_centroids, n_query_tokens)``.
-        cells: Centroids probed by each query token. Shape: ``(probe, n_query_tokens)``.
-        probed: Sorted unique ``cells``.
+        by_query: Query-token x centroid scores. Shape: ``(n_query_tokens, n_centroids)``.
+        cell_of: Position in ``probed`` of each centroid each query token probed.
+            Shape: ``(n_query_tokens, probe)``.
+        probed: Sorted distinct probed centroids.
         which: Position in ``probed`` of each listed entry.
         docs: Sorted distinct slots of the entries.
         local: Position in ``docs`` of each listed entry.
         keep: How many documents to keep.
     """
-    n_query = table.shape[1]
-    probed_by = np.zeros((len(probed), n_query), dtype=bool)
-    probed_by[np.searchsorted(probed, cells), np.arange(n_query)[None, :]] = True
-    # Performance note: one (entry, query token) item per query token that probed the entry's
-    # centroid (most centroids are probed by one token), maxed into a zeroed (doc, token) table
-    # with ufunc.at: no sort of the entries (the sort + segmented max was 60% of a search at
-    # 100k passages, benchmarks/results/compressed-indexn100000-*-stages*.md).
-    per_centroid = probed_by.sum(axis=1)
-    centroid_of, token_of = np.nonzero(probed_by)  # grouped by centroid position
-    first = np.cumsum(per_centroid) - per_centroid
-    repeats = per_centroid[which]
-    entry = np.repeat(np.arange(len(which)), repeats)
-    within = np.arange(len(entry)) - np.repeat(np.cumsum(repeats) - repeats, repeats)
-    pair = first[which[entry]] + within  # index into (centroid_of, token_of)
-    token = token_of[pair]
-    scores = np.zeros(len(docs) * n_query, dtype=np.float32)
-    np.maximum.at(scores, local[entry] * n_query + token, table[probed[centroid_of[pair]], token])
-    best = scores.reshape(len(docs), n_query).sum(axis=1)
+    n_query, probe = cell_of.shape
+    tokens = np.repeat(np.arange(n_query), probe)
+    cell_scores = by_query[tokens, probed[cell_of.ravel()]]
+    if probe == 1 or _LIST_SCORES_SUMMED:
+        # One probe per query token: a document's list score is the sum, over the probed
+        # centroids listing it, of the scores of the tokens that probed them: one bincount over
+        # the entries (exact here; with more probes per token it also adds a token's second
+        # listing centroid instead of keeping the better one).
+        weight = np.bincount(cell_of.ravel(), weights=cell_scores, minlength=len(probed))
+        best = np.bincount(local, weights=weight[which], minlength=len(docs))
+    else:
+        probed_by = np.zeros((len(probed), n_query), dtype=bool)
+        probed_by[cell_of.ravel(), tokens] = True
+        per_centroid = probed_by.sum(axis=1)
+        token_of = np.nonzero(probed_by)[1]  # grouped by centroid position
+        first = np.cumsum(per_centroid) - per_centroid
+        # Performance note: maxed with ufunc.at into a zeroed token-major (query token, doc)
+        # table, one pass per rank of the tokens that probed a centroid: pass r adds each entry
+        # of a centroid probed by more than r tokens with its r-th token (most centroids are
+        # probed by one, so pass 0 covers every entry and the rest few). No sort and no
+        # per-(entry, token) expansion; token-major keeps one centroid's sorted entries close
+        # together (doc-major and the expansion: 12 -> 4 ms at 100k passages,
+        # benchmarks/results/compressed-*-ab-listscores.md).
+        scores = np.zeros(n_query * len(docs), dtype=np.float32)
+        at, at_doc = which, local
+        for rank in range(int(per_centroid.max())):
+            has = per_centroid > rank
+            token_at = np.zeros(len(probed), dtype=np.int64)
+            token_at[has] = token_of[first[has] + rank]
+            if rank:
+                more = per_centroid[at] > rank
+                at, at_doc = at[more], at_doc[more]
+            score_at = by_query[token_at, probed]
+            np.maximum.at(scores, token_at[at] * len(docs) + at_doc, score_at[at])
+        best = scores.reshape(n_query, len(docs)).sum(axis=0)
     return np.sort(docs[np.argpartition(-best, keep - 1)[:keep]])

@@ -216,15 +216,34 @@ class ResidualCodec:
 
     def decode(self, codes: np.ndarray, packed: np.ndarray) -> np.ndarray:
         """Unit-norm float32 vectors of shape ``(n, dim)`` from ids and packed residuals."""
+        out, norms = self._decode_unnormalised(codes, packed)
+        out /= norms[:, None]
+        return out
+
+    def similarities(self, query: np.ndarray, codes: np.ndarray, packed: np.ndarray) -> np.ndarray:
+        """``decode(codes, packed) @ query.T``, float32 ``(n, n_query_tokens)``.
+
+        Performance note: each row's dot products are divided by its norm instead of the row
+        itself, one pass over ``n x n_query_tokens`` values instead of ``n x dim`` (see
+        ``benchmarks/results/compressed-*-ab-similarities.md``).
+        """
+        out, norms = self._decode_unnormalised(codes, packed)
+        sims = out @ np.asarray(query, dtype=np.float32).T
+        sims /= norms[:, None]
+        return sims
+
+    def _decode_unnormalised(
+        self, codes: np.ndarray, packed: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Centroid + bucket weights per row (float32 ``(n, dim)``) and the rows' norms."""
         # Performance note: np.take is ~3x faster than fancy indexing for these gathers, and
         # einsum norms ~4x faster than np.linalg.norm; decoding is most of a compressed search.
         out = np.take(self._lut, packed, axis=0).reshape(packed.shape[0], -1)
         if out.shape[1] != self.dim:  # the last byte was zero-padded
             out = np.ascontiguousarray(out[:, : self.dim])
         out += np.take(self.centroids, codes, axis=0)
-        norms = np.sqrt(np.einsum("ij,ij->i", out, out))
-        out /= np.maximum(norms, 1e-12)[:, None]
-        return out
+        norms = np.maximum(np.sqrt(np.einsum("ij,ij->i", out, out)), 1e-12)
+        return out, norms
 
     def checksum(self) -> str:
         """sha256 of nbits, centroids (float16), cutoffs and weights: the codec's identity."""
@@ -268,3 +287,8 @@ class DecodedRows:
 
     def __getitem__(self, key: slice | np.ndarray) -> np.ndarray:
         return self.codec.decode(np.asarray(self.codes[key]), np.asarray(self.residuals[key]))
+
+    def similarities(self, query: np.ndarray, key: slice | np.ndarray) -> np.ndarray:
+        """``self[key] @ query.T`` (see :meth:`ResidualCodec.similarities`)."""
+        codes, packed = np.asarray(self.codes[key]), np.asarray(self.residuals[key])
+        return self.codec.similarities(query, codes, packed)

@@ -45,24 +45,37 @@ class NearestCentroid:
         centroids: Shape ``(n_centroids, dim)``; widened to float32.
         exact: Always score every centroid (the reference; slow for large ``n_centroids``).
         seed: Seed of the centroid grouping.
+        n_groups: Group centres (None: ``sqrt(k) / 2`` rounded to a power of two).
+        overlap: Groups each centroid is listed in (its nearest centres).
     """
 
-    def __init__(self, centroids: np.ndarray, *, exact: bool = False, seed: int = 1) -> None:
+    def __init__(
+        self,
+        centroids: np.ndarray,
+        *,
+        exact: bool = False,
+        seed: int = 1,
+        n_groups: int | None = None,
+        overlap: int = _GROUPS_PER_CENTROID,
+    ) -> None:
         self.centroids = np.ascontiguousarray(centroids, dtype=np.float32)
         k = self.centroids.shape[0]
         self.two_level = not exact and k > _EXACT_MAX_CENTROIDS
         if not self.two_level:
             return
-        n_groups = 2 ** round(math.log2(math.sqrt(k) / 2))
+        if n_groups is None:
+            # Measured against sqrt(2k) groups with overlap 8 (better agreement with exact
+            # assignment, as many or fewer multiply-adds): no faster build
+            # (benchmarks/results/compressed-assign-*.md, compressed-build*-ab-twolevel.md).
+            n_groups = 2 ** round(math.log2(math.sqrt(k) / 2))
+        overlap = min(overlap, n_groups)
         self.centres = spherical_kmeans(self.centroids, n_groups, niters=4, seed=seed, exact=True)
-        near = np.argpartition(-(self.centroids @ self.centres.T), _GROUPS_PER_CENTROID - 1, axis=1)
-        groups = near[:, :_GROUPS_PER_CENTROID].ravel()
+        near = np.argpartition(-(self.centroids @ self.centres.T), overlap - 1, axis=1)
+        groups = near[:, :overlap].ravel()
         order = np.argsort(groups, kind="stable")
         bounds = np.r_[0, np.cumsum(np.bincount(groups, minlength=n_groups))]
         # Per group: the ids of its centroids and a contiguous copy of their rows (for BLAS).
-        self.groups = [
-            order[bounds[g] : bounds[g + 1]] // _GROUPS_PER_CENTROID for g in range(n_groups)
-        ]
+        self.groups = [order[bounds[g] : bounds[g + 1]] // overlap for g in range(n_groups)]
         self.blocks = [self.centroids[ids] for ids in self.groups]
 
     def __call__(self, vectors: np.ndarray) -> np.ndarray:
