@@ -35,6 +35,7 @@ VARIANTS = {
     "openvino": {"backend": "openvino"},
     "openvino dtype=auto": {"backend": "openvino", "dtype": "auto"},
     "onnx int8": {"backend": "onnx", "quantize": "int8"},
+    "openvino int8": {"backend": "openvino", "quantize": "int8"},
 }
 
 
