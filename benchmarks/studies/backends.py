@@ -52,6 +52,10 @@ def _encode(name: str, options: dict, ds, args) -> tuple[list[np.ndarray], list[
         return model
 
     key = {"variant": options, "fingerprint": load().fingerprint()}
+    if options.get("backend") == "openvino" and options.get("quantize"):
+        from late_interaction._encoding.int8_weights import GROUP_SIZE
+
+        key["int8_group"] = GROUP_SIZE  # a run-time setting: the fingerprint does not see it
     timing: dict = {}
 
     def docs(texts):
