@@ -95,7 +95,10 @@ def test_openvino_int8_file_holds_int8_weights(checkpoints, tmp_path, monkeypatc
     from onnx import numpy_helper
 
     monkeypatch.setenv("LATE_INTERACTION_CACHE", str(tmp_path))
-    ColBERT.from_pretrained(checkpoints["stanford"], backend="openvino", quantize="int8")
+    model = ColBERT.from_pretrained(checkpoints["stanford"], backend="openvino", quantize="int8")
+    # OpenVINO quantises activations per token group (the accurate int8; 0 would turn it off).
+    compiled = model._pipeline._runner.request.get_compiled_model()
+    assert int(compiled.get_property("DYNAMIC_QUANTIZATION_GROUP_SIZE")) == 128
     [base] = (tmp_path / "onnx").glob("backbone-base-*.onnx")
     [int8] = (tmp_path / "onnx").glob("backbone-ov-int8-*.onnx")
     before = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(base)).graph.initializer}
