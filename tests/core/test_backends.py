@@ -229,3 +229,17 @@ def test_export_folder_choice(tmp_path, monkeypatch):
     assert export_folder(model, local=False) == tmp_path / "xdg" / "late-interaction" / "onnx"
     monkeypatch.setenv("LATE_INTERACTION_CACHE", str(tmp_path / "mine"))
     assert export_folder(model, local=True) == tmp_path / "mine" / "onnx"  # explicit wins
+
+
+def test_int8_export_below_its_floor_is_refused_and_removed(
+    tiny_pylate_path, tmp_path, monkeypatch
+):
+    from late_interaction._encoding import backends
+
+    monkeypatch.setenv("LATE_INTERACTION_CACHE", str(tmp_path))
+    # A floor no int8 file can reach: the real check runs against torch and must refuse it.
+    monkeypatch.setitem(backends._MIN_COSINE, "ov-int8", 1.01)
+    with pytest.raises(RuntimeError, match="load it without quantize"):
+        ColBERT.from_pretrained(tiny_pylate_path, backend="openvino", quantize="int8")
+    assert not list((tmp_path / "onnx").glob("backbone-ov-int8-*"))  # no unchecked file kept
+    assert len(list((tmp_path / "onnx").glob("backbone-base-*.onnx"))) == 1  # its source is

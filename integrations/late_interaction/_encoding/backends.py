@@ -113,6 +113,7 @@ class OpenVinoBackbone:
 
     def __init__(self, path: Path, threads: int, dtype: torch.dtype, int8: bool = False) -> None:
         ov = require("openvino", "openvino")
+        self.path = path
         core = ov.Core()
         precision = "bf16" if dtype is torch.bfloat16 else "f32"
         # An explicit f32 hint: on CPUs with bfloat16 units OpenVINO would otherwise pick bf16.
@@ -183,10 +184,11 @@ def build_runner(
         cosine = float(cosines.mean() if variant == "ort-int8" else cosines.min())
         floor = _MIN_COSINE[variant] if dtype is torch.float32 else 0.99
         if not cosine >= floor:
+            fix = "load it without quantize" if quantize else "use backend='torch'"
             msg = (
                 f"the {variant} ONNX export of this backbone gives token vectors at cosine "
-                f"{cosine:.5f} to the torch model's (expected >= {floor}); use backend='torch' "
-                "and report the model type."
+                f"{cosine:.5f} to the torch model's (expected >= {floor}); {fix} and report "
+                "the model type."
             )
             raise RuntimeError(msg)
         logger.debug("%s export checked: token cosine %.6f to torch", variant, cosine)
