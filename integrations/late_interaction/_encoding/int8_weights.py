@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 
 #: Input channels per activation scale in OpenVINO's dynamic quantisation (set explicitly, so a
-#: new OpenVINO release cannot change the numbers silently). Measured on the benchmark checkpoint
-#: (SciFact, batches of 32 x 180 tokens, 2 cores; CPU time per document of the backbone against
-#: 35.6 ms for OpenVINO float32, token cosine min / mean to float32): 32 (OpenVINO's default):
-#: 26.0 ms, 0.9957 / 0.9992; 64: 21.3 ms, 0.9928 / 0.9990; 128: 20.3 ms, 0.9940 / 0.9987;
-#: 192: 19.9 ms, 0.9910 / 0.9984; 384: 22.0 ms, 0.9885 / 0.9978.
+#: new OpenVINO release cannot change the numbers silently). Backbone CPU time per SciFact document
+#: on 2 cores against 37.4 ms for OpenVINO float32, and token cosine min / mean to float32 torch
+#: (``benchmarks/results/backends-scifact128-20261130-1115-backbone.md``): 32 (OpenVINO's
+#: default) 27.3 ms, 0.9957 / 0.9992; 64: 23.8 ms, 0.9941 / 0.9990; 128: 21.3 ms, 0.9940 /
+#: 0.9987; 192: 22.2 ms, 0.9910 / 0.9984; 384: 23.6 ms, 0.9891 / 0.9978.
 GROUP_SIZE = 128
 
 
