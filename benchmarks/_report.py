@@ -124,6 +124,7 @@ _VARIANT_LABELS = {
     "ours-openvino": "`backend='openvino'` (float32)",
     "ours-openvino-auto": "`backend='openvino', dtype='auto'`",
     "ours-onnx-int8": "`backend='onnx', quantize='int8'`",
+    "ours-openvino-int8": "`backend='openvino', quantize='int8'`",
 }
 
 

@@ -45,6 +45,7 @@ VARIANTS = {
     "ours-openvino": {"--backend": "openvino"},
     "ours-openvino-auto": {"--backend": "openvino", "--dtype": "auto"},
     "ours-onnx-int8": {"--backend": "onnx", "--quantize": "int8"},
+    "ours-openvino-int8": {"--backend": "openvino", "--quantize": "int8"},
 }
 _ENV = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
 

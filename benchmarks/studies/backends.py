@@ -35,6 +35,7 @@ VARIANTS = {
     "openvino": {"backend": "openvino"},
     "openvino dtype=auto": {"backend": "openvino", "dtype": "auto"},
     "onnx int8": {"backend": "onnx", "quantize": "int8"},
+    "openvino int8": {"backend": "openvino", "quantize": "int8"},
 }
 
 
@@ -51,6 +52,10 @@ def _encode(name: str, options: dict, ds, args) -> tuple[list[np.ndarray], list[
         return model
 
     key = {"variant": options, "fingerprint": load().fingerprint()}
+    if options.get("backend") == "openvino" and options.get("quantize"):
+        from late_interaction._encoding.int8_weights import GROUP_SIZE
+
+        key["int8_group"] = GROUP_SIZE  # a run-time setting: the fingerprint does not see it
     timing: dict = {}
 
     def docs(texts):

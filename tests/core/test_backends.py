@@ -82,11 +82,39 @@ def test_backend_matches_float32_torch(checkpoints, fmt, backend):
     assert min(cosines.values()) >= 0.999, cosines
 
 
-def test_int8_stays_close_to_float32(checkpoints):
-    cosines = _agreement(checkpoints["pylate"], backend="onnx", quantize="int8")
+@pytest.mark.parametrize("backend", ["onnx", "openvino"])
+def test_int8_stays_close_to_float32(checkpoints, backend):
+    cosines = _agreement(checkpoints["pylate"], backend=backend, quantize="int8")
     # Measured 0.9995 (tokens) and 0.9998 (dense) on this checkpoint; int8 error is real but small.
     assert min(cosines.values()) >= 0.99, cosines
     assert min(cosines.values()) < 0.999999, "int8 weights should not reproduce float32 exactly"
+
+
+def test_openvino_int8_file_holds_int8_weights(checkpoints, tmp_path, monkeypatch):
+    import onnx
+    from onnx import numpy_helper
+
+    monkeypatch.setenv("LATE_INTERACTION_CACHE", str(tmp_path))
+    model = ColBERT.from_pretrained(checkpoints["stanford"], backend="openvino", quantize="int8")
+    # OpenVINO quantises activations per token group (the accurate int8; 0 would turn it off).
+    compiled = model._pipeline._runner.request.get_compiled_model()
+    assert int(compiled.get_property("DYNAMIC_QUANTIZATION_GROUP_SIZE")) == 128
+    [base] = (tmp_path / "onnx").glob("backbone-base-*.onnx")
+    [int8] = (tmp_path / "onnx").glob("backbone-ov-int8-*.onnx")
+    before = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(base)).graph.initializer}
+    after = onnx.load(str(int8))
+    weights = {t.name: numpy_helper.to_array(t) for t in after.graph.initializer}
+    matmuls = [n for n in onnx.load(str(base)).graph.node if n.op_type == "MatMul"]
+    quantized = [n.input[1] for n in matmuls if n.input[1] in before]
+    assert quantized  # the tiny BERT's Q/K/V, output and feed-forward products
+    for name in quantized:
+        q, scale = weights[f"{name}_int8"], weights[f"{name}_scale"]
+        assert q.dtype == np.int8 and name not in weights  # the float32 weight is gone
+        # Independent of the code: each weight is within half a step of its float32 value.
+        assert np.abs(q * scale - before[name]).max() <= scale.max() / 2 + 1e-7
+    # The embeddings (read by Gather, not MatMul) stay float32 and unchanged.
+    gathered = {n.input[0] for n in after.graph.node if n.op_type == "Gather"} & set(before)
+    assert gathered and all(np.array_equal(weights[g], before[g]) for g in gathered)
 
 
 def test_backend_reported_and_not_in_fingerprint(checkpoints):
@@ -176,8 +204,9 @@ def test_missing_runtime_names_the_extra(tiny_pylate_path, monkeypatch, module, 
         ({"backend": "onnx", "device": "cuda"}, "runs on CPU"),
         ({"backend": "openvino", "device": "cuda:1"}, "runs on CPU"),
         ({"backend": "onnx", "device": "gpu0"}, "device must be like"),
-        ({"backend": "openvino", "quantize": "int8"}, "pass backend='onnx'"),
-        ({"backend": "torch", "quantize": "int8"}, "pass backend='onnx'"),
+        ({"backend": "torch", "quantize": "int8"}, "pass backend='openvino'"),
+        ({"quantize": "int8"}, "pass backend='openvino'"),
+        ({"backend": "openvino", "quantize": "int8", "dtype": "bfloat16"}, "computes in float32"),
         ({"backend": "onnx", "quantize": "int4"}, "quantize must be None or 'int8'"),
         ({"backend": "onnx", "dtype": "bfloat16"}, "computes in float32"),
         ({"backend": "openvino", "dtype": "float16"}, "float32 or bfloat16"),
@@ -200,3 +229,17 @@ def test_export_folder_choice(tmp_path, monkeypatch):
     assert export_folder(model, local=False) == tmp_path / "xdg" / "late-interaction" / "onnx"
     monkeypatch.setenv("LATE_INTERACTION_CACHE", str(tmp_path / "mine"))
     assert export_folder(model, local=True) == tmp_path / "mine" / "onnx"  # explicit wins
+
+
+def test_int8_export_below_its_floor_is_refused_and_removed(
+    tiny_pylate_path, tmp_path, monkeypatch
+):
+    from late_interaction._encoding import backends
+
+    monkeypatch.setenv("LATE_INTERACTION_CACHE", str(tmp_path))
+    # A floor no int8 file can reach: the real check runs against torch and must refuse it.
+    monkeypatch.setitem(backends._MIN_COSINE, "ov-int8", 1.01)
+    with pytest.raises(RuntimeError, match="load it without quantize"):
+        ColBERT.from_pretrained(tiny_pylate_path, backend="openvino", quantize="int8")
+    assert not list((tmp_path / "onnx").glob("backbone-ov-int8-*"))  # no unchecked file kept
+    assert len(list((tmp_path / "onnx").glob("backbone-base-*.onnx"))) == 1  # its source is

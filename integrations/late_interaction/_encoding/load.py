@@ -63,7 +63,8 @@ def load_pipeline(
         resolved_device = resolve_device(device)
         resolved_dtype = resolve_dtype(dtype, resolved_device)
     else:  # onnxruntime and OpenVINO run on the CPU (check_backend refused any other device)
-        resolved_device, resolved_dtype = torch.device("cpu"), backend_dtype(backend, dtype)
+        resolved_device = torch.device("cpu")
+        resolved_dtype = backend_dtype(backend, dtype, quantize)
     checkpoint = load_stack(
         folder,
         trust_remote_code=trust_remote_code,

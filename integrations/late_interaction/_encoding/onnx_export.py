@@ -12,7 +12,9 @@ Files (``variant``):
 * ``"base"``: the traced graph in standard ONNX operators (what OpenVINO reads);
 * ``"ort"``: the base graph with onnxruntime's transformer fusions (attention, skip layer norm,
   bias GELU; ``onnxruntime.transformers.optimizer``), for onnxruntime;
-* ``"ort-int8"``: the fused graph with int8 weights (``quantize_dynamic``, per channel).
+* ``"ort-int8"``: the fused graph with int8 weights (``quantize_dynamic``, per channel);
+* ``"ov-int8"``: the base graph with int8 weights behind standard ``DequantizeLinear`` operators
+  (``int8_weights.py``), for OpenVINO, which quantises the activations itself at run time.
 
 Each is named by a key over the backbone's weights as loaded (so markers added at load count),
 the export settings and the library versions; a sidecar JSON records its SHA-256, checked on every
@@ -40,7 +42,7 @@ logger = logging.getLogger(__name__)
 #: Bump when the export recipe changes: old files then get a new key and are exported again.
 EXPORT_VERSION = 1
 _OPSET = 17
-VARIANTS = ("base", "ort", "ort-int8")
+VARIANTS = ("base", "ort", "ort-int8", "ov-int8")
 _CHUNK = 1 << 24
 
 
@@ -251,13 +253,17 @@ def onnx_file(
         if variant == "base":
             _write_atomically(folder, path.name, lambda tmp: _export_base(backbone, probe, tmp))
         else:
-            # "ort" is fused from "base", "ort-int8" quantised from "ort" (each cached too).
-            parent = "base" if variant == "ort" else "ort"
+            # "ort" and "ov-int8" derive from "base", "ort-int8" from "ort" (each cached too).
+            parent = "ort" if variant == "ort-int8" else "base"
             source = onnx_file(backbone, probe, folder, parent, check)
             if variant == "ort":
                 _write_atomically(folder, path.name, lambda tmp: _fuse(source, backbone, tmp))
-            else:
+            elif variant == "ort-int8":
                 _write_atomically(folder, path.name, lambda tmp: _quantize(source, tmp))
+            else:
+                from late_interaction._encoding.int8_weights import quantize_weights
+
+                _write_atomically(folder, path.name, lambda tmp: quantize_weights(source, tmp))
         try:
             check(path, variant)
         except Exception:
