@@ -204,7 +204,9 @@ class IndexState:
         if self.hnsw is not None:
             self.hnsw.add(np.concatenate(matrices), first_row)
         if self.ivf is not None:
-            codes = self.store.codes()[first_row:]  # type: ignore[union-attr,index]
+            # The codes just encoded, from RAM: reading them back through the file's map
+            # would make every code page resident over a build.
+            codes = self.store.appended_codes  # type: ignore[union-attr]
             self.ivf = self.ivf.appended(codes, self.store.row_slots(first_slot))  # type: ignore[union-attr]
 
     def _publish_appended(self, first_slot: int, ids: list[str]) -> None:

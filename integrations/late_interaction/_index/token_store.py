@@ -9,6 +9,10 @@ a tenth of its size): its candidates come from inverted lists of slots, and the 
 follow from the offsets (:meth:`TokenStore.row_slots`). Exact MaxSim reads from here, never from
 Voyager (whose vectors are normalised or quantised). Saved as ``.npy`` and loaded memory-mapped.
 
+The exact rows grow in RAM (a doubling copy). The compressed rows grow in an append-only scratch
+file (:class:`~late_interaction._index.file_rows.FileRows`): nothing that exists is copied, so
+adding to a compressed index needs RAM for the chunk, not for the corpus.
+
 Slots are append-only: an upsert appends a new slot and marks the old one dead, so rows that a
 concurrent reader may be looking at are never rewritten. ``compact()`` builds a new store.
 """
@@ -23,6 +27,7 @@ import numpy as np
 
 from late_interaction._index.atomic import fsync_file
 from late_interaction._index.codec import DecodedRows, ResidualCodec
+from late_interaction._index.file_rows import FileRows
 from late_interaction.exceptions import IndexFormatError
 
 TOKENS_FILE = "embeddings.npy"
@@ -66,7 +71,11 @@ class TokenStore:
         if codec is not None and codec.dim != self.dim:
             msg = f"the codec is for dim {codec.dim}; the store holds dim {self.dim}."
             raise ValueError(msg)
-        self._rows = {name: np.empty(shape, dt) for name, (shape, dt) in self._row_specs(0).items()}
+        self._rows: dict[str, Any] = {  # exact: ndarray grown in RAM; compressed: FileRows
+            name: np.empty(shape, dt) if codec is None else FileRows(shape[1:], dt)
+            for name, (shape, dt) in self._row_specs(0).items()
+        }
+        self.appended_codes = np.empty(0, np.int32)  # centroid ids of the latest append (in RAM)
         self._offsets = np.zeros(1, dtype=np.int64)
         self._token_doc = np.empty(0, dtype=np.int32)
         self.n_tokens = 0
@@ -99,6 +108,7 @@ class TokenStore:
         codes, residuals, error = self.codec.encode_with_error(tokens)
         n = tokens.shape[0]
         self._drift = np.array([self._drift[0] + n, self._drift[1] + error, n, error])
+        self.appended_codes = codes
         return {CODES_FILE: codes, RESIDUALS_FILE: residuals}
 
     def append(self, matrices: Sequence[np.ndarray]) -> tuple[int, int]:
@@ -118,6 +128,9 @@ class TokenStore:
         end_row = first_row + int(lengths.sum())
         encoded = self._encode(np.concatenate(matrices) if matrices else np.empty((0, self.dim)))
         for name, rows in encoded.items():
+            if self.codec is not None:
+                self._rows[name].write(first_row, rows)
+                continue
             self._rows[name] = _grow(self._rows[name], end_row)
             self._rows[name][first_row:end_row] = rows
         if self.codec is None:
@@ -139,9 +152,8 @@ class TokenStore:
         old and new buffer side by side per doubling.
         """
         end_row, end_slot = self.n_tokens + int(n_tokens), self.n_docs + int(n_docs)
-        for name in self._rows:
-            self._rows[name] = _grow(self._rows[name], end_row, exact=True)
-        if self.codec is None:  # a compressed store derives its token map from the offsets
+        if self.codec is None:  # compressed rows grow in a file; the token map is derived
+            self._rows[TOKENS_FILE] = _grow(self._rows[TOKENS_FILE], end_row, exact=True)
             self._token_doc = _grow(self._token_doc, end_row, exact=True)
         self._offsets = _grow(self._offsets, end_slot + 1, exact=True)
 
@@ -204,7 +216,7 @@ class TokenStore:
 
     def codes(self) -> np.ndarray | None:
         """Centroid id of each published token (None for an exact store)."""
-        return None if self.codec is None else self._rows[CODES_FILE][: self.n_tokens]
+        return None if self.codec is None else self._rows[CODES_FILE].view(self.n_tokens)
 
     def views(self) -> tuple[Any, np.ndarray, np.ndarray]:
         """Return ``(tokens, offsets, token_doc)`` views of the published data (do not write).
@@ -218,21 +230,28 @@ class TokenStore:
             tokens: Any = self._rows[TOKENS_FILE][:n]
         else:
             rows = self._rows
-            tokens = DecodedRows(self.codec, rows[CODES_FILE][:n], rows[RESIDUALS_FILE][:n])
+            tokens = DecodedRows(self.codec, rows[CODES_FILE].view(n), rows[RESIDUALS_FILE].view(n))
         token_doc = self._token_doc[:n] if self.codec is None else self._token_doc[:0]
         return tokens, self._offsets[: self.n_docs + 1], token_doc
 
     def compacted(self, keep_slots: np.ndarray) -> TokenStore:
         """Return a new store holding only ``keep_slots`` (in that order), renumbered from 0.
 
-        Stored rows are copied as they are (compressed rows are not decoded and re-encoded).
+        Stored rows are copied as they are (compressed rows are not decoded and re-encoded;
+        they are copied file to file a window at a time when ``keep_slots`` ascend).
         """
         new = TokenStore(self.dim, self.dtype.name, self.codec)
         offsets = self._offsets[: self.n_docs + 1]
         starts, lengths = offsets[keep_slots], np.diff(offsets)[keep_slots]
         local = np.concatenate([[0], np.cumsum(lengths)])
         rows = np.repeat(starts - local[:-1], lengths) + np.arange(local[-1])
-        new._rows = {name: array[rows] for name, array in self._rows.items()}
+        if self.codec is None:
+            new._rows = {name: array[rows] for name, array in self._rows.items()}
+        elif len(rows) and np.all(np.diff(keep_slots) > 0):
+            new._rows = {name: f.gathered(rows, self.n_tokens) for name, f in self._rows.items()}
+        else:  # slots out of order: gather through the map (touches the rows read)
+            for name, f in self._rows.items():
+                new._rows[name].write(0, f.view(self.n_tokens)[rows])
         if self.codec is None:
             new._token_doc = np.repeat(np.arange(len(keep_slots), dtype=np.int32), lengths)
         new._offsets = local.astype(np.int64)
@@ -243,22 +262,33 @@ class TokenStore:
     def nbytes(self) -> int:
         """Bytes of the published arrays (rows + offsets + the exact store's token map)."""
         n = self.n_tokens
-        rows = sum(array[:n].nbytes for array in self._rows.values())
+        rows = sum(
+            array[:n].nbytes if self.codec is None else n * array.row_bytes
+            for array in self._rows.values()
+        )
         token_doc = self._token_doc[:n].nbytes if self.codec is None else 0
         return rows + self._offsets[: self.n_docs + 1].nbytes + token_doc
 
     def save(self, folder: Path) -> None:
-        """Write the ``.npy`` files into ``folder`` (fsynced)."""
-        arrays = {name: array[: self.n_tokens] for name, array in self._rows.items()}
+        """Write the ``.npy`` files into ``folder`` (fsynced).
+
+        Compressed rows are copied file to file (never read into RAM).
+        """
+        arrays: dict[str, Any] = {name: array for name, array in self._rows.items()}
         arrays[OFFSETS_FILE] = self._offsets[: self.n_docs + 1]
         if self.codec is None:
             arrays[TOKEN_DOC_FILE] = self._token_doc[: self.n_tokens]
         else:
             trained = self.codec.trained_residual
             arrays[DRIFT_FILE] = np.r_[np.nan if trained is None else trained, self._drift]
+        if self.codec is None:
+            arrays[TOKENS_FILE] = self._rows[TOKENS_FILE][: self.n_tokens]
         for name, array in arrays.items():
             with open(folder / name, "wb") as f:
-                np.save(f, np.ascontiguousarray(array), allow_pickle=False)
+                if isinstance(array, FileRows):
+                    array.save(f, self.n_tokens)
+                else:
+                    np.save(f, np.ascontiguousarray(array), allow_pickle=False)
                 fsync_file(f)
 
     @classmethod
@@ -273,6 +303,9 @@ class TokenStore:
         codec: ResidualCodec | None = None,
     ) -> TokenStore:
         """Load the arrays written by :meth:`save`; the per-token rows are memory-mapped.
+
+        Nothing per-token is read into RAM: a compressed store's first append copies its rows
+        into a scratch file file-to-file (:class:`FileRows`).
 
         A compressed folder's ``token_doc.npy`` (written before the map was derived from the
         offsets) is ignored.
@@ -301,7 +334,10 @@ class TokenStore:
                 )
                 raise IndexFormatError(msg)
             arrays[name] = array
-        store._rows = {name: arrays[name] for name in store._rows}
+        store._rows = {
+            name: arrays[name] if codec is None else FileRows(shape[1:], dt, saved=arrays[name])
+            for name, (shape, dt) in store._row_specs(n_tokens).items()
+        }
         # Offsets and the token map are small: keep them in RAM so appends need no copy of them.
         store._offsets = np.array(arrays[OFFSETS_FILE])
         if codec is None:
