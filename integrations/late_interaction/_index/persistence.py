@@ -284,7 +284,7 @@ def _read_folder(path: Path, verify: bool) -> LoadedIndex:
         if offsets.shape != (codec.n_centroids + 1,) or offsets[-1] != slots.shape[0]:
             msg = f"the inverted lists in {path} do not match the codec; rebuild the index."
             raise IndexFormatError(msg, version)
-        ivf = InvertedLists.from_arrays(offsets, slots)
+        ivf = InvertedLists.from_arrays(offsets, slots, n_docs)
     elif needs_candidates:
         _, _, token_doc = store.views()
         hnsw = VoyagerTokenIndex.load(
