@@ -123,42 +123,56 @@ def _log(folder: Path, name: str, line: str) -> None:
         f.write(f"{stamp} {line}\n")
 
 
+def _saved(index, folder: Path, n: int, timing: dict, start_mb: float) -> dict:
+    """Save ``index`` as ``index-n<n>`` and return the build's figures so far."""
+    target = folder / f"index-n{n}"
+    shutil.rmtree(target, ignore_errors=True)
+    t0 = time.perf_counter()
+    index.save(target)
+    save_s = time.perf_counter() - t0
+    peak = h.peak_rss_mb()
+    _log(folder, timing["log"], f"saved {target.name} in {save_s:.0f} s; peak_mb {peak:,.0f}")
+    state = index._state
+    return {
+        "add_s": timing["add_s"], "cpu_s": timing["cpu_s"], "save_s": save_s,
+        "tokens": timing["tokens"], "n_centroids": state.store.codec.n_centroids,
+        "store_bytes": state.store.nbytes(), "ivf_bytes": state.ivf.nbytes(),
+        "disk_bytes": h.dir_bytes(target) - (target / "docs.jsonl").stat().st_size,
+        "rss_after_chunks": timing["after"], "threads": _threads(), "load_avg": os.getloadavg(),
+        "memory": {"rss_start_mb": start_mb, "peak_rss_mb": peak,
+                   "peak_increment_mb": peak - start_mb},
+    }  # fmt: skip
+
+
 def worker_build(folder: Path, size: int, args: argparse.Namespace) -> dict:
+    """Build by chunks; also save (and record) the index at each of ``--milestones``."""
     from late_interaction import IndexConfig, LateInteractionIndex
 
     source = Passages(folder, args)
     config = IndexConfig(nbits=args.nbits, n_centroids=args.n_centroids)
     index = LateInteractionIndex(PrecomputedModel(args.dim), config=config)
-    add_s, cpu_s, after, n_tok = 0.0, 0.0, [], 0
-    with h.MemoryWindow() as mem:
-        for first, passages in source.blocks(size, args.chunk):
-            t0, c0 = time.perf_counter(), time.process_time()
-            ids = [str(first + i) for i in range(len(passages))]
-            index.add_embeddings(passages, [""] * len(passages), ids=ids)
-            add_s, cpu_s = add_s + time.perf_counter() - t0, cpu_s + time.process_time() - c0
-            n_tok += sum(p.shape[0] for p in passages)
-            after.append((first + len(passages), n_tok, round(h.rss_mb(), 1)))
-            _log(folder, f"build-n{size}.log", f"passages {first + len(passages):,} tokens "
-                 f"{n_tok:,} add_s {add_s:.0f} cpu_s {cpu_s:.0f} rss_mb {h.rss_mb():,.0f} "
-                 f"peak_mb {h.peak_rss_mb():,.0f}")  # fmt: skip
-            del passages
-        target = folder / f"index-n{size}"
-        shutil.rmtree(target, ignore_errors=True)
-        t0 = time.perf_counter()
-        index.save(target)
-        save_s = time.perf_counter() - t0
-        _log(
-            folder, f"build-n{size}.log", f"saved in {save_s:.0f} s; peak_mb {h.peak_rss_mb():,.0f}"
-        )
-    state = index._state
-    return {
-        "add_s": add_s, "cpu_s": cpu_s, "save_s": save_s, "tokens": n_tok,
-        "n_centroids": state.store.codec.n_centroids,
-        "store_bytes": state.store.nbytes(), "ivf_bytes": state.ivf.nbytes(),
-        "disk_bytes": h.dir_bytes(target) - (target / "docs.jsonl").stat().st_size,
-        "rss_after_chunks": after, "memory": mem.result(), "threads": _threads(),
-        "load_avg": os.getloadavg(),
-    }  # fmt: skip
+    timing = {"add_s": 0.0, "cpu_s": 0.0, "after": [], "tokens": 0, "log": f"build-n{size}.log"}
+    h.reset_peak_rss()
+    start_mb = h.rss_mb()
+    for first, passages in source.blocks(size, args.chunk):
+        t0, c0 = time.perf_counter(), time.process_time()
+        ids = [str(first + i) for i in range(len(passages))]
+        index.add_embeddings(passages, [""] * len(passages), ids=ids)
+        timing["add_s"] += time.perf_counter() - t0
+        timing["cpu_s"] += time.process_time() - c0
+        timing["tokens"] += sum(p.shape[0] for p in passages)
+        done = first + len(passages)
+        timing["after"].append((done, timing["tokens"], round(h.rss_mb(), 1)))
+        _log(folder, timing["log"], f"passages {done:,} tokens {timing['tokens']:,} add_s "
+             f"{timing['add_s']:.0f} cpu_s {timing['cpu_s']:.0f} rss_mb {h.rss_mb():,.0f} "
+             f"peak_mb {h.peak_rss_mb():,.0f}")  # fmt: skip
+        del passages
+        if done in args.milestone_set and done < size:
+            h.write_result(folder / f"build-n{done}-t2.json",
+                           _saved(index, folder, done, timing, start_mb))  # fmt: skip
+            for m in args.milestone_set & set(range(done)):  # disk: keep the latest only
+                shutil.rmtree(folder / f"index-n{m}", ignore_errors=True)
+    return _saved(index, folder, size, timing, start_mb)
 
 
 def _top10(score_blocks, n_queries: int) -> list[list[int]]:
@@ -184,11 +198,17 @@ def worker_exact(folder: Path, size: int, args: argparse.Namespace) -> dict:
         return np.add.reduceat(best, bounds[:-1], axis=1).T  # (queries, passages)
 
     def exact_blocks():
-        t0 = time.perf_counter()
+        t0, done = time.perf_counter(), []
         for first, passages in Passages(folder, args).blocks(size, BLOCK):
             for i in range(0, len(passages), 100):  # 100 passages: ~0.5 GB of similarities
                 part = passages[i : i + 100]
-                yield scores(np.concatenate(part), np.array([p.shape[0] for p in part]))
+                done.append(scores(np.concatenate(part), np.array([p.shape[0] for p in part])))
+                yield done[-1]
+            n = first + len(passages)
+            if n in args.milestone_set and n < size:  # the reference over the first n
+                h.write_result(folder / f"exact-n{n}-t1.json", {
+                    "exact": _top10(done, len(queries)), "decoded": None,
+                    "exact_s": time.perf_counter() - t0})  # fmt: skip
             if (first // BLOCK) % 100 == 99:
                 _log(folder, f"exact-n{size}.log", f"passages {first + BLOCK:,} "
                      f"s {time.perf_counter() - t0:.0f} rss_mb {h.rss_mb():,.0f}")  # fmt: skip
@@ -279,6 +299,12 @@ def main() -> None:
         action="store_true",
         help="skip the brute force over the decoded vectors (too slow at 1M)",
     )
+    p.add_argument(
+        "--milestones",
+        default="",
+        help="passage counts at which the build saves index-n<m> and the exact worker writes "
+        "its reference over the first m (a long run stopped early still gives a full row)",
+    )
     for flag, (kind, default) in shared.items():
         p.add_argument(flag, type=kind, default=default)
     p.add_argument("--work-dir", type=Path, default=h.CACHE / "compressed-scale")
@@ -287,12 +313,20 @@ def main() -> None:
         action="store_true",
         help="run the float32 brute force beside the build (needs --no-decoded)",
     )
+    p.add_argument(
+        "--reuse",
+        action="store_true",
+        help="search the saved index-n<size> against its saved reference (no build, no brute "
+        "force): a milestone of a longer run",
+    )
     h.result_options(p)
     args = p.parse_args()
     args.passthrough = [
         x for flag in shared for x in (flag, str(getattr(args, flag[2:].replace("-", "_"))))
         if getattr(args, flag[2:].replace("-", "_")) is not None
     ] + (["--no-decoded"] if args.no_decoded else [])  # fmt: skip
+    args.passthrough += ["--milestones", args.milestones]
+    args.milestone_set = {int(m) for m in args.milestones.split(",") if m}
     if args.worker:
         h.write_result(args.out, WORKERS[args.worker](args.folder, args.size, args))
         return
@@ -302,7 +336,10 @@ def main() -> None:
     n_real = len(np.load(folder / "windows" / "offsets.npy")) - 1
     rows, rss_lines = [], []
     for size in (int(s) for s in args.sizes.split(",")):
-        if args.parallel_exact:  # one thread beside the build's two (the machine has two)
+        if args.reuse:  # a milestone of a longer run
+            b = json.loads((folder / f"build-n{size}-t2.json").read_text())
+            ref = json.loads((folder / f"exact-n{size}-t1.json").read_text())
+        elif args.parallel_exact:  # one thread beside the build's two (the machine has two)
             exact_out = folder / f"exact-n{size}-t1.json"
             exact_proc = start("exact", folder, size, 1, args, exact_out)
             b = spawn("build", folder, size, 2, args)
