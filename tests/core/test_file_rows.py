@@ -118,6 +118,14 @@ def test_compressed_store_grows_in_a_file_and_round_trips(
     np.testing.assert_array_equal(tokens.codes, all_codes)
     np.testing.assert_array_equal(tokens.residuals, all_residuals)
 
+    chunks = list(loaded.code_chunks(rows=7))  # whole slots of about 7 tokens each
+    lengths = np.array([m.shape[0] for m in flat + more])
+    np.testing.assert_array_equal(np.concatenate([c for c, _ in chunks]), all_codes)
+    np.testing.assert_array_equal(
+        np.concatenate([s for _, s in chunks]), np.repeat(np.arange(len(lengths)), lengths)
+    )
+    assert len(chunks) > 5 and len({int(s[-1]) for _, s in chunks}) == len(chunks)
+
     keep = np.array([0, 3, 4, 44, len(flat) + 29])
     compact = loaded.compacted(keep)
     kept = [(flat + more)[s] for s in keep]
@@ -164,7 +172,9 @@ def test_inverted_lists_merged_in_blocks_equal_one_build(monkeypatch):
     assert len(merged_slots) == len(slots) + 2
 
 
-def test_a_failed_add_leaves_a_grown_compressed_index_as_before(fake_encoder, ref, monkeypatch):
+def test_a_failed_add_leaves_a_grown_compressed_index_as_before(
+    fake_encoder, ref, monkeypatch, tmp_path
+):
     """Several chunks are written to the scratch file, then the add fails: nothing changes,
     and a later add gives the same index as one that never failed."""
     from late_interaction._index import write_api
@@ -200,14 +210,15 @@ def test_a_failed_add_leaves_a_grown_compressed_index_as_before(fake_encoder, re
     assert [(h.id, h.score) for h in index.search(texts[3], 5)] == [
         (h.id, h.score) for h in hits_before
     ]
-    index.add_embeddings(embeddings[30:], texts[30:], ids=ids[30:])
-    index.delete(ids[10:20])
-    index.compact()
-    clean = LateInteractionIndex(fake_encoder, config=config)
-    clean.add_embeddings(embeddings[:30], texts[:30], ids=ids[:30])
-    clean.add_embeddings(embeddings[30:], texts[30:], ids=ids[30:])
-    clean.delete(ids[10:20])
-    clean.compact()
+    for built in (index, clean := LateInteractionIndex(fake_encoder, config=config)):
+        if built is clean:
+            clean.add_embeddings(embeddings[:30], texts[:30], ids=ids[:30])
+        built.add_embeddings(embeddings[30:], texts[30:], ids=ids[30:])
+        built.add_embeddings(embeddings[40:45], texts[40:45], ids=ids[40:45])  # an upsert
+        built.delete(ids[10:20])
+        built.compact()
+    index.save(tmp_path / "saved")
+    index = LateInteractionIndex.load(tmp_path / "saved", model=fake_encoder)
     np.testing.assert_array_equal(index._state.snap.tokens.codes, clean._state.snap.tokens.codes)
     for query in texts[:40:7]:
         assert [(h.id, h.score) for h in index.search(query, 5)] == [

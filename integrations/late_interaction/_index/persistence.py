@@ -68,14 +68,14 @@ from late_interaction._index.encoder_identity import jsonable
 from late_interaction._index.extra_files import encode_extra_files
 from late_interaction._index.hnsw import VoyagerTokenIndex
 from late_interaction._index.ivf import InvertedLists
-from late_interaction._index.token_store import (
+from late_interaction._index.token_store import TokenStore
+from late_interaction._index.token_store_files import (
     CODES_FILE,
     DRIFT_FILE,
     OFFSETS_FILE,
     RESIDUALS_FILE,
     TOKEN_DOC_FILE,
     TOKENS_FILE,
-    TokenStore,
 )
 from late_interaction._version import __version__
 from late_interaction.config import IndexConfig

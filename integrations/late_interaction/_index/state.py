@@ -275,8 +275,10 @@ class IndexState:
             None if snap.docs.dense is None else snap.docs.dense.rows(keep),
         )
         hnsw, ivf = None, None
-        if store.codec is not None:
-            ivf = InvertedLists(store.codec.n_centroids).appended(store.codes(), store.row_slots(0))  # type: ignore[arg-type]
+        if store.codec is not None:  # chunk by chunk: no 8-byte pair per token of the corpus
+            ivf = InvertedLists(store.codec.n_centroids)
+            for codes, slots in store.code_chunks():
+                ivf = ivf.appended(codes, slots)
         elif self.config.ann:  # ann=False: exact scans only, no graph to rebuild
             hnsw = VoyagerTokenIndex.from_config(dim, self.config)
             hnsw.add_all(store.views()[0])

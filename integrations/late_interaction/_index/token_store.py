@@ -19,23 +19,22 @@ concurrent reader may be looking at are never rewritten. ``compact()`` builds a 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from late_interaction._index.atomic import fsync_file
 from late_interaction._index.codec import DecodedRows, ResidualCodec
 from late_interaction._index.file_rows import FileRows
-from late_interaction.exceptions import IndexFormatError
+from late_interaction._index.token_store_files import (
+    CODES_FILE,
+    RESIDUALS_FILE,
+    TOKENS_FILE,
+    load_store,
+    save_store,
+)
 
-TOKENS_FILE = "embeddings.npy"
-CODES_FILE = "codes.npy"
-RESIDUALS_FILE = "residuals.npy"
-OFFSETS_FILE = "doc_offsets.npy"
-TOKEN_DOC_FILE = "token_doc.npy"
-DRIFT_FILE = "codec_drift.npy"  # float64 [trained residual, tokens, sum, last tokens, last sum]
 _UNIT_TOLERANCE = 1e-2  # float16 inputs are unit to ~1e-3
 
 
@@ -53,7 +52,8 @@ class TokenStore:
     """Append-only contiguous token rows (exact or compressed) with document offsets.
 
     Rows past the published length may be written by the single writer while readers hold views
-    of the published prefix; a buffer that must grow is copied, so old views stay valid.
+    of the published prefix; an exact buffer that must grow is copied and a compressed row file
+    only grows, so old views stay valid.
 
     Args:
         dim: Token vector dimension.
@@ -194,6 +194,25 @@ class TokenStore:
         slots = np.arange(first_slot, self.n_docs, dtype=np.int32)
         return np.repeat(slots, np.diff(offsets))
 
+    def code_chunks(self, rows: int = 1 << 20) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(codes, slots)`` of a compressed store's published tokens, ~``rows`` at a time.
+
+        Whole slots per chunk, read with file reads (not through the map): what a rebuild of
+        the inverted lists takes without holding every token's code and slot at once.
+        """
+        codes, offsets = self._rows[CODES_FILE], self._offsets[: self.n_docs + 1]
+        cuts = np.unique(
+            np.r_[np.searchsorted(offsets, np.arange(0, offsets[-1], rows)), self.n_docs]
+        )
+        first = 0
+        for last in cuts[cuts > 0].tolist():
+            slots = np.arange(first, last, dtype=np.int32)
+            yield (
+                codes.read(offsets[first], offsets[last]),
+                np.repeat(slots, np.diff(offsets[first : last + 1])),
+            )
+            first = last
+
     def drift(self) -> dict[str, float | int | None]:
         """Mean squared residual of encoded tokens against the codec's training value.
 
@@ -270,26 +289,8 @@ class TokenStore:
         return rows + self._offsets[: self.n_docs + 1].nbytes + token_doc
 
     def save(self, folder: Path) -> None:
-        """Write the ``.npy`` files into ``folder`` (fsynced).
-
-        Compressed rows are copied file to file (never read into RAM).
-        """
-        arrays: dict[str, Any] = {name: array for name, array in self._rows.items()}
-        arrays[OFFSETS_FILE] = self._offsets[: self.n_docs + 1]
-        if self.codec is None:
-            arrays[TOKEN_DOC_FILE] = self._token_doc[: self.n_tokens]
-        else:
-            trained = self.codec.trained_residual
-            arrays[DRIFT_FILE] = np.r_[np.nan if trained is None else trained, self._drift]
-        if self.codec is None:
-            arrays[TOKENS_FILE] = self._rows[TOKENS_FILE][: self.n_tokens]
-        for name, array in arrays.items():
-            with open(folder / name, "wb") as f:
-                if isinstance(array, FileRows):
-                    array.save(f, self.n_tokens)
-                else:
-                    np.save(f, np.ascontiguousarray(array), allow_pickle=False)
-                fsync_file(f)
+        """Write the ``.npy`` files into ``folder`` (fsynced; compressed rows file to file)."""
+        save_store(self, folder)
 
     @classmethod
     def load(
@@ -304,52 +305,11 @@ class TokenStore:
     ) -> TokenStore:
         """Load the arrays written by :meth:`save`; the per-token rows are memory-mapped.
 
-        Nothing per-token is read into RAM: a compressed store's first append copies its rows
-        into a scratch file file-to-file (:class:`FileRows`).
-
-        A compressed folder's ``token_doc.npy`` (written before the map was derived from the
-        offsets) is ignored.
+        Nothing per-token is read into RAM (see :func:`token_store_files.load_store`).
 
         Raises:
             IndexFormatError: If a file is missing, unreadable or of the wrong shape or dtype.
         """
         store = cls(dim, dtype, codec)
-        expected = dict(store._row_specs(n_tokens))
-        expected[OFFSETS_FILE] = ((n_docs + 1,), np.dtype(np.int64))
-        if codec is None:
-            expected[TOKEN_DOC_FILE] = ((n_tokens,), np.dtype(np.int32))
-        arrays = {}
-        for name, (shape, dt) in expected.items():
-            try:
-                array = np.load(folder / name, mmap_mode="r", allow_pickle=False)
-            except (OSError, ValueError) as exc:
-                msg = (
-                    f"cannot read {folder / name}: {exc}. The index folder is damaged; rebuild it."
-                )
-                raise IndexFormatError(msg) from exc
-            if array.shape != shape or array.dtype != dt:
-                msg = (
-                    f"{folder / name} holds {array.dtype}{array.shape}; expected {dt}{shape}. "
-                    "The index folder is damaged or mixes files of two saves; rebuild it."
-                )
-                raise IndexFormatError(msg)
-            arrays[name] = array
-        store._rows = {
-            name: arrays[name] if codec is None else FileRows(shape[1:], dt, saved=arrays[name])
-            for name, (shape, dt) in store._row_specs(n_tokens).items()
-        }
-        # Offsets and the token map are small: keep them in RAM so appends need no copy of them.
-        store._offsets = np.array(arrays[OFFSETS_FILE])
-        if codec is None:
-            store._token_doc = np.array(arrays[TOKEN_DOC_FILE])
-        elif (folder / DRIFT_FILE).exists():  # absent from folders saved before it existed
-            stats = np.load(folder / DRIFT_FILE, allow_pickle=False)
-            if stats.shape == (5,) and np.isfinite(stats[1:]).all():
-                codec.trained_residual = None if np.isnan(stats[0]) else float(stats[0])
-                store._drift = stats[1:].astype(np.float64)
-        lengths = np.diff(store._offsets)
-        if store._offsets[0] != 0 or store._offsets[-1] != n_tokens or (lengths < 1).any():
-            msg = f"{folder / OFFSETS_FILE} is not a valid offset array; rebuild the index."
-            raise IndexFormatError(msg)
-        store.n_docs, store.n_tokens = n_docs, n_tokens
+        load_store(store, folder, n_docs=n_docs, n_tokens=n_tokens)
         return store
