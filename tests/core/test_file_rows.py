@@ -108,6 +108,7 @@ def test_compressed_store_grows_in_a_file_and_round_trips(
         codec=codec,
     )  # fmt: skip
     before, _, _ = loaded.views()
+    assert isinstance(before.codes, np.memmap) and isinstance(before.residuals, np.memmap)
     more = _docs(rng, 30)
     loaded.append(more)  # copies the saved rows into a scratch file; the folder is untouched
     after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in tmp_path.iterdir()}
