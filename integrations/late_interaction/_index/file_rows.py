@@ -101,8 +101,13 @@ class FileRows:
             raise ValueError(msg)
         file, data = self._scratch(), memoryview(rows.reshape(-1).view(np.uint8))
         done, offset = 0, start * self.row_bytes
-        while done < len(data):  # pwrite may write less than asked
-            done += os.pwrite(file.fileno(), data[done:], offset + done)
+        while done < len(data):  # a positional write may write less than asked
+            if hasattr(os, "pwrite"):
+                done += os.pwrite(file.fileno(), data[done:], offset + done)
+            else:  # no pwrite (Windows): the single writer owns the file position
+                file.seek(offset + done)
+                done += file.write(data[done:])
+                file.flush()
         self.n_written = max(self.n_written, start + rows.shape[0])
 
     def view(self, n: int) -> np.ndarray:
@@ -137,7 +142,13 @@ class FileRows:
     def _pread_into(file: BinaryIO, buffer: memoryview, offset: int) -> None:
         done = 0
         while done < len(buffer):
-            n = os.preadv(file.fileno(), [buffer[done:]], offset + done)
+            if hasattr(os, "pread"):
+                block = os.pread(file.fileno(), len(buffer) - done, offset + done)
+            else:  # no pread (Windows): only the single writer reads this way
+                file.seek(offset + done)
+                block = file.read(len(buffer) - done)
+            n = len(block)
+            buffer[done : done + n] = block
             if n == 0:
                 msg = "the rows file ended before the rows asked for"
                 raise OSError(msg)
