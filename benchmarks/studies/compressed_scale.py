@@ -282,6 +282,26 @@ def recall(runs: list, reference: list | None) -> float:
     )
 
 
+def _progress(folder: Path, size: int | None) -> list[str]:
+    """Lines of the ``size``-passage run's logs: every 50,000 passages, saves, and the last."""
+    if not size:
+        return []
+    out = ["", f"Progress of the {size:,}-passage run (its logs, every 50,000 passages):", ""]
+    for name in (f"build-n{size}.log", f"exact-n{size}.log"):
+        lines = (folder / name).read_text().splitlines() if (folder / name).exists() else []
+        keep = [x for x in lines if "saved" in x or _every(x, 50_000)] + lines[-1:]
+        out += [f"`{name}`:", "", "```", *dict.fromkeys(keep), "```", ""]
+    return out
+
+
+def _every(line: str, step: int) -> bool:
+    try:
+        n = int(line.split("passages ")[1].split()[0].replace(",", ""))
+    except (IndexError, ValueError):
+        return False
+    return n % step == 0
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--worker", choices=list(WORKERS), help=argparse.SUPPRESS)
@@ -312,6 +332,12 @@ def main() -> None:
         "--parallel-exact",
         action="store_true",
         help="run the float32 brute force beside the build (needs --no-decoded)",
+    )
+    p.add_argument(
+        "--progress-of",
+        type=int,
+        default=None,
+        help="append the logs of this size's run (e.g. 1000000 stopped early) to the result",
     )
     p.add_argument(
         "--reuse",
@@ -394,6 +420,7 @@ def main() -> None:
         *rows,
         "",
         *rss_lines,
+        *_progress(folder, args.progress_of),
     ]
     h.publish(args, "compressed", f"scale{args.sizes.split(',')[-1]}", started,
               "Compressed index at scale", body)  # fmt: skip
