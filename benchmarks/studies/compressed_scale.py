@@ -17,9 +17,17 @@ Per size, each step in a fresh process (BLAS/OpenMP threads set in its environme
   vectors (the codec's ceiling: what perfect candidates would give);
 * ``search`` (1 thread, then 2): load (memory-mapped) and search every query at k=10.
 
+At 1M passages (``--no-decoded --parallel-exact``): the brute force over the float32 passages
+runs beside the build in its own process with one thread (it needs no index), the decoded
+brute force is skipped, and both workers append progress lines (passages, tokens, seconds, RSS)
+to ``build-n<size>.log`` / ``exact-n<size>.log`` in the work folder, so a run stopped early
+still shows how far it got.
+
 Usage (from the repository root; writes ``benchmarks/results/compressed-scale<size>-<stamp>.md``):
     PYTHONPATH=integrations python -u -m benchmarks.studies.compressed_scale \\
         --sizes 20000,100000 [--dim 128] [--nbits 2] [--queries 100]
+    ... --sizes 1000000 --queries 50 --no-decoded --parallel-exact \\
+        --work-dir .cache/benchmarks/compressed-scale-1m
 """
 
 from __future__ import annotations
@@ -109,36 +117,62 @@ def prepare(args: argparse.Namespace) -> Path:
 # --- workers ------------------------------------------------------------------------------------
 
 
+def _log(folder: Path, name: str, line: str) -> None:
+    stamp = dt.datetime.now().strftime("%H:%M:%S")
+    with open(folder / name, "a", encoding="utf-8") as f:
+        f.write(f"{stamp} {line}\n")
+
+
+def _saved(index, folder: Path, n: int, timing: dict, start_mb: float) -> dict:
+    """Save ``index`` as ``index-n<n>`` and return the build's figures so far."""
+    target = folder / f"index-n{n}"
+    shutil.rmtree(target, ignore_errors=True)
+    t0 = time.perf_counter()
+    index.save(target)
+    save_s = time.perf_counter() - t0
+    peak = h.peak_rss_mb()
+    _log(folder, timing["log"], f"saved {target.name} in {save_s:.0f} s; peak_mb {peak:,.0f}")
+    state = index._state
+    return {
+        "add_s": timing["add_s"], "cpu_s": timing["cpu_s"], "save_s": save_s,
+        "tokens": timing["tokens"], "n_centroids": state.store.codec.n_centroids,
+        "store_bytes": state.store.nbytes(), "ivf_bytes": state.ivf.nbytes(),
+        "disk_bytes": h.dir_bytes(target) - (target / "docs.jsonl").stat().st_size,
+        "rss_after_chunks": timing["after"], "threads": _threads(), "load_avg": os.getloadavg(),
+        "memory": {"rss_start_mb": start_mb, "peak_rss_mb": peak,
+                   "peak_increment_mb": peak - start_mb},
+    }  # fmt: skip
+
+
 def worker_build(folder: Path, size: int, args: argparse.Namespace) -> dict:
+    """Build by chunks; also save (and record) the index at each of ``--milestones``."""
     from late_interaction import IndexConfig, LateInteractionIndex
 
     source = Passages(folder, args)
     config = IndexConfig(nbits=args.nbits, n_centroids=args.n_centroids)
     index = LateInteractionIndex(PrecomputedModel(args.dim), config=config)
-    add_s, cpu_s, after, n_tok = 0.0, 0.0, [], 0
-    with h.MemoryWindow() as mem:
-        for first, passages in source.blocks(size, args.chunk):
-            t0, c0 = time.perf_counter(), time.process_time()
-            ids = [str(first + i) for i in range(len(passages))]
-            index.add_embeddings(passages, [""] * len(passages), ids=ids)
-            add_s, cpu_s = add_s + time.perf_counter() - t0, cpu_s + time.process_time() - c0
-            n_tok += sum(p.shape[0] for p in passages)
-            after.append((first + len(passages), n_tok, round(h.rss_mb(), 1)))
-            del passages
-        target = folder / f"index-n{size}"
-        shutil.rmtree(target, ignore_errors=True)
-        t0 = time.perf_counter()
-        index.save(target)
-        save_s = time.perf_counter() - t0
-    state = index._state
-    return {
-        "add_s": add_s, "cpu_s": cpu_s, "save_s": save_s, "tokens": n_tok,
-        "n_centroids": state.store.codec.n_centroids,
-        "store_bytes": state.store.nbytes(), "ivf_bytes": state.ivf.nbytes(),
-        "disk_bytes": h.dir_bytes(target) - (target / "docs.jsonl").stat().st_size,
-        "rss_after_chunks": after, "memory": mem.result(), "threads": _threads(),
-        "load_avg": os.getloadavg(),
-    }  # fmt: skip
+    timing = {"add_s": 0.0, "cpu_s": 0.0, "after": [], "tokens": 0, "log": f"build-n{size}.log"}
+    h.reset_peak_rss()
+    start_mb = h.rss_mb()
+    for first, passages in source.blocks(size, args.chunk):
+        t0, c0 = time.perf_counter(), time.process_time()
+        ids = [str(first + i) for i in range(len(passages))]
+        index.add_embeddings(passages, [""] * len(passages), ids=ids)
+        timing["add_s"] += time.perf_counter() - t0
+        timing["cpu_s"] += time.process_time() - c0
+        timing["tokens"] += sum(p.shape[0] for p in passages)
+        done = first + len(passages)
+        timing["after"].append((done, timing["tokens"], round(h.rss_mb(), 1)))
+        _log(folder, timing["log"], f"passages {done:,} tokens {timing['tokens']:,} add_s "
+             f"{timing['add_s']:.0f} cpu_s {timing['cpu_s']:.0f} rss_mb {h.rss_mb():,.0f} "
+             f"peak_mb {h.peak_rss_mb():,.0f}")  # fmt: skip
+        del passages
+        if done in args.milestone_set and done < size:
+            h.write_result(folder / f"build-n{done}-t2.json",
+                           _saved(index, folder, done, timing, start_mb))  # fmt: skip
+            for m in args.milestone_set & set(range(done)):  # disk: keep the latest only
+                shutil.rmtree(folder / f"index-n{m}", ignore_errors=True)
+    return _saved(index, folder, size, timing, start_mb)
 
 
 def _top10(score_blocks, n_queries: int) -> list[list[int]]:
@@ -153,16 +187,36 @@ def worker_exact(folder: Path, size: int, args: argparse.Namespace) -> dict:
     q_all = np.concatenate(queries)
     bounds = np.r_[0, np.cumsum([q.shape[0] for q in queries])]
 
+    q_t = np.ascontiguousarray(q_all.T)
+
     def scores(rows: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        best = np.maximum.reduceat(rows @ q_all.T, np.r_[0, np.cumsum(lengths)[:-1]], axis=0)
-        return np.stack(
-            [best[:, bounds[i] : bounds[i + 1]].sum(axis=1) for i in range(len(queries))]
-        )
+        if (lengths == lengths[0]).all():  # equal lengths: a reshape, not a reduceat
+            sims = (rows @ q_t).reshape(len(lengths), int(lengths[0]), -1)
+            best = sims.max(axis=1)
+        else:
+            best = np.maximum.reduceat(rows @ q_t, np.r_[0, np.cumsum(lengths)[:-1]], axis=0)
+        return np.add.reduceat(best, bounds[:-1], axis=1).T  # (queries, passages)
 
     def exact_blocks():
-        for _, passages in Passages(folder, args).blocks(size, BLOCK):
-            yield scores(np.concatenate(passages), np.array([p.shape[0] for p in passages]))
+        t0, done = time.perf_counter(), []
+        for first, passages in Passages(folder, args).blocks(size, BLOCK):
+            for i in range(0, len(passages), 100):  # 100 passages: ~0.5 GB of similarities
+                part = passages[i : i + 100]
+                done.append(scores(np.concatenate(part), np.array([p.shape[0] for p in part])))
+                yield done[-1]
+            n = first + len(passages)
+            if n in args.milestone_set and n < size:  # the reference over the first n
+                h.write_result(folder / f"exact-n{n}-t1.json", {
+                    "exact": _top10(done, len(queries)), "decoded": None,
+                    "exact_s": time.perf_counter() - t0})  # fmt: skip
+            if (first // BLOCK) % 100 == 99:
+                _log(folder, f"exact-n{size}.log", f"passages {first + BLOCK:,} "
+                     f"s {time.perf_counter() - t0:.0f} rss_mb {h.rss_mb():,.0f}")  # fmt: skip
 
+    if args.no_decoded:
+        t0 = time.perf_counter()
+        exact = _top10(exact_blocks(), len(queries))
+        return {"exact": exact, "decoded": None, "exact_s": time.perf_counter() - t0}
     index = LateInteractionIndex.load(folder / f"index-n{size}", model=PrecomputedModel(args.dim))
     snap = index._state.snap
 
@@ -198,21 +252,54 @@ def worker_search(folder: Path, size: int, args: argparse.Namespace) -> dict:
 WORKERS = {"build": worker_build, "exact": worker_exact, "search": worker_search}
 
 
-def spawn(worker: str, folder: Path, size: int, threads: int, args: argparse.Namespace) -> dict:
-    out = folder / f"{worker}-n{size}-t{threads}.json"
+def _command(worker: str, folder: Path, size: int, threads: int, args, out: Path):
     env = {**os.environ, **dict.fromkeys(THREAD_VARS, str(threads))}
     cmd = [sys.executable, "-m", __spec__.name, "--worker", worker, "--size", str(size),
            "--folder", str(folder), "--out", str(out), *args.passthrough]  # fmt: skip
+    return cmd, env
+
+
+def start(worker: str, folder: Path, size: int, threads: int, args, out: Path):
+    cmd, env = _command(worker, folder, size, threads, args, out)
+    with open(folder / f"{worker}-n{size}.stderr", "w", encoding="utf-8") as err:
+        return subprocess.Popen(cmd, env=env, cwd=h.REPO, stderr=err, text=True)
+
+
+def spawn(worker: str, folder: Path, size: int, threads: int, args: argparse.Namespace) -> dict:
+    out = folder / f"{worker}-n{size}-t{threads}.json"
+    cmd, env = _command(worker, folder, size, threads, args, out)
     proc = subprocess.run(cmd, env=env, cwd=h.REPO, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"{worker} n={size} failed:\n{proc.stderr[-3000:]}")
     return json.loads(out.read_text())
 
 
-def recall(runs: list, reference: list) -> float:
+def recall(runs: list, reference: list | None) -> float:
+    if runs is None or reference is None:
+        return float("nan")
     return float(
         np.mean([len(set(a) & set(b)) / 10 for a, b in zip(runs, reference, strict=False)])
     )
+
+
+def _progress(folder: Path, size: int | None) -> list[str]:
+    """Lines of the ``size``-passage run's logs: every 50,000 passages, saves, and the last."""
+    if not size:
+        return []
+    out = ["", f"Progress of the {size:,}-passage run (its logs, every 50,000 passages):", ""]
+    for name in (f"build-n{size}.log", f"exact-n{size}.log"):
+        lines = (folder / name).read_text().splitlines() if (folder / name).exists() else []
+        keep = [x for x in lines if "saved" in x or _every(x, 50_000)] + lines[-1:]
+        out += [f"`{name}`:", "", "```", *dict.fromkeys(keep), "```", ""]
+    return out
+
+
+def _every(line: str, step: int) -> bool:
+    try:
+        n = int(line.split("passages ")[1].split()[0].replace(",", ""))
+    except (IndexError, ValueError):
+        return False
+    return n % step == 0
 
 
 def main() -> None:
@@ -227,15 +314,45 @@ def main() -> None:
         "--noise": (float, 0.02), "--seed": (int, 0), "--nbits": (int, 2),
         "--n-centroids": (int, None), "--chunk": (int, 5000), "--queries": (int, 100),
     }  # fmt: skip
+    p.add_argument(
+        "--no-decoded",
+        action="store_true",
+        help="skip the brute force over the decoded vectors (too slow at 1M)",
+    )
+    p.add_argument(
+        "--milestones",
+        default="",
+        help="passage counts at which the build saves index-n<m> and the exact worker writes "
+        "its reference over the first m (a long run stopped early still gives a full row)",
+    )
     for flag, (kind, default) in shared.items():
         p.add_argument(flag, type=kind, default=default)
     p.add_argument("--work-dir", type=Path, default=h.CACHE / "compressed-scale")
+    p.add_argument(
+        "--parallel-exact",
+        action="store_true",
+        help="run the float32 brute force beside the build (needs --no-decoded)",
+    )
+    p.add_argument(
+        "--progress-of",
+        type=int,
+        default=None,
+        help="append the logs of this size's run (e.g. 1000000 stopped early) to the result",
+    )
+    p.add_argument(
+        "--reuse",
+        action="store_true",
+        help="search the saved index-n<size> against its saved reference (no build, no brute "
+        "force): a milestone of a longer run",
+    )
     h.result_options(p)
     args = p.parse_args()
     args.passthrough = [
         x for flag in shared for x in (flag, str(getattr(args, flag[2:].replace("-", "_"))))
         if getattr(args, flag[2:].replace("-", "_")) is not None
-    ]  # fmt: skip
+    ] + (["--no-decoded"] if args.no_decoded else [])  # fmt: skip
+    args.passthrough += ["--milestones", args.milestones]
+    args.milestone_set = {int(m) for m in args.milestones.split(",") if m}
     if args.worker:
         h.write_result(args.out, WORKERS[args.worker](args.folder, args.size, args))
         return
@@ -245,8 +362,20 @@ def main() -> None:
     n_real = len(np.load(folder / "windows" / "offsets.npy")) - 1
     rows, rss_lines = [], []
     for size in (int(s) for s in args.sizes.split(",")):
-        b = spawn("build", folder, size, 2, args)
-        ref = spawn("exact", folder, size, 2, args)
+        if args.reuse:  # a milestone of a longer run
+            b = json.loads((folder / f"build-n{size}-t2.json").read_text())
+            ref = json.loads((folder / f"exact-n{size}-t1.json").read_text())
+        elif args.parallel_exact:  # one thread beside the build's two (the machine has two)
+            exact_out = folder / f"exact-n{size}-t1.json"
+            exact_proc = start("exact", folder, size, 1, args, exact_out)
+            b = spawn("build", folder, size, 2, args)
+            if exact_proc.wait() != 0:
+                log = (folder / f"exact-n{size}.stderr").read_text()[-3000:]
+                raise RuntimeError(f"exact n={size} failed:\n{log}")
+            ref = json.loads(exact_out.read_text())
+        else:
+            b = spawn("build", folder, size, 2, args)
+            ref = spawn("exact", folder, size, 2, args)
         s1, s2 = (spawn("search", folder, size, t, args) for t in (1, 2))
         tok = b["tokens"]
         rows.append(
@@ -291,6 +420,7 @@ def main() -> None:
         *rows,
         "",
         *rss_lines,
+        *_progress(folder, args.progress_of),
     ]
     h.publish(args, "compressed", f"scale{args.sizes.split(',')[-1]}", started,
               "Compressed index at scale", body)  # fmt: skip

@@ -68,14 +68,14 @@ from late_interaction._index.encoder_identity import jsonable
 from late_interaction._index.extra_files import encode_extra_files
 from late_interaction._index.hnsw import VoyagerTokenIndex
 from late_interaction._index.ivf import InvertedLists
-from late_interaction._index.token_store import (
+from late_interaction._index.token_store import TokenStore
+from late_interaction._index.token_store_files import (
     CODES_FILE,
     DRIFT_FILE,
     OFFSETS_FILE,
     RESIDUALS_FILE,
     TOKEN_DOC_FILE,
     TOKENS_FILE,
-    TokenStore,
 )
 from late_interaction._version import __version__
 from late_interaction.config import IndexConfig
@@ -284,7 +284,7 @@ def _read_folder(path: Path, verify: bool) -> LoadedIndex:
         if offsets.shape != (codec.n_centroids + 1,) or offsets[-1] != slots.shape[0]:
             msg = f"the inverted lists in {path} do not match the codec; rebuild the index."
             raise IndexFormatError(msg, version)
-        ivf = InvertedLists.from_arrays(offsets, slots)
+        ivf = InvertedLists.from_arrays(offsets, slots, n_docs)
     elif needs_candidates:
         _, _, token_doc = store.views()
         hnsw = VoyagerTokenIndex.load(

@@ -204,7 +204,9 @@ class IndexState:
         if self.hnsw is not None:
             self.hnsw.add(np.concatenate(matrices), first_row)
         if self.ivf is not None:
-            codes = self.store.codes()[first_row:]  # type: ignore[union-attr,index]
+            # The codes just encoded, from RAM: reading them back through the file's map
+            # would make every code page resident over a build.
+            codes = self.store.appended_codes  # type: ignore[union-attr]
             self.ivf = self.ivf.appended(codes, self.store.row_slots(first_slot))  # type: ignore[union-attr]
 
     def _publish_appended(self, first_slot: int, ids: list[str]) -> None:
@@ -273,8 +275,10 @@ class IndexState:
             None if snap.docs.dense is None else snap.docs.dense.rows(keep),
         )
         hnsw, ivf = None, None
-        if store.codec is not None:
-            ivf = InvertedLists(store.codec.n_centroids).appended(store.codes(), store.row_slots(0))  # type: ignore[arg-type]
+        if store.codec is not None:  # chunk by chunk: no 8-byte pair per token of the corpus
+            ivf = InvertedLists(store.codec.n_centroids)
+            for codes, slots in store.code_chunks():
+                ivf = ivf.appended(codes, slots)
         elif self.config.ann:  # ann=False: exact scans only, no graph to rebuild
             hnsw = VoyagerTokenIndex.from_config(dim, self.config)
             hnsw.add_all(store.views()[0])

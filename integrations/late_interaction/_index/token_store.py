@@ -9,28 +9,32 @@ a tenth of its size): its candidates come from inverted lists of slots, and the 
 follow from the offsets (:meth:`TokenStore.row_slots`). Exact MaxSim reads from here, never from
 Voyager (whose vectors are normalised or quantised). Saved as ``.npy`` and loaded memory-mapped.
 
+The exact rows grow in RAM (a doubling copy). The compressed rows grow in an append-only scratch
+file (:class:`~late_interaction._index.file_rows.FileRows`): nothing that exists is copied, so
+adding to a compressed index needs RAM for the chunk, not for the corpus.
+
 Slots are append-only: an upsert appends a new slot and marks the old one dead, so rows that a
 concurrent reader may be looking at are never rewritten. ``compact()`` builds a new store.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from late_interaction._index.atomic import fsync_file
 from late_interaction._index.codec import DecodedRows, ResidualCodec
-from late_interaction.exceptions import IndexFormatError
+from late_interaction._index.file_rows import FileRows
+from late_interaction._index.token_store_files import (
+    CODES_FILE,
+    RESIDUALS_FILE,
+    TOKENS_FILE,
+    load_store,
+    save_store,
+)
 
-TOKENS_FILE = "embeddings.npy"
-CODES_FILE = "codes.npy"
-RESIDUALS_FILE = "residuals.npy"
-OFFSETS_FILE = "doc_offsets.npy"
-TOKEN_DOC_FILE = "token_doc.npy"
-DRIFT_FILE = "codec_drift.npy"  # float64 [trained residual, tokens, sum, last tokens, last sum]
 _UNIT_TOLERANCE = 1e-2  # float16 inputs are unit to ~1e-3
 
 
@@ -48,7 +52,8 @@ class TokenStore:
     """Append-only contiguous token rows (exact or compressed) with document offsets.
 
     Rows past the published length may be written by the single writer while readers hold views
-    of the published prefix; a buffer that must grow is copied, so old views stay valid.
+    of the published prefix; an exact buffer that must grow is copied and a compressed row file
+    only grows, so old views stay valid.
 
     Args:
         dim: Token vector dimension.
@@ -66,7 +71,11 @@ class TokenStore:
         if codec is not None and codec.dim != self.dim:
             msg = f"the codec is for dim {codec.dim}; the store holds dim {self.dim}."
             raise ValueError(msg)
-        self._rows = {name: np.empty(shape, dt) for name, (shape, dt) in self._row_specs(0).items()}
+        self._rows: dict[str, Any] = {  # exact: ndarray grown in RAM; compressed: FileRows
+            name: np.empty(shape, dt) if codec is None else FileRows(shape[1:], dt)
+            for name, (shape, dt) in self._row_specs(0).items()
+        }
+        self.appended_codes = np.empty(0, np.int32)  # centroid ids of the latest append (in RAM)
         self._offsets = np.zeros(1, dtype=np.int64)
         self._token_doc = np.empty(0, dtype=np.int32)
         self.n_tokens = 0
@@ -99,6 +108,7 @@ class TokenStore:
         codes, residuals, error = self.codec.encode_with_error(tokens)
         n = tokens.shape[0]
         self._drift = np.array([self._drift[0] + n, self._drift[1] + error, n, error])
+        self.appended_codes = codes
         return {CODES_FILE: codes, RESIDUALS_FILE: residuals}
 
     def append(self, matrices: Sequence[np.ndarray]) -> tuple[int, int]:
@@ -118,6 +128,9 @@ class TokenStore:
         end_row = first_row + int(lengths.sum())
         encoded = self._encode(np.concatenate(matrices) if matrices else np.empty((0, self.dim)))
         for name, rows in encoded.items():
+            if self.codec is not None:
+                self._rows[name].write(first_row, rows)
+                continue
             self._rows[name] = _grow(self._rows[name], end_row)
             self._rows[name][first_row:end_row] = rows
         if self.codec is None:
@@ -139,9 +152,8 @@ class TokenStore:
         old and new buffer side by side per doubling.
         """
         end_row, end_slot = self.n_tokens + int(n_tokens), self.n_docs + int(n_docs)
-        for name in self._rows:
-            self._rows[name] = _grow(self._rows[name], end_row, exact=True)
-        if self.codec is None:  # a compressed store derives its token map from the offsets
+        if self.codec is None:  # compressed rows grow in a file; the token map is derived
+            self._rows[TOKENS_FILE] = _grow(self._rows[TOKENS_FILE], end_row, exact=True)
             self._token_doc = _grow(self._token_doc, end_row, exact=True)
         self._offsets = _grow(self._offsets, end_slot + 1, exact=True)
 
@@ -182,6 +194,25 @@ class TokenStore:
         slots = np.arange(first_slot, self.n_docs, dtype=np.int32)
         return np.repeat(slots, np.diff(offsets))
 
+    def code_chunks(self, rows: int = 1 << 20) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(codes, slots)`` of a compressed store's published tokens, ~``rows`` at a time.
+
+        Whole slots per chunk, read with file reads (not through the map): what a rebuild of
+        the inverted lists takes without holding every token's code and slot at once.
+        """
+        codes, offsets = self._rows[CODES_FILE], self._offsets[: self.n_docs + 1]
+        cuts = np.unique(
+            np.r_[np.searchsorted(offsets, np.arange(0, offsets[-1], rows)), self.n_docs]
+        )
+        first = 0
+        for last in cuts[cuts > 0].tolist():
+            slots = np.arange(first, last, dtype=np.int32)
+            yield (
+                codes.read(offsets[first], offsets[last]),
+                np.repeat(slots, np.diff(offsets[first : last + 1])),
+            )
+            first = last
+
     def drift(self) -> dict[str, float | int | None]:
         """Mean squared residual of encoded tokens against the codec's training value.
 
@@ -204,7 +235,7 @@ class TokenStore:
 
     def codes(self) -> np.ndarray | None:
         """Centroid id of each published token (None for an exact store)."""
-        return None if self.codec is None else self._rows[CODES_FILE][: self.n_tokens]
+        return None if self.codec is None else self._rows[CODES_FILE].view(self.n_tokens)
 
     def views(self) -> tuple[Any, np.ndarray, np.ndarray]:
         """Return ``(tokens, offsets, token_doc)`` views of the published data (do not write).
@@ -218,21 +249,28 @@ class TokenStore:
             tokens: Any = self._rows[TOKENS_FILE][:n]
         else:
             rows = self._rows
-            tokens = DecodedRows(self.codec, rows[CODES_FILE][:n], rows[RESIDUALS_FILE][:n])
+            tokens = DecodedRows(self.codec, rows[CODES_FILE].view(n), rows[RESIDUALS_FILE].view(n))
         token_doc = self._token_doc[:n] if self.codec is None else self._token_doc[:0]
         return tokens, self._offsets[: self.n_docs + 1], token_doc
 
     def compacted(self, keep_slots: np.ndarray) -> TokenStore:
         """Return a new store holding only ``keep_slots`` (in that order), renumbered from 0.
 
-        Stored rows are copied as they are (compressed rows are not decoded and re-encoded).
+        Stored rows are copied as they are (compressed rows are not decoded and re-encoded;
+        they are copied file to file a window at a time when ``keep_slots`` ascend).
         """
         new = TokenStore(self.dim, self.dtype.name, self.codec)
         offsets = self._offsets[: self.n_docs + 1]
         starts, lengths = offsets[keep_slots], np.diff(offsets)[keep_slots]
         local = np.concatenate([[0], np.cumsum(lengths)])
         rows = np.repeat(starts - local[:-1], lengths) + np.arange(local[-1])
-        new._rows = {name: array[rows] for name, array in self._rows.items()}
+        if self.codec is None:
+            new._rows = {name: array[rows] for name, array in self._rows.items()}
+        elif len(rows) and np.all(np.diff(keep_slots) > 0):
+            new._rows = {name: f.gathered(rows, self.n_tokens) for name, f in self._rows.items()}
+        else:  # slots out of order: gather through the map (touches the rows read)
+            for name, f in self._rows.items():
+                new._rows[name].write(0, f.view(self.n_tokens)[rows])
         if self.codec is None:
             new._token_doc = np.repeat(np.arange(len(keep_slots), dtype=np.int32), lengths)
         new._offsets = local.astype(np.int64)
@@ -243,23 +281,16 @@ class TokenStore:
     def nbytes(self) -> int:
         """Bytes of the published arrays (rows + offsets + the exact store's token map)."""
         n = self.n_tokens
-        rows = sum(array[:n].nbytes for array in self._rows.values())
+        rows = sum(
+            array[:n].nbytes if self.codec is None else n * array.row_bytes
+            for array in self._rows.values()
+        )
         token_doc = self._token_doc[:n].nbytes if self.codec is None else 0
         return rows + self._offsets[: self.n_docs + 1].nbytes + token_doc
 
     def save(self, folder: Path) -> None:
-        """Write the ``.npy`` files into ``folder`` (fsynced)."""
-        arrays = {name: array[: self.n_tokens] for name, array in self._rows.items()}
-        arrays[OFFSETS_FILE] = self._offsets[: self.n_docs + 1]
-        if self.codec is None:
-            arrays[TOKEN_DOC_FILE] = self._token_doc[: self.n_tokens]
-        else:
-            trained = self.codec.trained_residual
-            arrays[DRIFT_FILE] = np.r_[np.nan if trained is None else trained, self._drift]
-        for name, array in arrays.items():
-            with open(folder / name, "wb") as f:
-                np.save(f, np.ascontiguousarray(array), allow_pickle=False)
-                fsync_file(f)
+        """Write the ``.npy`` files into ``folder`` (fsynced; compressed rows file to file)."""
+        save_store(self, folder)
 
     @classmethod
     def load(
@@ -274,46 +305,11 @@ class TokenStore:
     ) -> TokenStore:
         """Load the arrays written by :meth:`save`; the per-token rows are memory-mapped.
 
-        A compressed folder's ``token_doc.npy`` (written before the map was derived from the
-        offsets) is ignored.
+        Nothing per-token is read into RAM (see :func:`token_store_files.load_store`).
 
         Raises:
             IndexFormatError: If a file is missing, unreadable or of the wrong shape or dtype.
         """
         store = cls(dim, dtype, codec)
-        expected = dict(store._row_specs(n_tokens))
-        expected[OFFSETS_FILE] = ((n_docs + 1,), np.dtype(np.int64))
-        if codec is None:
-            expected[TOKEN_DOC_FILE] = ((n_tokens,), np.dtype(np.int32))
-        arrays = {}
-        for name, (shape, dt) in expected.items():
-            try:
-                array = np.load(folder / name, mmap_mode="r", allow_pickle=False)
-            except (OSError, ValueError) as exc:
-                msg = (
-                    f"cannot read {folder / name}: {exc}. The index folder is damaged; rebuild it."
-                )
-                raise IndexFormatError(msg) from exc
-            if array.shape != shape or array.dtype != dt:
-                msg = (
-                    f"{folder / name} holds {array.dtype}{array.shape}; expected {dt}{shape}. "
-                    "The index folder is damaged or mixes files of two saves; rebuild it."
-                )
-                raise IndexFormatError(msg)
-            arrays[name] = array
-        store._rows = {name: arrays[name] for name in store._rows}
-        # Offsets and the token map are small: keep them in RAM so appends need no copy of them.
-        store._offsets = np.array(arrays[OFFSETS_FILE])
-        if codec is None:
-            store._token_doc = np.array(arrays[TOKEN_DOC_FILE])
-        elif (folder / DRIFT_FILE).exists():  # absent from folders saved before it existed
-            stats = np.load(folder / DRIFT_FILE, allow_pickle=False)
-            if stats.shape == (5,) and np.isfinite(stats[1:]).all():
-                codec.trained_residual = None if np.isnan(stats[0]) else float(stats[0])
-                store._drift = stats[1:].astype(np.float64)
-        lengths = np.diff(store._offsets)
-        if store._offsets[0] != 0 or store._offsets[-1] != n_tokens or (lengths < 1).any():
-            msg = f"{folder / OFFSETS_FILE} is not a valid offset array; rebuild the index."
-            raise IndexFormatError(msg)
-        store.n_docs, store.n_tokens = n_docs, n_tokens
+        load_store(store, folder, n_docs=n_docs, n_tokens=n_tokens)
         return store
