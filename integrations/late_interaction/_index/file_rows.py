@@ -16,6 +16,7 @@ RAM either. :meth:`FileRows.save` writes an ``.npy`` the same way.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import mmap
 import os
@@ -24,6 +25,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+_NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.EBADF}
 _COPY_BLOCK = 1 << 24  # bytes per read when copying or gathering through the file (16 MiB)
 
 
@@ -32,11 +34,18 @@ def _copy_range(src: BinaryIO, src_offset: int, dst: BinaryIO, dst_offset: int, 
     if hasattr(os, "copy_file_range"):
         done = 0
         while done < n:
-            step = os.copy_file_range(
-                src.fileno(), dst.fileno(), n - done, src_offset + done, dst_offset + done
-            )
+            try:
+                step = os.copy_file_range(
+                    src.fileno(), dst.fileno(), n - done, src_offset + done, dst_offset + done
+                )
+            except OSError as exc:
+                # Linux >= 5.19 refuses a copy between filesystems (EXDEV: a saved index on
+                # disk, TMPDIR on tmpfs); older kernels or filesystems may not support it.
+                if exc.errno not in _NO_KERNEL_COPY:
+                    raise
+                step = 0
             if step == 0:
-                break  # e.g. a filesystem pair the kernel cannot copy between: finish below
+                break  # a filesystem pair the kernel cannot copy between: finish below
             done += step
         if done == n:
             return
