@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from late_interaction._encoding.ascii_twin import ascii_twin, split_by_ascii
 from late_interaction._encoding.precut import PreCut
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -32,6 +33,8 @@ class _Direct:
     zero_type_ids: bool
     # Long texts cut before tokenising, where that changes no kept token (precut.py).
     precut: PreCut
+    # A copy with a cheaper normaliser, exact on ASCII texts (ascii_twin.py), or None.
+    ascii: Any = None
 
 
 def _backend(tokenizer: Any, rules: TokenRules, max_length: int) -> _Direct | None:
@@ -58,7 +61,7 @@ def _backend(tokenizer: Any, rules: TokenRules, max_length: int) -> _Direct | No
                 # the text's tokens, one per special token), so one probe shows them all.
                 probe = backend.encode("a b")
                 zero = not any(probe.type_ids) and not tokenizer.pad_token_type_id
-                direct = _Direct(backend, zero, PreCut(backend))
+                direct = _Direct(backend, zero, PreCut(backend), ascii_twin(backend))
             rules.backends[max_length] = direct
         return rules.backends[max_length]
 
@@ -74,10 +77,16 @@ def encodings(tokenizer: Any, rules: TokenRules, texts: list[str], max_length: i
         return None
     # encode_batch_fast skips character offsets (~1.4x faster); the ids are the same. The Rust
     # batch encoders run on all cores and release the GIL.
-    encode = getattr(direct.tokenizer, "encode_batch_fast", direct.tokenizer.encode_batch)
+    encode = _batch_encoder(direct.tokenizer)
+    if direct.ascii is not None:
+        encode = split_by_ascii(encode, _batch_encoder(direct.ascii))
     if direct.precut.enabled:
         return direct.precut.encode(encode, texts, max_length)
     return encode(texts)
+
+
+def _batch_encoder(backend: Any) -> Any:
+    return getattr(backend, "encode_batch_fast", backend.encode_batch)
 
 
 def reads_type_ids(tokenizer: Any, rules: TokenRules, max_length: int) -> bool:
