@@ -4,7 +4,8 @@ Rayon threads (``RAYON_NUM_THREADS``, one fresh process each), concurrent calls 
 threads, and worker processes. Run from the repository root on the device tool, carrying
 ``.cache/gpu13`` (see ``gpu.py``)::
 
-    python3 benchmarks/studies/gpu_tokenizer_scaling.py
+    python3 benchmarks/studies/gpu_tokenizer_scaling.py             # threads and processes
+    python3 benchmarks/studies/gpu_tokenizer_scaling.py normalisers # the ASCII twin, flash
 
 Texts are cut to 1,200 characters (about what ``precut.py`` leaves of a SciFact passage) and
 truncated to 180 tokens, in groups of 1,024 (``batches.GROUP_BATCHES`` x 256). Prints one line
@@ -89,6 +90,41 @@ def processes() -> None:
         _rate(f"procs={n} rayon={16 // n}", len(texts), n_tokens, seconds)
 
 
+def normalisers() -> None:
+    """All cores: the tokenizer as is, with the ASCII twin (``ascii_twin.py``) as the library
+    routes texts, and flash-tokenizer (if installed; not a dependency) on the same texts."""
+    from late_interaction._encoding.ascii_twin import ascii_twin, split_by_ascii
+
+    tok, texts = _tokenizer(), _texts()
+    twin = ascii_twin(tok)
+    routed = split_by_ascii(tok.encode_batch_fast, twin.encode_batch_fast)
+    reference = [e.ids for e in tok.encode_batch_fast(texts)]
+    n_tokens = sum(map(len, reference))
+    print(f"texts {len(texts)}, ASCII {sum(t.isascii() for t in texts)}", flush=True)
+    encoders = {"as is": tok.encode_batch_fast, "ASCII twin, routed": routed}
+    try:
+        from flash_tokenizer._core import FlashBertTokenizer
+
+        spec = json.loads(tok.to_str())["model"]["vocab"]
+        vocab = Path("/tmp/flash-vocab.txt")
+        vocab.write_text("\n".join(sorted(spec, key=spec.get)) + "\n")
+        flash = FlashBertTokenizer(str(vocab), True, MAX_LENGTH, True)
+        encoders["flash-tokenizer, OpenMP"] = lambda b: flash.batch_encode(
+            b, "longest", MAX_LENGTH, True
+        )
+    except ImportError:
+        print("flash-tokenizer not installed", flush=True)
+    for label, encode in encoders.items():
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.perf_counter()
+            out = encode(texts)
+            best = min(best, time.perf_counter() - t0)
+        ids = [list(e.ids) if hasattr(e, "ids") else [i for i in e if i != 0] for e in out]
+        same = sum(a == b for a, b in zip(ids, reference, strict=True))
+        _rate(f"{label} (ids equal: {same}/{len(texts)})", len(texts), n_tokens, best)
+
+
 def main() -> None:
     print("cpus", os.cpu_count(), flush=True)
     for threads in ("1", "2", "4", "8", "16", None):
@@ -100,4 +136,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    {"rayon": rayon, "processes": processes}.get(sys.argv[1] if len(sys.argv) > 1 else "", main)()
+    {"rayon": rayon, "processes": processes, "normalisers": normalisers}.get(
+        sys.argv[1] if len(sys.argv) > 1 else "", main
+    )()
