@@ -8,6 +8,7 @@ own.
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 
@@ -42,6 +43,25 @@ def test_pool_equals_one_process_in_input_order(pool_and_model, tiny_pylate_mode
         assert a.dtype == np.float32
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(got_dense, ref_dense)
+
+
+def test_workers_share_the_cores(pool_and_model):
+    """Two workers get half the cores each, for torch and for the Rust tokenizer's threads (a
+    value the caller set for the tokenizer is kept: see the next test)."""
+    _, pool = pool_and_model
+    half = max(1, (os.cpu_count() or 1) // 2)
+    tokenizer = os.environ.get("RAYON_NUM_THREADS", str(half))
+    assert (
+        pool.workers
+        == [{"device": "cpu", "torch_threads": half, "tokenizer_threads": tokenizer}] * 2
+    )
+
+
+def test_a_tokenizer_thread_count_set_by_the_caller_is_kept(tiny_pylate_model, monkeypatch):
+    monkeypatch.setenv("RAYON_NUM_THREADS", "3")
+    with tiny_pylate_model.start_pool(["cpu"]) as pool:
+        assert pool.workers[0]["tokenizer_threads"] == "3"
+        assert pool.workers[0]["torch_threads"] == (os.cpu_count() or 1)
 
 
 def test_pool_handles_empty_and_tiny_inputs(pool_and_model, tiny_pylate_model):
@@ -129,3 +149,48 @@ def test_pool_workers_run_the_parents_backend(tiny_pylate_path, tmp_path, monkey
     for a, b in zip(got, ref, strict=True):
         np.testing.assert_array_equal(a, b)
     assert any(not np.array_equal(a, c) for a, c in zip(got, torch_ref, strict=True))
+
+
+# --- several GPUs from one process (device_threads.py), run here on CPU copies ---------------
+
+
+def test_device_threads_equal_one_process_in_input_order(tiny_pylate_path, tiny_pylate_model):
+    """The thread pool's code path on two CPU copies: same arrays, bit for bit, in input order,
+    with more groups than devices (batch_size 2: 40 texts in 5 groups of 8)."""
+    from late_interaction._encoding.device_threads import DeviceThreads
+
+    model = ColBERT.from_pretrained(tiny_pylate_path, device="cpu")
+    with DeviceThreads(model._pipeline.load_args, ["cpu", "cpu"]) as pool:
+        assert [w["device"] for w in pool.workers] == ["cpu", "cpu"]
+        for is_query in (False, True):
+            got, dense = pool.encode(TEXTS, is_query, batch_size=2, show_progress_bar=False)
+            ref, ref_dense = tiny_pylate_model._pipeline.encode(TEXTS, is_query, 2, False)
+            for a, b in zip(got, ref, strict=True):
+                np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(dense, ref_dense)
+        got, _ = pool.encode(TEXTS[:1], False, batch_size=2, show_progress_bar=False)
+        np.testing.assert_array_equal(got[0], tiny_pylate_model.encode_documents(TEXTS[:1])[0])
+    assert pool.closed
+    with pytest.raises(RuntimeError, match="closed"):
+        pool.encode(TEXTS, False, batch_size=2, show_progress_bar=False)
+
+
+def test_device_threads_raise_a_devices_error_and_stay_usable(tiny_pylate_path, monkeypatch):
+    from late_interaction._encoding.device_threads import DeviceThreads
+
+    model = ColBERT.from_pretrained(tiny_pylate_path, device="cpu")
+    pool = DeviceThreads(model._pipeline.load_args, ["cpu", "cpu"])
+    broken = pool._pipelines[1]
+
+    def fail(*args, **kwargs):
+        raise ValueError("boom on the second copy")
+
+    monkeypatch.setattr(broken, "run", fail)
+    with pytest.raises(RuntimeError, match=r"encoding on cpu failed: ValueError: boom"):
+        pool.encode(TEXTS, False, batch_size=2, show_progress_bar=False)
+    monkeypatch.undo()
+    got, _ = pool.encode(TEXTS, False, batch_size=2, show_progress_bar=False)
+    ref = model.encode_documents(TEXTS, batch_size=2)
+    for a, b in zip(got, ref, strict=True):
+        np.testing.assert_array_equal(a, b)
+    pool.close()

@@ -13,6 +13,11 @@ share of long and short texts), and each worker gets its whole share at once, so
 tokenising thread runs ahead across groups and the device never waits between them. Results
 come back batch by batch as tensors in shared memory and are copied out at once (a shared
 segment holds a file descriptor for as long as it lives).
+
+The workers share the host's cores: each gets ``cores // workers`` threads for torch (CPU
+workers) and for the Rust tokenizer (every worker; ``RAYON_NUM_THREADS``, unless the caller set
+it). On a GPU host the tokenizer sets the pace of a small model, and two workers each starting
+one tokenizer thread per core oversubscribe the cores twice over.
 """
 
 from __future__ import annotations
@@ -41,13 +46,16 @@ def _describe(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).strip()
 
 
-def _worker(rank: int, load_args: dict[str, Any], device: str, threads: int | None,
+def _worker(rank: int, load_args: dict[str, Any], device: str, threads: int,
             inbox: Any, outbox: Any) -> None:  # fmt: skip
     """A worker's life: load the encoder, then encode jobs until told to stop (None)."""
     try:
-        if threads is not None:  # CPU workers share the cores instead of each taking them all
-            torch.set_num_threads(threads)
+        # Set before the tokenizer's first parallel call builds its thread pool (a spawned
+        # process starts fresh); a value the caller set is inherited and kept.
+        os.environ.setdefault("RAYON_NUM_THREADS", str(threads))
         where = torch.device(device)
+        if where.type == "cpu":  # CPU workers share the cores instead of each taking them all
+            torch.set_num_threads(threads)
         if where.type == "cuda" and where.index is not None:  # else a context opens on cuda:0 too
             torch.cuda.set_device(where)
         from late_interaction._encoding.load import load_pipeline
@@ -58,7 +66,9 @@ def _worker(rank: int, load_args: dict[str, Any], device: str, threads: int | No
     except BaseException as exc:  # reported to the parent, which raises it there
         outbox.put(("error", rank, None, _describe(exc)))
         return
-    outbox.put(("ready", rank, None, str(pipeline.device)))
+    ready = {"device": str(pipeline.device), "torch_threads": torch.get_num_threads(),
+             "tokenizer_threads": os.environ["RAYON_NUM_THREADS"]}  # fmt: skip
+    outbox.put(("ready", rank, None, ready))
     while (job := inbox.get()) is not None:
         job_id, texts, groups, is_query, batch_size = job
         try:
@@ -92,8 +102,9 @@ class EncodePool:
             msg = f"devices must be a non-empty list like ['cuda:0', 'cuda:1']; got {devices!r}."
             raise ValueError(msg)
         self.devices = [str(d) for d in devices]
-        n_cpu = sum(torch.device(d).type == "cpu" for d in self.devices)
-        threads = max(1, (os.cpu_count() or 1) // n_cpu) if n_cpu else None
+        threads = max(1, (os.cpu_count() or 1) // len(self.devices))
+        # What each worker reported when it started: device, torch and tokenizer threads.
+        self.workers: list[dict[str, Any]] = [{} for _ in self.devices]
         context = torch.multiprocessing.get_context("spawn")
         self._inboxes = [context.Queue() for _ in self.devices]
         self._outbox = context.Queue()
@@ -104,8 +115,7 @@ class EncodePool:
         self._processes: list[Any] = []
         try:
             for rank, device in enumerate(self.devices):
-                cpu_threads = threads if torch.device(device).type == "cpu" else None
-                args = (rank, load_args, device, cpu_threads, self._inboxes[rank], self._outbox)
+                args = (rank, load_args, device, threads, self._inboxes[rank], self._outbox)
                 process = context.Process(
                     target=_worker, args=args, name=f"late-interaction-encode-{rank}", daemon=True
                 )
@@ -113,7 +123,8 @@ class EncodePool:
                 self._processes.append(process)
             logger.info("Encoding pool started on %s.", ", ".join(self.devices))
             for _ in self._processes:
-                self._receive(None, timeout=_START_TIMEOUT_S)
+                _, rank, ready = self._receive(None, timeout=_START_TIMEOUT_S)
+                self.workers[rank] = ready
         except BaseException:
             self.close(wait=False)
             raise

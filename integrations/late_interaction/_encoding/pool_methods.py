@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from late_interaction._encoding.device_threads import DeviceThreads
 from late_interaction._encoding.pool import EncodePool
 from late_interaction._validation import positive_int
 
@@ -24,7 +25,7 @@ class PoolMethods:
     """``start_pool`` and ``_encode``, over the pipeline of the inheriting encoder."""
 
     _pipeline: Pipeline
-    _pool: EncodePool | None
+    _pool: EncodePool | DeviceThreads | None
 
     def _encode(
         self, texts: list[str], is_query: bool, batch_size: int, show: bool | None, devices: Any
@@ -41,29 +42,33 @@ class PoolMethods:
 
     def start_pool(
         self, devices: Sequence[str | torch.device] | None = None, *, attach: bool = True
-    ) -> EncodePool:
-        """Start one encoding process per device; while it is open, this encoder encodes there.
+    ) -> EncodePool | DeviceThreads:
+        """Start encoding on several devices; while the pool is open, this encoder encodes there.
 
         Every ``encode_queries``/``encode_documents`` call (and so an index's ``add``) then
-        splits its texts over the devices, each text encoded exactly as in one process. Each
-        worker loads this encoder again, from its folder, with the same arguments and dtype::
+        splits its texts over the devices, each text encoded exactly as on one device. The
+        encoder is loaded again on each device, from its folder, with the same arguments and
+        dtype: on GPUs in this process, one thread per device (no copy of the results between
+        processes); on CPUs in one worker process per entry, the cores split between them::
 
             with model.start_pool(["cuda:0", "cuda:1"]):
                 index.add(texts)
 
         Args:
-            devices: One process per entry, e.g. ``["cuda:0", "cuda:1"]`` (``["cpu", "cpu"]``
-                works, the cores split between them). None: every CUDA device, else two CPU
-                processes.
+            devices: One entry per device, e.g. ``["cuda:0", "cuda:1"]`` (``["cpu", "cpu"]``
+                works: two processes, the cores split between them). None: every CUDA device,
+                else two CPU processes.
             attach: Make this encoder use the pool until it is closed (else only hand it back).
 
         Returns:
-            The pool: a context manager; ``close()`` stops its processes.
+            The pool: a context manager; ``close()`` stops its processes or releases the
+            encoder copies.
 
         Raises:
             ValueError: If ``devices`` is empty, or this encoder was not made by
                 :meth:`from_pretrained` (a worker could not load it again).
-            RuntimeError: If a worker cannot load the encoder (its error is in the message).
+            RuntimeError: If a worker process cannot load the encoder (its error is in the
+                message; on GPUs the loading error itself is raised).
         """
         if self._pipeline.load_args is None:
             msg = "a pool loads the encoder again in each process; build it with from_pretrained."
@@ -71,7 +76,9 @@ class PoolMethods:
         if devices is None:
             count = torch.cuda.device_count() if torch.cuda.is_available() else 0
             devices = [f"cuda:{i}" for i in range(count)] or ["cpu", "cpu"]
-        pool = EncodePool(self._pipeline.load_args, devices)
+        listed = not isinstance(devices, (str, torch.device)) and len(devices) > 0
+        on_gpus = listed and all(torch.device(d).type == "cuda" for d in devices)
+        pool = (DeviceThreads if on_gpus else EncodePool)(self._pipeline.load_args, devices)
         if attach:
             if self._pool is not None:
                 self._pool.close()
