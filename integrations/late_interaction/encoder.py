@@ -244,8 +244,8 @@ class ColBERT(PoolMethods, ScoringMethods):
             batch_size: Texts per forward pass.
             show_progress_bar: None shows a bar from 256 texts on.
             return_dense: Also return each query's dense vector (as :meth:`encode_documents`).
-            devices: Encode on these devices at once, one process each, for this call (as
-                :meth:`start_pool`, which keeps the processes for later calls).
+            devices: Encode on these devices at once, for this call (as :meth:`start_pool`,
+                which keeps the devices' encoders for later calls).
 
         Returns:
             One float32 array of shape ``(n_tokens, dim)`` per query, rows L2-normalised, in input
@@ -278,8 +278,8 @@ class ColBERT(PoolMethods, ScoringMethods):
                 backbone's last hidden states averaged over the non-padding tokens (before the
                 skiplist and projection), L2-normalised. For the embedded all-MiniLM-L6-v2 it
                 equals ``SentenceTransformer(path).encode(texts, normalize_embeddings=True)``.
-            devices: Encode on these devices at once, e.g. ``["cuda:0", "cuda:1"]``, one process
-                each, for this call; :meth:`start_pool` keeps the processes for later calls.
+            devices: Encode on these devices at once, e.g. ``["cuda:0", "cuda:1"]``, for this
+                call; :meth:`start_pool` keeps the devices' encoders for later calls.
 
         Returns:
             One float32 array of shape ``(n_tokens, dim)`` per document, rows L2-normalised, in
