@@ -246,8 +246,11 @@ def test_surrogate_metadata_never_reaches_save(built, tmp_path):
     [
         (lambda ix: ix.add_embeddings([_emb() * 3], ["w1"]), r"unit-norm"),
         (lambda ix: ix.add_embeddings([_emb(value=np.nan)], ["w1"]), r"NaN"),
+        (lambda ix: ix.add_embeddings([_emb(value=np.inf)], ["w1"]), r"infinite.*row 1"),
+        # A bad matrix after a good one: the call is checked whole, nothing is added.
+        (lambda ix: ix.add_embeddings([_emb(), _emb() * 0.5], ["w1", "w2"]), r"\[1\].*norm"),
     ],
-    ids=["not_unit", "nan"],
+    ids=["not_unit", "nan", "inf", "second_not_unit"],
 )
 def test_compressed_index_refuses_bad_embeddings(call, pattern, ref, tmp_path):
     model = ref.FakeEncoder(DIM)

@@ -14,7 +14,13 @@ import numpy as np
 
 from late_interaction._index.dense_store import DenseStore
 from late_interaction._index.document_store import validate_documents
-from late_interaction._validation import as_list, as_texts, as_token_matrix, storable
+from late_interaction._validation import (
+    as_list,
+    as_texts,
+    as_token_matrix,
+    float32_matrix,
+    storable,
+)
 from late_interaction.fusion import unfused_weight
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -92,7 +98,9 @@ class WriteMethods:
             )
 
         def encode(positions: Sequence[int]) -> tuple[list[np.ndarray], np.ndarray | None]:
-            matrices = [as_token_matrix(embeddings[i], self.dim, "", **rules) for i in positions]
+            # Checked whole above: only the float32 conversion is left (a second check cost as
+            # much again; compressed-inputchecks-*.md).
+            matrices = [float32_matrix(embeddings[i]) for i in positions]
             return matrices, None if vectors is None else vectors[list(positions)]
 
         return self._state.add(
