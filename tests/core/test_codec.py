@@ -82,6 +82,23 @@ def test_similarities_are_dot_products_with_the_reference_decoding(nbits):
     np.testing.assert_allclose(codec.similarities(query, codes, packed), want, atol=1e-5)
 
 
+@pytest.mark.parametrize(("nbits", "dim"), [(1, 12), (2, 13), (4, 12)])
+def test_query_similarities_are_the_reference_decoding_query_major(nbits, dim):
+    # The exact stage of a compressed search reads (n_query_tokens, n) dot products through
+    # torch's BLAS; rows from read-only maps (a loaded index) and a padded last byte included.
+    rng = np.random.default_rng(20 + nbits)
+    vectors = _clustered(rng, 600, dim)
+    codec = ResidualCodec.train(vectors, nbits, n_centroids=16)
+    codes, packed = codec.encode(vectors[:50])
+    codes.flags.writeable = packed.flags.writeable = False
+    query = rng.standard_normal((5, dim)).astype(np.float32)
+    query.flags.writeable = False
+    want = query.astype(np.float64) @ _reference_decode(codec, codes, packed).T
+    got = codec.query_similarities(query, codes, packed)
+    assert got.shape == (5, 50) and got.dtype == np.float32 and got.flags.c_contiguous
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
 def test_encode_picks_the_nearest_centroid_and_the_right_bucket():
     rng = np.random.default_rng(3)
     vectors = _clustered(rng, 500, 8)
