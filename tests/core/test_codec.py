@@ -99,6 +99,29 @@ def test_query_similarities_are_the_reference_decoding_query_major(nbits, dim):
     np.testing.assert_allclose(got, want, atol=1e-5)
 
 
+def test_decoded_rows_read_slices_row_numbers_and_masks_alike(tmp_path):
+    from late_interaction._index.codec import DecodedRows
+
+    rng = np.random.default_rng(30)
+    vectors = _clustered(rng, 400, 12)
+    codec = ResidualCodec.train(vectors, 2, n_centroids=16)
+    codes, packed = codec.encode(vectors[:60])
+    np.save(tmp_path / "codes.npy", codes)
+    np.save(tmp_path / "residuals.npy", packed)
+    rows = DecodedRows(codec, np.load(tmp_path / "codes.npy", mmap_mode="r"),
+                       np.load(tmp_path / "residuals.npy", mmap_mode="r"))  # fmt: skip
+    want = _reference_decode(codec, codes, packed)
+    picked = np.array([59, 3, 3, 17, 0])
+    mask = np.zeros(60, dtype=bool)
+    mask[[2, 40, 41]] = True
+    np.testing.assert_allclose(rows[10:20], want[10:20], atol=1e-6)
+    np.testing.assert_allclose(rows[picked], want[picked], atol=1e-6)
+    np.testing.assert_allclose(rows[mask], want[mask], atol=1e-6)
+    query = rng.standard_normal((3, 12)).astype(np.float32)
+    np.testing.assert_allclose(rows.query_similarities(query, picked), query @ want[picked].T,
+                               atol=1e-5)  # fmt: skip
+
+
 def test_encode_picks_the_nearest_centroid_and_the_right_bucket():
     rng = np.random.default_rng(3)
     vectors = _clustered(rng, 500, 8)
