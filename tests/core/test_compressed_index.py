@@ -340,6 +340,9 @@ def test_interaction_scores_are_centroid_maxsim_to_half_a_fixed_point_unit():
     )
     zeros = _interaction_scores(np.zeros((2, 40), np.float32), codes, offsets, docs)
     assert (zeros == 0).all()
+    overflowed = by_query.copy()
+    overflowed[0, codes[offsets[3]]] = np.inf  # no scale: scored in float, inf kept
+    assert _interaction_scores(overflowed, codes, offsets, docs)[1] == np.inf
 
 
 def test_every_pruning_stage_runs_and_self_retrieval_holds(fake_encoder, ref, counted):

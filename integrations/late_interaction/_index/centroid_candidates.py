@@ -122,8 +122,9 @@ def _interaction_scores(
     change places; the result only chooses which documents exact MaxSim scores.
     """
     largest = float(np.abs(by_query).max())
-    scale = _FIXED_POINT / largest if largest > 0 else 1.0
-    table = np.rint(by_query * scale).astype(np.int16)
+    if not 0 < largest < np.inf:  # all zero, or overflowed (a query of huge values): as floats
+        return score_slots_by_query_scores(by_query, codes, offsets, docs)
+    table = np.rint(by_query * (_FIXED_POINT / largest)).astype(np.int16)
     return score_slots_by_query_scores(table, codes, offsets, docs)
 
 
