@@ -79,7 +79,7 @@ def test_similarities_are_dot_products_with_the_reference_decoding(nbits):
     codes, packed = codec.encode(vectors[:50])
     query = rng.standard_normal((5, 12)).astype(np.float32)
     want = _reference_decode(codec, codes, packed) @ query.T
-    np.testing.assert_allclose(codec.similarities(query, codes, packed), want, atol=1e-5)
+    np.testing.assert_allclose(codec.query_similarities(query, codes, packed).T, want, atol=1e-5)
 
 
 @pytest.mark.parametrize(("nbits", "dim"), [(1, 12), (2, 13), (4, 12)])

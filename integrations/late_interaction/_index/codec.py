@@ -221,13 +221,6 @@ class ResidualCodec:
         out /= norms[:, None]
         return out
 
-    def similarities(self, query: np.ndarray, codes: np.ndarray, packed: np.ndarray) -> np.ndarray:
-        """``decode(codes, packed) @ query.T``, float32 ``(n, n_query_tokens)``.
-
-        The transpose of :meth:`query_similarities` (a view, no copy).
-        """
-        return self.query_similarities(query, codes, packed).T
-
     def query_similarities(
         self, query: np.ndarray, codes: np.ndarray, packed: np.ndarray
     ) -> np.ndarray:
@@ -299,10 +292,6 @@ class DecodedRows:
 
     def __getitem__(self, key: slice | np.ndarray) -> np.ndarray:
         return self.codec.decode(np.asarray(self.codes[key]), np.asarray(self.residuals[key]))
-
-    def similarities(self, query: np.ndarray, key: slice | np.ndarray) -> np.ndarray:
-        """``self[key] @ query.T`` (see :meth:`ResidualCodec.similarities`)."""
-        return self.query_similarities(query, key).T
 
     def query_similarities(self, query: np.ndarray, key: slice | np.ndarray) -> np.ndarray:
         """``query @ self[key].T`` (see :meth:`ResidualCodec.query_similarities`)."""
