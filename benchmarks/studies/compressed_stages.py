@@ -38,7 +38,7 @@ def main() -> None:
     started = dt.datetime.now()
     from late_interaction import LateInteractionIndex
     from late_interaction._index import centroid_candidates as cc
-    from late_interaction.scoring import score_slots, score_slots_by_query_scores
+    from late_interaction.scoring import score_slots
 
     queries = h.load_packed(args.queries)[: args.n_queries]
     index = LateInteractionIndex.load(args.index, model=PrecomputedModel(queries[0].shape[1]))
@@ -74,7 +74,7 @@ def main() -> None:
             )
         t = tick("list scores", t)
         if len(docs) > n_full:
-            approx = score_slots_by_query_scores(by_query, snap.codes, snap.offsets, docs)
+            approx = cc._interaction_scores(by_query, snap.codes, snap.offsets, docs)
             docs = np.sort(docs[np.argpartition(-approx, n_full - 1)[:n_full]])
         t = tick("centroid interaction", t)
         score_slots(q, snap.tokens, snap.offsets, docs)

@@ -103,7 +103,7 @@ def main() -> None:
     decoded = decoded_top10(index, queries, cache)
     state = index._state
     base, prerank, summed = state.config, cc._PRERANK_FACTOR, cc._LIST_SCORES_SUMMED
-    interaction = cc.score_slots_by_query_scores
+    interaction = cc._interaction_scores
     rows = []
     for setting in args.settings.split(","):
         if setting == "default":
@@ -115,7 +115,7 @@ def main() -> None:
             factor = rest[0] if rest else prerank
             sums = bool(rest[1]) if len(rest) > 1 else summed
         threshold = float(setting.split(":")[4]) if setting.count(":") >= 4 else None
-        cc.score_slots_by_query_scores = (
+        cc._interaction_scores = (
             interaction if threshold is None else thresholded_interaction(threshold)
         )
         state.config, cc._PRERANK_FACTOR, cc._LIST_SCORES_SUMMED = config, factor, sums
@@ -133,7 +133,7 @@ def main() -> None:
         )
         print(rows[-1], flush=True)
     state.config, cc._PRERANK_FACTOR, cc._LIST_SCORES_SUMMED = base, prerank, summed
-    cc.score_slots_by_query_scores = interaction
+    cc._interaction_scores = interaction
     snap = index._state.snap
     body = [
         f"Index `{h.repo_relative(args.index)}` ({len(index):,} documents, "

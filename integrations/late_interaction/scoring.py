@@ -238,8 +238,8 @@ def score_slots(
     Args:
         query: float32 query matrix. Shape: ``(n_query_tokens, dim)``.
         tokens: Store rows, or an array-like that decodes the rows it is indexed with (a
-            compressed store; one with a ``similarities(query, rows)`` method gives the dot
-            products itself). Shape: ``(n_tokens, dim)``.
+            compressed store; one with a ``query_similarities(query, rows)`` method gives the
+            dot products itself, query-major). Shape: ``(n_tokens, dim)``.
         offsets: Slot offsets into ``tokens``. Shape: ``(n_slots + 1,)``.
         slots: Slot numbers to score, ascending. Shape: ``(n,)``.
         chunk_tokens: Rows gathered (and widened to float32) at a time, bounding temporary RAM.
@@ -247,7 +247,7 @@ def score_slots(
     Returns:
         float32 scores aligned with ``slots``.
     """
-    similarities = getattr(tokens, "similarities", None)
+    similarities = getattr(tokens, "query_similarities", None)
     if similarities is None:
         return _score_by_chunks(
             offsets,
@@ -260,9 +260,10 @@ def score_slots(
 
     def score(rows: Any, local: np.ndarray) -> np.ndarray:
         # Rows that decode as they are scored (a compressed store): dot products straight from
-        # the decoder, which normalises them rather than the rows.
-        best = np.maximum.reduceat(similarities(query, rows), local[:-1], axis=0)
-        return best.sum(axis=1, dtype=np.float32)
+        # the decoder, which normalises them rather than the rows. Query-major: the segmented
+        # max runs along each query token's contiguous row.
+        best = np.maximum.reduceat(similarities(query, rows), local[:-1], axis=1)
+        return best.sum(axis=0, dtype=np.float32)
 
     return _score_by_chunks(offsets, slots, chunk_tokens, score)
 

@@ -79,7 +79,47 @@ def test_similarities_are_dot_products_with_the_reference_decoding(nbits):
     codes, packed = codec.encode(vectors[:50])
     query = rng.standard_normal((5, 12)).astype(np.float32)
     want = _reference_decode(codec, codes, packed) @ query.T
-    np.testing.assert_allclose(codec.similarities(query, codes, packed), want, atol=1e-5)
+    np.testing.assert_allclose(codec.query_similarities(query, codes, packed).T, want, atol=1e-5)
+
+
+@pytest.mark.parametrize(("nbits", "dim"), [(1, 12), (2, 13), (4, 12)])
+def test_query_similarities_are_the_reference_decoding_query_major(nbits, dim):
+    # The exact stage of a compressed search reads (n_query_tokens, n) dot products through
+    # torch's BLAS; rows from read-only maps (a loaded index) and a padded last byte included.
+    rng = np.random.default_rng(20 + nbits)
+    vectors = _clustered(rng, 600, dim)
+    codec = ResidualCodec.train(vectors, nbits, n_centroids=16)
+    codes, packed = codec.encode(vectors[:50])
+    codes.flags.writeable = packed.flags.writeable = False
+    query = rng.standard_normal((5, dim)).astype(np.float32)
+    query.flags.writeable = False
+    want = query.astype(np.float64) @ _reference_decode(codec, codes, packed).T
+    got = codec.query_similarities(query, codes, packed)
+    assert got.shape == (5, 50) and got.dtype == np.float32 and got.flags.c_contiguous
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_decoded_rows_read_slices_row_numbers_and_masks_alike(tmp_path):
+    from late_interaction._index.codec import DecodedRows
+
+    rng = np.random.default_rng(30)
+    vectors = _clustered(rng, 400, 12)
+    codec = ResidualCodec.train(vectors, 2, n_centroids=16)
+    codes, packed = codec.encode(vectors[:60])
+    np.save(tmp_path / "codes.npy", codes)
+    np.save(tmp_path / "residuals.npy", packed)
+    rows = DecodedRows(codec, np.load(tmp_path / "codes.npy", mmap_mode="r"),
+                       np.load(tmp_path / "residuals.npy", mmap_mode="r"))  # fmt: skip
+    want = _reference_decode(codec, codes, packed)
+    picked = np.array([59, 3, 3, 17, 0])
+    mask = np.zeros(60, dtype=bool)
+    mask[[2, 40, 41]] = True
+    np.testing.assert_allclose(rows[10:20], want[10:20], atol=1e-6)
+    np.testing.assert_allclose(rows[picked], want[picked], atol=1e-6)
+    np.testing.assert_allclose(rows[mask], want[mask], atol=1e-6)
+    query = rng.standard_normal((3, 12)).astype(np.float32)
+    np.testing.assert_allclose(rows.query_similarities(query, picked), query @ want[picked].T,
+                               atol=1e-5)  # fmt: skip
 
 
 def test_encode_picks_the_nearest_centroid_and_the_right_bucket():

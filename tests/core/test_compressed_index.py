@@ -319,6 +319,32 @@ def test_list_scores_match_a_naive_loop(probe):
                                rtol=1e-6)  # fmt: skip
 
 
+def test_interaction_scores_are_centroid_maxsim_to_half_a_fixed_point_unit():
+    from late_interaction._index.centroid_candidates import _FIXED_POINT, _interaction_scores
+
+    rng = np.random.default_rng(12)
+    by_query = rng.uniform(-0.9, 0.9, size=(6, 40)).astype(np.float32)  # 6 query tokens
+    lengths = rng.integers(1, 9, size=25)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    codes = rng.integers(0, 40, size=int(offsets[-1])).astype(np.uint16)
+    docs = np.array([0, 3, 4, 9, 17, 24])
+    got = _interaction_scores(by_query, codes, offsets, docs)
+    scale = _FIXED_POINT / np.abs(by_query).max()
+    for score, d in zip(got.tolist(), docs.tolist(), strict=True):
+        doc_codes = codes[offsets[d] : offsets[d + 1]]
+        naive = sum(max(float(by_query[q, c]) for c in doc_codes) for q in range(6))
+        assert abs(score / scale - naive) <= 6 * 0.5 / scale + 1e-6
+    # The largest score is the top of int16's range, not past it; all-zero scores stay zero.
+    assert _interaction_scores(np.ones((1, 40), np.float32), codes, offsets, docs[:1])[0] == (
+        _FIXED_POINT
+    )
+    zeros = _interaction_scores(np.zeros((2, 40), np.float32), codes, offsets, docs)
+    assert (zeros == 0).all()
+    overflowed = by_query.copy()
+    overflowed[0, codes[offsets[3]]] = np.inf  # no scale: scored in float, inf kept
+    assert _interaction_scores(overflowed, codes, offsets, docs)[1] == np.inf
+
+
 def test_every_pruning_stage_runs_and_self_retrieval_holds(fake_encoder, ref, counted):
     # n_full 4 (k=1): list scores keep 16 of the candidates, centroid interaction 4.
     index, ids, texts = _index(fake_encoder, ref, n=150, nbits=4, n_full_scores=4, n_probe=8)

@@ -19,6 +19,7 @@ import math
 import numpy as np
 
 from late_interaction._index.kmeans import NearestCentroid, spherical_kmeans
+from late_interaction._index.torch_blas import matmul_nt
 
 NBITS = (1, 2, 4)
 _HELD_OUT_FRACTION, _HELD_OUT_MAX = 0.05, 50_000  # colbert-ai's residual-bucket sample
@@ -220,16 +221,20 @@ class ResidualCodec:
         out /= norms[:, None]
         return out
 
-    def similarities(self, query: np.ndarray, codes: np.ndarray, packed: np.ndarray) -> np.ndarray:
-        """``decode(codes, packed) @ query.T``, float32 ``(n, n_query_tokens)``.
+    def query_similarities(
+        self, query: np.ndarray, codes: np.ndarray, packed: np.ndarray
+    ) -> np.ndarray:
+        """``query @ decode(codes, packed).T``, float32 ``(n_query_tokens, n)``: query-major.
 
-        Performance note: each row's dot products are divided by its norm instead of the row
-        itself, one pass over ``n x n_query_tokens`` values instead of ``n x dim`` (see
-        ``benchmarks/results/compressed-*-ab-similarities.md``).
+        Performance note: each token's dot products are divided by its norm instead of the
+        token itself, one pass over ``n x n_query_tokens`` values instead of ``n x dim``
+        (``benchmarks/results/compressed-*-ab-similarities.md``); the product runs through
+        torch's BLAS, and query-major so that MaxSim's segmented max runs along contiguous rows
+        (``compressed-*-ab-querymajor.md``).
         """
         out, norms = self._decode_unnormalised(codes, packed)
-        sims = out @ np.asarray(query, dtype=np.float32).T
-        sims /= norms[:, None]
+        sims = matmul_nt(query, out)
+        sims /= norms
         return sims
 
     def _decode_unnormalised(
@@ -288,7 +293,7 @@ class DecodedRows:
     def __getitem__(self, key: slice | np.ndarray) -> np.ndarray:
         return self.codec.decode(np.asarray(self.codes[key]), np.asarray(self.residuals[key]))
 
-    def similarities(self, query: np.ndarray, key: slice | np.ndarray) -> np.ndarray:
-        """``self[key] @ query.T`` (see :meth:`ResidualCodec.similarities`)."""
+    def query_similarities(self, query: np.ndarray, key: slice | np.ndarray) -> np.ndarray:
+        """``query @ self[key].T`` (see :meth:`ResidualCodec.query_similarities`)."""
         codes, packed = np.asarray(self.codes[key]), np.asarray(self.residuals[key])
-        return self.codec.similarities(query, codes, packed)
+        return self.codec.query_similarities(query, codes, packed)
