@@ -5,7 +5,8 @@ The "before" code is ``integrations/`` of ``--before`` (a commit, unpacked with 
 around real vectors, ``--size`` of them, ``add_embeddings`` per 5,000) once per version, each in a
 fresh process with ``--threads`` BLAS threads, alternating, and reports add time, process CPU
 time and tokens per CPU second. The last round's indexes are then searched (default budgets,
-k=10, 1 thread) and compared with the exact top 10 of the ``compressed_scale`` run.
+k=10, 1 thread) and compared with the exact top 10 of the ``compressed_scale`` run, and their
+saved arrays (codec, codes, residuals, inverted lists, offsets) are compared byte for byte.
 
 Usage (from the repository root; writes ``benchmarks/results/compressed-build<n>-<stamp>-ab.md``):
     PYTHONPATH=integrations python -m benchmarks.studies.compressed_build_ab --before <commit> \\
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import os
 import subprocess
@@ -41,6 +43,22 @@ def search_worker(folder: Path, size: int) -> dict:
             "n_centroids": index._state.store.codec.n_centroids}  # fmt: skip
 
 
+def same_arrays(folders: dict[str, Path]) -> str:
+    """Which saved ``.npy`` arrays of the two indexes are byte-identical, and which differ."""
+    digests = {
+        label: {
+            p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.glob("*.npy"))
+            if p.name != "codec_drift.npy"  # float sums: the summation order may differ
+        }
+        for label, folder in folders.items()
+    }
+    before, after = digests["before"], digests["after"]
+    same = sorted(n for n in before if after.get(n) == before[n])
+    differ = sorted(set(before) ^ set(after) | {n for n in before if n in after} - set(same))
+    return f"identical: {', '.join(same) or 'none'}; different: {', '.join(differ) or 'none'}"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--search-worker", type=Path, help=argparse.SUPPRESS)
@@ -60,7 +78,7 @@ def main() -> None:
                                  capture_output=True, check=True).stdout  # fmt: skip
         subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
         roots = {"before": Path(tmp) / "integrations", "after": h.REPO / "integrations"}
-        rows, results, recalls = [], {}, {}
+        rows, results, recalls, identity = [], {}, {}, ""
         for r in range(args.rounds):
             for label, root in roots.items():
                 folder = Path(tmp) / label
@@ -93,6 +111,7 @@ def main() -> None:
                     recalls[label] = np.mean(
                         [len(set(a) & set(b)) / 10 for a, b in zip(runs, exact, strict=False)]
                     )
+        identity = same_arrays({k: Path(tmp) / k / f"index-n{args.size}" for k in roots})
     tps = {k: np.median([b["tokens"] / b["cpu_s"] for b in v]) for k, v in results.items()}
     body = [
         f"{args.size:,} `compressed_scale` passages (synthetic around real SciFact vectors, "
@@ -109,6 +128,8 @@ def main() -> None:
         f"({tps['after'] / tps['before']:.2f}x). Recall@10 vs exact brute force (100 queries, "
         f"default budgets, last round's indexes): before {recalls['before']:.3f}, after "
         f"{recalls['after']:.3f}.",
+        "",
+        f"Saved arrays of the last round's indexes, before vs after: {identity}.",
     ]
     h.publish(args, "compressed", f"build{args.size}", started, "Compressed build, before vs after",
               body, "ab")  # fmt: skip

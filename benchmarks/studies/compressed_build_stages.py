@@ -64,9 +64,24 @@ class StageClock:
 
 def instrument(clock: StageClock) -> None:
     """Wrap the functions of a compressed build (by module attribute, where callers look)."""
-    from late_interaction._index import codec, document_store, ivf, kmeans, state, token_store
-    from late_interaction._index import file_rows, write_api
+    import importlib
+
+    from late_interaction._index import (
+        codec,
+        document_store,
+        file_rows,
+        ivf,
+        kmeans,
+        state,
+        token_store,
+        write_api,
+    )
     from late_interaction.index import LateInteractionIndex
+
+    try:  # packing's module since the blocked encoder; in codec.py before
+        packing = importlib.import_module("late_interaction._index.residual_encoding")
+    except ImportError:
+        packing = codec
 
     def assignment(stack: list[str]) -> str:
         return "k-means: assignment" if "k-means: other" in stack else "encode: assignment"
@@ -81,7 +96,7 @@ def instrument(clock: StageClock) -> None:
         (kmeans.NearestCentroid, "__call__", assignment),
         (codec.ResidualCodec, "train", "codec training: held-out, quantiles"),
         (codec.ResidualCodec, "encode_with_error", "encode: residuals + bucketing"),
-        (codec, "pack_buckets", "encode: packing"),
+        (packing, "pack_buckets", "encode: packing"),
         (token_store.TokenStore, "_encode", "encode: norm check"),
         (token_store.TokenStore, "append", "store: concatenate + offsets"),
         (file_rows.FileRows, "write", "store: row file writes"),
@@ -120,8 +135,9 @@ def main() -> None:
     tokens = 0
     for first, passages in source.blocks(args.size, args.chunk):
         t0, c0 = time.perf_counter(), time.process_time()
-        index.add_embeddings(passages, [""] * len(passages), ids=[str(first + i) for i in
-                                                                   range(len(passages))])
+        index.add_embeddings(
+            passages, [""] * len(passages), ids=[str(first + i) for i in range(len(passages))]
+        )
         wall += time.perf_counter() - t0
         cpu += time.process_time() - c0
         tokens += sum(x.shape[0] for x in passages)
@@ -134,9 +150,9 @@ def main() -> None:
     timed = sum(clock.cpu.values())
     rows = sorted(clock.cpu.items(), key=lambda kv: -kv[1])
     body = [
-        f"{args.size:,} `compressed_scale` passages (synthetic around real SciFact vectors, dim 128; "
-        f"{tokens:,} tokens), nbits=2, {codec.n_centroids:,} centroids, add_embeddings per "
-        f"{args.chunk:,} passages; threads: {_threads()}. Adds: {wall:.1f} s wall, {cpu:.1f} s "
+        f"{args.size:,} `compressed_scale` passages (synthetic around real SciFact vectors, "
+        f"dim 128; {tokens:,} tokens), nbits=2, {codec.n_centroids:,} centroids, add_embeddings "
+        f"per {args.chunk:,} passages; threads: {_threads()}. Adds: {wall:.1f} s wall, {cpu:.1f} s "
         f"CPU = **{tokens / cpu:,.0f} tokens per CPU second** ({tokens / wall:,.0f} tokens/s "
         f"wall); save {save_wall:.1f} s wall, {save_cpu:.1f} s CPU. Stage CPU is each wrapped "
         "function's own process time (callees' subtracted); the stages sum to "
