@@ -56,7 +56,14 @@ def same_arrays(folders: dict[str, Path]) -> str:
     before, after = digests["before"], digests["after"]
     same = sorted(n for n in before if after.get(n) == before[n])
     differ = sorted(set(before) ^ set(after) | {n for n in before if n in after} - set(same))
-    return f"identical: {', '.join(same) or 'none'}; different: {', '.join(differ) or 'none'}"
+    # codec_drift.npy: [trained residual, tokens, sum of squared residual norms, last add's two]
+    drift = {k: np.load(f / "codec_drift.npy") for k, f in folders.items()}
+    mean = {k: d[2] / d[1] for k, d in drift.items()}
+    return (
+        f"identical: {', '.join(same) or 'none'}; different: {', '.join(differ) or 'none'}. "
+        f"Mean squared residual norm per token (the codec's error): before {mean['before']:.5f}, "
+        f"after {mean['after']:.5f}"
+    )
 
 
 def main() -> None:
