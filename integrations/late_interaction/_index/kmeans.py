@@ -22,14 +22,20 @@ around torch/Triton for GPUs) and no CUDA-torch risk.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy import sparse
 
+from late_interaction._index.blas_threads import blas_threads, single_threaded_blas
+
 _CHUNK_BYTES = 16 * 2**20  # bound on a chunk's float32 score block / sorted rows
 _EXACT_MAX_CENTROIDS = 1024  # below this, the full product is about as cheap as two levels
 _GROUPS_PER_CENTROID = 4  # overlap of the two-level assignment's centroid groups
+_MIN_ROWS_PER_THREAD = 4096  # below this, a chunk is assigned on the calling thread alone
 
 
 class NearestCentroid:
@@ -78,8 +84,15 @@ class NearestCentroid:
         self.groups = [order[bounds[g] : bounds[g + 1]] // overlap for g in range(n_groups)]
         self.blocks = [self.centroids[ids] for ids in self.groups]
 
-    def __call__(self, vectors: np.ndarray) -> np.ndarray:
-        """int64 id of the (approximately, if two-level) nearest centroid of each vector."""
+    def __call__(self, vectors: np.ndarray, *, threads: int | None = None) -> np.ndarray:
+        """int64 id of the (approximately, if two-level) nearest centroid of each vector.
+
+        Args:
+            vectors: Shape ``(n, dim)``; any float dtype (widened to float32 chunk by chunk).
+            threads: Python threads that share a chunk's rows, each with single-threaded BLAS
+                (``blas_threads.py``); None: as many as BLAS would use now. The answer does not
+                depend on it.
+        """
         if not self.two_level:
             return _exact(vectors, self.centroids)
         n, dim = vectors.shape
@@ -88,9 +101,23 @@ class NearestCentroid:
         # ones, whose sorted copy and group products stream through RAM; k-means hands the
         # whole training sample over at once (benchmarks/results/compressed-build*-ab-chunk.md).
         chunk = max(1, _CHUNK_BYTES // (4 * dim))
-        for start in range(0, n, chunk):
-            block = np.asarray(vectors[start : start + chunk], dtype=np.float32)
-            out[start : start + chunk] = self._two_level(block)
+        threads = blas_threads() if threads is None else threads
+        threads = max(1, min(threads, n // _MIN_ROWS_PER_THREAD))
+        with single_threaded_blas() if threads > 1 else contextlib.nullcontext(False) as limited:
+            if not limited:  # one thread, or BLAS ignored the limit: BLAS threads the products
+                for start in range(0, n, chunk):
+                    block = np.asarray(vectors[start : start + chunk], dtype=np.float32)
+                    out[start : start + chunk] = self._two_level(block)
+                return out
+
+            def assign(rows: slice) -> None:
+                out[rows] = self._two_level(np.asarray(vectors[rows], dtype=np.float32))
+
+            with ThreadPoolExecutor(threads) as pool:
+                for start in range(0, n, chunk):
+                    cuts = np.linspace(start, min(start + chunk, n), threads + 1).astype(int)
+                    parts = [slice(a, b) for a, b in itertools.pairwise(cuts.tolist())]
+                    list(pool.map(assign, parts))  # list(): re-raises a worker's exception
         return out
 
     def _two_level(self, block: np.ndarray) -> np.ndarray:
