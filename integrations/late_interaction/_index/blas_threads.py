@@ -2,11 +2,11 @@
 
 Nearest-centroid assignment (``kmeans.py``) is hundreds of small matrix products per chunk (one
 per centroid group). Threaded BLAS splits each of them over its threads and makes the caller wait
-for all of them at every product: on a machine whose cores are shared (a busy server, a laptop)
-a BLAS thread that is not scheduled stalls every product, and a build with 2 BLAS threads on 2
-shared cores ran 4-5x slower in wall time than with one (benchmarks/results/
-compressed-build30000-*-stages-t2*.md). Rows split over as many Python threads as BLAS would
-use, each product single-threaded, keep both cores busy without that lock-step.
+for all of them at every product; on a machine whose cores are shared (a busy server, a laptop),
+a BLAS thread that is not scheduled stalls every product. A 20k-passage build with 2 BLAS
+threads at load ~4 on 2 cores ran 5.1x slower in wall time than with its rows spread as here
+(``benchmarks/results/compressed-build20000-*-ab-threads.md``): rows split over as many Python
+threads as BLAS would use, each product single-threaded, keep the cores busy without lock-step.
 
 The BLAS thread limit is process-wide: while :func:`single_threaded_blas` is held (by any
 thread), every BLAS call in the process runs on one thread; the limit is set by the first holder

@@ -124,7 +124,7 @@ class NearestCentroid:
         group = (block @ self.centres.T).argmax(axis=1)
         # Performance note: a stable sort of 16-bit keys is a radix sort (~8x faster than
         # sorting the int64 argmax), and the answers are written in group order and scattered
-        # back once rather than once per group (benchmarks/results/compressed-build*-ab-*.md).
+        # back once, not per group (benchmarks/results/compressed-build*-ab-radixsort.md).
         keys = group.astype(np.uint16) if len(self.groups) <= 2**16 else group
         order = np.argsort(keys, kind="stable")
         ordered = block[order]
