@@ -73,6 +73,7 @@ def main() -> None:
     p.add_argument("--size", type=int, default=20_000)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--n-centroids", type=int, default=None, help="default: the library's rule")
     h.result_options(p)
     args = p.parse_args()
     if args.search_worker:
@@ -99,6 +100,8 @@ def main() -> None:
                 cmd = [sys.executable, "-m", "benchmarks.studies.compressed_scale", "--worker",
                        "build", "--size", str(args.size), "--folder", str(folder), "--out",
                        str(out)]  # fmt: skip
+                if args.n_centroids:
+                    cmd += ["--n-centroids", str(args.n_centroids)]
                 subprocess.run(cmd, env=env, cwd=h.REPO, check=True, capture_output=True)
                 b = json.loads(out.read_text())
                 results.setdefault(label, []).append(b)

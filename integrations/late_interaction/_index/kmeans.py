@@ -6,8 +6,8 @@ that is ``X @ C.T`` plus an argmax, ``n x k x dim`` multiply-adds: at 16,384 cen
 384, 1.1M SciFact tokens cost ~14 TFLOP, minutes on two cores
 (``benchmarks/results/compressed-*-build.md``). So above :data:`_EXACT_MAX_CENTROIDS` the
 assignment is two-level, as an IVF index over the centroids would do: the centroids are grouped
-by a small k-means (``sqrt(k) / 2`` groups, overlapping), each vector scores the group centres
-and then only the centroids of its best group, a ~7-15x smaller matrix product. The
+by a small k-means (``sqrt(2k)`` groups, overlapping), each vector scores the group centres
+and then only the centroids of its best group, a ~15-40x smaller matrix product. The
 answer is a centroid at least as good as any in those groups; when it is not the exact nearest,
 it is a near one, and the residual code stores the difference either way (the codec only needs a
 close centroid; the measured agreement with exact assignment and its effect on recall are in the
@@ -34,14 +34,14 @@ from late_interaction._index.blas_threads import blas_threads, single_threaded_b
 
 _CHUNK_BYTES = 16 * 2**20  # bound on a chunk's float32 score block / sorted rows
 _EXACT_MAX_CENTROIDS = 1024  # below this, the full product is about as cheap as two levels
-_GROUPS_PER_CENTROID = 4  # overlap of the two-level assignment's centroid groups
+_GROUPS_PER_CENTROID = 5  # overlap of the two-level assignment's centroid groups
 _MIN_ROWS_PER_THREAD = 4096  # below this, a chunk is assigned on the calling thread alone
 
 
 class NearestCentroid:
     """Nearest centroid by dot product: exact for few centroids, two-level for many.
 
-    Two-level: ``sqrt(k) / 2`` group centres (a small k-means over the centroids); each
+    Two-level: ``sqrt(2k)`` group centres (a small k-means over the centroids); each
     centroid is listed in the groups of its :data:`_GROUPS_PER_CENTROID` nearest centres, so
     neighbouring groups overlap. A vector scores the centres, takes its best group and scores
     that group's centroids only. Vectors are sorted by group so every group is one contiguous
@@ -51,7 +51,7 @@ class NearestCentroid:
         centroids: Shape ``(n_centroids, dim)``; widened to float32.
         exact: Always score every centroid (the reference; slow for large ``n_centroids``).
         seed: Seed of the centroid grouping.
-        n_groups: Group centres (None: ``sqrt(k) / 2`` rounded to a power of two).
+        n_groups: Group centres (None: ``sqrt(2k)``, rounded).
         overlap: Groups each centroid is listed in (its nearest centres).
     """
 
@@ -70,10 +70,12 @@ class NearestCentroid:
         if not self.two_level:
             return
         if n_groups is None:
-            # Measured against sqrt(2k) groups with overlap 8 (better agreement with exact
-            # assignment, as many or fewer multiply-adds): no faster build
-            # (benchmarks/results/compressed-assign-*.md, compressed-build*-ab-twolevel.md).
-            n_groups = 2 ** round(math.log2(math.sqrt(k) / 2))
+            # sqrt(2k) groups x overlap 5 (128 x 320 centroids at k = 8,192; 256 x 640 at
+            # 32,768): as close to exact assignment as sqrt(k) / 2 rounded to a power of two
+            # x overlap 4 (64 x 512; 64 x 2,048), and builds 1.17x / 1.31x faster with recall
+            # 0.875 / 0.861 vs 0.869 / 0.856 (benchmarks/results/compressed-assign-*-shapes.md,
+            # compressed-build20000-*-ab-groups8192.md, -ab-groups32768.md).
+            n_groups = max(1, round(math.sqrt(2 * k)))
         overlap = min(overlap, n_groups)
         self.centres = spherical_kmeans(self.centroids, n_groups, niters=4, seed=seed, exact=True)
         near = np.argpartition(-(self.centroids @ self.centres.T), overlap - 1, axis=1)
