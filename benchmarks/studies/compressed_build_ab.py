@@ -5,7 +5,8 @@ The "before" code is ``integrations/`` of ``--before`` (a commit, unpacked with 
 around real vectors, ``--size`` of them, ``add_embeddings`` per 5,000) once per version, each in a
 fresh process with ``--threads`` BLAS threads, alternating, and reports add time, process CPU
 time and tokens per CPU second. The last round's indexes are then searched (default budgets,
-k=10, 1 thread) and compared with the exact top 10 of the ``compressed_scale`` run.
+k=10, 1 thread) and compared with the exact top 10 of the ``compressed_scale`` run, and their
+saved arrays (codec, codes, residuals, inverted lists, offsets) are compared byte for byte.
 
 Usage (from the repository root; writes ``benchmarks/results/compressed-build<n>-<stamp>-ab.md``):
     PYTHONPATH=integrations python -m benchmarks.studies.compressed_build_ab --before <commit> \\
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import os
 import subprocess
@@ -41,6 +43,29 @@ def search_worker(folder: Path, size: int) -> dict:
             "n_centroids": index._state.store.codec.n_centroids}  # fmt: skip
 
 
+def same_arrays(folders: dict[str, Path]) -> str:
+    """Which saved ``.npy`` arrays of the two indexes are byte-identical, and which differ."""
+    digests = {
+        label: {
+            p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.glob("*.npy"))
+            if p.name != "codec_drift.npy"  # float sums: the summation order may differ
+        }
+        for label, folder in folders.items()
+    }
+    before, after = digests["before"], digests["after"]
+    same = sorted(n for n in before if after.get(n) == before[n])
+    differ = sorted(set(before) ^ set(after) | {n for n in before if n in after} - set(same))
+    # codec_drift.npy: [trained residual, tokens, sum of squared residual norms, last add's two]
+    drift = {k: np.load(f / "codec_drift.npy") for k, f in folders.items()}
+    mean = {k: d[2] / d[1] for k, d in drift.items()}
+    return (
+        f"identical: {', '.join(same) or 'none'}; different: {', '.join(differ) or 'none'}. "
+        f"Mean squared residual norm per token (the codec's error): before {mean['before']:.5f}, "
+        f"after {mean['after']:.5f}"
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--search-worker", type=Path, help=argparse.SUPPRESS)
@@ -48,6 +73,7 @@ def main() -> None:
     p.add_argument("--size", type=int, default=20_000)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--n-centroids", type=int, default=None, help="default: the library's rule")
     h.result_options(p)
     args = p.parse_args()
     if args.search_worker:
@@ -60,7 +86,7 @@ def main() -> None:
                                  capture_output=True, check=True).stdout  # fmt: skip
         subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
         roots = {"before": Path(tmp) / "integrations", "after": h.REPO / "integrations"}
-        rows, results, recalls = [], {}, {}
+        rows, results, recalls, identity = [], {}, {}, ""
         for r in range(args.rounds):
             for label, root in roots.items():
                 folder = Path(tmp) / label
@@ -74,6 +100,8 @@ def main() -> None:
                 cmd = [sys.executable, "-m", "benchmarks.studies.compressed_scale", "--worker",
                        "build", "--size", str(args.size), "--folder", str(folder), "--out",
                        str(out)]  # fmt: skip
+                if args.n_centroids:
+                    cmd += ["--n-centroids", str(args.n_centroids)]
                 subprocess.run(cmd, env=env, cwd=h.REPO, check=True, capture_output=True)
                 b = json.loads(out.read_text())
                 results.setdefault(label, []).append(b)
@@ -93,7 +121,9 @@ def main() -> None:
                     recalls[label] = np.mean(
                         [len(set(a) & set(b)) / 10 for a, b in zip(runs, exact, strict=False)]
                     )
+        identity = same_arrays({k: Path(tmp) / k / f"index-n{args.size}" for k in roots})
     tps = {k: np.median([b["tokens"] / b["cpu_s"] for b in v]) for k, v in results.items()}
+    wall = {k: np.median([b["tokens"] / b["add_s"] for b in v]) for k, v in results.items()}
     body = [
         f"{args.size:,} `compressed_scale` passages (synthetic around real SciFact vectors, "
         f"dim 128, nbits=2, {results['after'][0]['tokens']:,} tokens, adds of 5,000), "
@@ -106,9 +136,13 @@ def main() -> None:
         *rows,
         "",
         f"Median tokens per CPU second: before {tps['before']:,.0f}, after {tps['after']:,.0f} "
-        f"({tps['after'] / tps['before']:.2f}x). Recall@10 vs exact brute force (100 queries, "
+        f"({tps['after'] / tps['before']:.2f}x); median tokens per wall second: before "
+        f"{wall['before']:,.0f}, after {wall['after']:,.0f} ({wall['after'] / wall['before']:.2f}x)"
+        ". Recall@10 vs exact brute force (100 queries, "
         f"default budgets, last round's indexes): before {recalls['before']:.3f}, after "
         f"{recalls['after']:.3f}.",
+        "",
+        f"Saved arrays of the last round's indexes, before vs after: {identity}.",
     ]
     h.publish(args, "compressed", f"build{args.size}", started, "Compressed build, before vs after",
               body, "ab")  # fmt: skip

@@ -5,13 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from late_interaction._index.codec import (
-    ResidualCodec,
-    centroid_count,
-    pack_buckets,
-    unpack_buckets,
-)
+from late_interaction._index.codec import ResidualCodec, centroid_count, unpack_buckets
 from late_interaction._index.kmeans import NearestCentroid, nearest_centroids, spherical_kmeans
+from late_interaction._index.residual_encoding import pack_buckets
 
 
 def _unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:

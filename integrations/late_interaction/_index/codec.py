@@ -19,6 +19,7 @@ import math
 import numpy as np
 
 from late_interaction._index.kmeans import NearestCentroid, spherical_kmeans
+from late_interaction._index.residual_encoding import encode_residuals
 from late_interaction._index.torch_blas import matmul_nt
 
 NBITS = (1, 2, 4)
@@ -50,30 +51,8 @@ def _check_nbits(nbits: int) -> int:
     return int(nbits)
 
 
-def pack_buckets(buckets: np.ndarray, nbits: int) -> np.ndarray:
-    """Pack per-dimension bucket ids (``< 2**nbits``) into bytes, first dimension highest.
-
-    Args:
-        buckets: Integer array of shape ``(n, dim)``.
-        nbits: Bits per dimension (1, 2 or 4).
-
-    Returns:
-        uint8 array of shape ``(n, ceil(dim * nbits / 8))``; the last byte is zero-padded.
-    """
-    per_byte = 8 // _check_nbits(nbits)
-    n, dim = buckets.shape
-    width = -(-dim // per_byte)
-    padded = np.zeros((n, width * per_byte), dtype=np.uint8)
-    padded[:, :dim] = buckets
-    grouped = padded.reshape(n, width, per_byte)
-    out = np.zeros((n, width), dtype=np.uint8)
-    for j in range(per_byte):
-        out |= grouped[:, :, j] << np.uint8(8 - nbits * (j + 1))
-    return out
-
-
 def unpack_buckets(packed: np.ndarray, nbits: int, dim: int) -> np.ndarray:
-    """Inverse of :func:`pack_buckets`: uint8 bucket ids of shape ``(n, dim)``."""
+    """Inverse of ``residual_encoding.pack_buckets``: uint8 bucket ids of shape ``(n, dim)``."""
     per_byte = 8 // _check_nbits(nbits)
     shifts = np.array([8 - nbits * (j + 1) for j in range(per_byte)], dtype=np.uint8)
     mask = np.uint8(2**nbits - 1)
@@ -206,14 +185,8 @@ class ResidualCodec:
         """:meth:`encode`, plus the sum of squared residual norms (for the drift measure)."""
         vectors = np.asarray(vectors, dtype=np.float32)
         codes = self.nearest(vectors)
-        residuals = vectors - np.take(self.centroids, codes, axis=0)
-        error = float(np.einsum("ij,ij->", residuals, residuals))
-        # Performance note: counting the cutoffs at or below each value (what searchsorted
-        # side="right" returns) is ~10x faster than searchsorted for 1-15 cutoffs.
-        buckets = np.zeros(residuals.shape, dtype=np.uint8)
-        for cutoff in self.cutoffs:
-            buckets += residuals >= cutoff
-        return codes.astype(self.code_dtype), pack_buckets(buckets, self.nbits), error
+        packed, error = encode_residuals(vectors, codes, self.centroids, self.cutoffs, self.nbits)
+        return codes.astype(self.code_dtype), packed, error
 
     def decode(self, codes: np.ndarray, packed: np.ndarray) -> np.ndarray:
         """Unit-norm float32 vectors of shape ``(n, dim)`` from ids and packed residuals."""

@@ -6,8 +6,8 @@ that is ``X @ C.T`` plus an argmax, ``n x k x dim`` multiply-adds: at 16,384 cen
 384, 1.1M SciFact tokens cost ~14 TFLOP, minutes on two cores
 (``benchmarks/results/compressed-*-build.md``). So above :data:`_EXACT_MAX_CENTROIDS` the
 assignment is two-level, as an IVF index over the centroids would do: the centroids are grouped
-by a small k-means (``sqrt(k) / 2`` groups, overlapping), each vector scores the group centres
-and then only the centroids of its best group, a ~7-15x smaller matrix product. The
+by a small k-means (``sqrt(2k)`` groups, overlapping), each vector scores the group centres
+and then only the centroids of its best group, a ~15-40x smaller matrix product. The
 answer is a centroid at least as good as any in those groups; when it is not the exact nearest,
 it is a near one, and the residual code stores the difference either way (the codec only needs a
 close centroid; the measured agreement with exact assignment and its effect on recall are in the
@@ -22,20 +22,26 @@ around torch/Triton for GPUs) and no CUDA-torch risk.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy import sparse
 
-_CHUNK_BYTES = 256 * 2**20  # bound on a chunk's float32 score block / sorted rows
+from late_interaction._index.blas_threads import blas_threads, single_threaded_blas
+
+_CHUNK_BYTES = 16 * 2**20  # bound on a chunk's float32 score block / sorted rows
 _EXACT_MAX_CENTROIDS = 1024  # below this, the full product is about as cheap as two levels
-_GROUPS_PER_CENTROID = 4  # overlap of the two-level assignment's centroid groups
+_GROUPS_PER_CENTROID = 5  # overlap of the two-level assignment's centroid groups
+_MIN_ROWS_PER_THREAD = 4096  # below this, a chunk is assigned on the calling thread alone
 
 
 class NearestCentroid:
     """Nearest centroid by dot product: exact for few centroids, two-level for many.
 
-    Two-level: ``sqrt(k) / 2`` group centres (a small k-means over the centroids); each
+    Two-level: ``sqrt(2k)`` group centres (a small k-means over the centroids); each
     centroid is listed in the groups of its :data:`_GROUPS_PER_CENTROID` nearest centres, so
     neighbouring groups overlap. A vector scores the centres, takes its best group and scores
     that group's centroids only. Vectors are sorted by group so every group is one contiguous
@@ -45,7 +51,7 @@ class NearestCentroid:
         centroids: Shape ``(n_centroids, dim)``; widened to float32.
         exact: Always score every centroid (the reference; slow for large ``n_centroids``).
         seed: Seed of the centroid grouping.
-        n_groups: Group centres (None: ``sqrt(k) / 2`` rounded to a power of two).
+        n_groups: Group centres (None: ``sqrt(2k)``, rounded).
         overlap: Groups each centroid is listed in (its nearest centres).
     """
 
@@ -64,10 +70,12 @@ class NearestCentroid:
         if not self.two_level:
             return
         if n_groups is None:
-            # Measured against sqrt(2k) groups with overlap 8 (better agreement with exact
-            # assignment, as many or fewer multiply-adds): no faster build
-            # (benchmarks/results/compressed-assign-*.md, compressed-build*-ab-twolevel.md).
-            n_groups = 2 ** round(math.log2(math.sqrt(k) / 2))
+            # sqrt(2k) groups x overlap 5 (128 x 320 centroids at k = 8,192; 256 x 640 at
+            # 32,768): as close to exact assignment as sqrt(k) / 2 rounded to a power of two
+            # x overlap 4 (64 x 512; 64 x 2,048), and builds 1.17x / 1.31x faster with recall
+            # 0.875 / 0.861 vs 0.869 / 0.856 (benchmarks/results/compressed-assign-*-shapes.md,
+            # compressed-build20000-*-ab-groups8192.md, -ab-groups32768.md).
+            n_groups = max(1, round(math.sqrt(2 * k)))
         overlap = min(overlap, n_groups)
         self.centres = spherical_kmeans(self.centroids, n_groups, niters=4, seed=seed, exact=True)
         near = np.argpartition(-(self.centroids @ self.centres.T), overlap - 1, axis=1)
@@ -78,28 +86,58 @@ class NearestCentroid:
         self.groups = [order[bounds[g] : bounds[g + 1]] // overlap for g in range(n_groups)]
         self.blocks = [self.centroids[ids] for ids in self.groups]
 
-    def __call__(self, vectors: np.ndarray) -> np.ndarray:
-        """int64 id of the (approximately, if two-level) nearest centroid of each vector."""
+    def __call__(self, vectors: np.ndarray, *, threads: int | None = None) -> np.ndarray:
+        """int64 id of the (approximately, if two-level) nearest centroid of each vector.
+
+        Args:
+            vectors: Shape ``(n, dim)``; any float dtype (widened to float32 chunk by chunk).
+            threads: Python threads that share a chunk's rows, each with single-threaded BLAS
+                (``blas_threads.py``); None: as many as BLAS would use now. The answer does not
+                depend on it.
+        """
         if not self.two_level:
             return _exact(vectors, self.centroids)
         n, dim = vectors.shape
         out = np.empty(n, dtype=np.int64)
+        # Performance note: 16 MiB chunks (32k rows at dim 128) assign ~1.2x faster than 256 MiB
+        # ones, whose sorted copy and group products stream through RAM; k-means hands the
+        # whole training sample over at once (benchmarks/results/compressed-build*-ab-chunk.md).
         chunk = max(1, _CHUNK_BYTES // (4 * dim))
-        for start in range(0, n, chunk):
-            block = np.asarray(vectors[start : start + chunk], dtype=np.float32)
-            out[start : start + chunk] = self._two_level(block)
+        threads = blas_threads() if threads is None else threads
+        threads = max(1, min(threads, n // _MIN_ROWS_PER_THREAD))
+        with single_threaded_blas() if threads > 1 else contextlib.nullcontext(False) as limited:
+            if not limited:  # one thread, or BLAS ignored the limit: BLAS threads the products
+                for start in range(0, n, chunk):
+                    block = np.asarray(vectors[start : start + chunk], dtype=np.float32)
+                    out[start : start + chunk] = self._two_level(block)
+                return out
+
+            def assign(rows: slice) -> None:
+                out[rows] = self._two_level(np.asarray(vectors[rows], dtype=np.float32))
+
+            with ThreadPoolExecutor(threads) as pool:
+                for start in range(0, n, chunk):
+                    cuts = np.linspace(start, min(start + chunk, n), threads + 1).astype(int)
+                    parts = [slice(a, b) for a, b in itertools.pairwise(cuts.tolist())]
+                    list(pool.map(assign, parts))  # list(): re-raises a worker's exception
         return out
 
     def _two_level(self, block: np.ndarray) -> np.ndarray:
         group = (block @ self.centres.T).argmax(axis=1)
-        order = np.argsort(group, kind="stable")
+        # Performance note: a stable sort of 16-bit keys is a radix sort (~8x faster than
+        # sorting the int64 argmax), and the answers are written in group order and scattered
+        # back once, not per group (benchmarks/results/compressed-build*-ab-radixsort.md).
+        keys = group.astype(np.uint16) if len(self.groups) <= 2**16 else group
+        order = np.argsort(keys, kind="stable")
         ordered = block[order]
-        bounds = np.r_[0, np.cumsum(np.bincount(group, minlength=len(self.groups)))]
-        out = np.empty(block.shape[0], dtype=np.int64)
+        bounds = np.r_[0, np.cumsum(np.bincount(group, minlength=len(self.groups)))].tolist()
+        found = np.empty(block.shape[0], dtype=np.int64)
         for g, (ids, centroids) in enumerate(zip(self.groups, self.blocks, strict=True)):
-            rows = slice(bounds[g], bounds[g + 1])
-            if bounds[g] < bounds[g + 1]:  # a best group lists at least its own centroids
-                out[order[rows]] = ids[(ordered[rows] @ centroids.T).argmax(axis=1)]
+            lo, hi = bounds[g], bounds[g + 1]
+            if lo < hi:  # a best group lists at least its own centroids
+                found[lo:hi] = ids[(ordered[lo:hi] @ centroids.T).argmax(axis=1)]
+        out = np.empty(block.shape[0], dtype=np.int64)
+        out[order] = found
         return out
 
 
