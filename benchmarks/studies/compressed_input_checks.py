@@ -63,7 +63,10 @@ def main() -> None:
 
     rows = []
     for label, fn in (
-        ("`as_token_matrix` per matrix (one pass; add_embeddings makes two)", per_matrix),
+        (
+            "`as_token_matrix` per matrix (one pass; add_embeddings made two before 22b2425)",
+            per_matrix,
+        ),
         ("`as_token_matrix` on the concatenated chunk", concatenated),
         ("float32 unit-norm check per matrix", unit_only),
     ):
