@@ -382,3 +382,34 @@ def test_codec_drift_flags_tokens_from_another_distribution(fake_encoder, tmp_pa
     assert loaded.codec_drift() == pytest.approx(drifted)
     with pytest.raises(ValueError, match="nbits=None"):
         LateInteractionIndex(fake_encoder).codec_drift()
+
+
+def test_a_codec_outgrown_by_batched_adds_is_warned_about_once(fake_encoder, ref, caplog):
+    """Adds in batches (as the frameworks make them) keep the first batch's codec: once the
+    corpus calls for 4x its centroids, one warning says so and how to fix it; retrain() sizes
+    a codec for the corpus, and an explicit n_centroids is never warned about."""
+    ids, texts, _ = ref.make_corpus(200, seed=5)
+
+    def build(**config):
+        index = LateInteractionIndex(fake_encoder, config=IndexConfig(nbits=2, **config))
+        for start in range(0, 200, 20):
+            index.add(texts[start : start + 20], ids=ids[start : start + 20])
+            if start == 0:
+                assert not caplog.records  # the first add is sized for itself
+        return index
+
+    with caplog.at_level("WARNING", logger="late_interaction"):
+        index = build()
+        outgrown = [
+            r.getMessage() for r in caplog.records if "sized by its first add" in r.getMessage()
+        ]
+        assert len(outgrown) == 1
+        assert "index.retrain()" in outgrown[0] and "IndexConfig(n_centroids=...)" in outgrown[0]
+        first = index._state.store.codec.n_centroids
+        caplog.clear()
+        index.retrain()
+        assert index._state.store.codec.n_centroids >= 4 * first
+        index.add(["one more document"], ids=["extra"])
+        assert not caplog.records
+        build(n_centroids=first)
+        assert not caplog.records

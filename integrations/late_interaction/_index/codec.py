@@ -44,6 +44,34 @@ def centroid_count(n_tokens: int, n_sample: int | None = None) -> int:
     return int(min(rule, cap))
 
 
+_OUTGROWN = 4  # the rule's centroid count over the codec's before adds are warned about
+
+
+def outgrown_message(n_centroids: int, n_tokens: int) -> str | None:
+    """What to tell a user whose index outgrew its codec (None while it has not).
+
+    Why: the first ``add`` of a compressed index sizes and trains the codec, and later adds
+    only encode against it. The frameworks add in batches (a LangChain ``add_documents`` loop,
+    a LlamaIndex ingestion pipeline), so a codec sized for a first batch of tens of documents
+    would quietly serve a corpus of thousands.
+
+    Args:
+        n_centroids: The codec's centroids.
+        n_tokens: Token vectors the index holds now.
+    """
+    wanted = centroid_count(n_tokens)
+    if wanted < _OUTGROWN * n_centroids:
+        return None
+    return (
+        f"this compressed index's codec has {n_centroids:,} centroids, sized by its first add; "
+        f"the index now holds {n_tokens:,} token vectors, for which ColBERTv2's rule gives "
+        f"{wanted:,}. Documents added since are compressed against the old centroids, which "
+        "costs search quality: call index.retrain() once the corpus is in (it re-encodes every "
+        "document from its text), or add the corpus in one call. IndexConfig(n_centroids=...) "
+        "fixes the count (and silences this warning)."
+    )
+
+
 def _check_nbits(nbits: int) -> int:
     if isinstance(nbits, bool) or nbits not in NBITS:
         msg = f"nbits must be one of {NBITS}; got {nbits!r}."

@@ -10,6 +10,7 @@ index before or after each write. A write raised out of before that assignment i
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import threading
 from collections.abc import Callable, Sequence
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from late_interaction._index.codec import ResidualCodec, centroid_count
+from late_interaction._index.codec import ResidualCodec, centroid_count, outgrown_message
 from late_interaction._index.document_store import DocumentStore
 from late_interaction._index.hnsw import VoyagerTokenIndex
 from late_interaction._index.ivf import InvertedLists
@@ -28,6 +29,8 @@ from late_interaction._index.snapshot import Snapshot
 from late_interaction._index.token_store import TokenStore
 from late_interaction.config import IndexConfig
 from late_interaction.types import StoredDocument
+
+logger = logging.getLogger(__name__)
 
 # positions -> (token matrices, dense vectors or None) of those documents
 Encode = Callable[[Sequence[int]], tuple[list[np.ndarray], np.ndarray | None]]
@@ -54,6 +57,7 @@ class IndexState:
         self.ivf: InvertedLists | None = None
         self._slot_of: dict[str, int] = {}
         self.snap = Snapshot.empty(self.docs)
+        self._warned_codec: ResidualCodec | None = None  # outgrown: once per codec
 
     @classmethod
     def from_loaded(cls, loaded: LoadedIndex) -> IndexState:
@@ -131,7 +135,17 @@ class IndexState:
                 self._append(matrices, texts[part], ids[part], metas[part], dense)
                 bar.update(len(matrices))
             self._publish_appended(first_slot, ids)
+            self._warn_if_outgrown()
         return ids
+
+    def _warn_if_outgrown(self) -> None:
+        codec = None if self.store is None else self.store.codec
+        if codec is None or self.config.n_centroids is not None or codec is self._warned_codec:
+            return
+        message = outgrown_message(codec.n_centroids, self.store.n_tokens)  # type: ignore[union-attr]
+        if message is not None:
+            self._warned_codec = codec
+            logger.warning(message)
 
     def _train_codec(self, dim: int, encode: Encode, n: int, chunk: int) -> dict[int, Any]:
         """Train the residual codec on a sample of ``n`` documents and create the store.
