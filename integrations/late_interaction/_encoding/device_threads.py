@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from late_interaction._encoding.batches import plan_groups
+from late_interaction._encoding.flight import place_rows
 
 
 class DeviceThreads:
@@ -103,9 +104,7 @@ class DeviceThreads:
                     if stop.is_set():  # another device failed: stop early
                         outputs.close()
                         return
-                    for i, piece in zip(index.tolist(), np.split(rows, np.cumsum(counts)[:-1]),
-                                        strict=True):  # fmt: skip
-                        out[i] = piece
+                    place_rows(out, index, rows, counts)
                     dense[index] = vectors
                     with bar_lock:
                         bar.update(len(index))

@@ -22,6 +22,23 @@ from late_interaction._encoding.batches import Batch
 Output = tuple[np.ndarray, Any, np.ndarray, Any]
 
 
+def place_rows(out: list[Any], where: Any, rows: Any, counts: np.ndarray) -> None:
+    """Put each text's rows of one batch at ``out[where[j]]``: views of ``rows``, not copies.
+
+    Args:
+        out: The per-text results, in the caller's order.
+        where: Positions in ``out`` of the batch's texts (numpy ints).
+        rows: The batch's kept rows, all texts stacked (numpy, or a tensor).
+        counts: Rows per text.
+    """
+    if isinstance(rows, torch.Tensor):
+        pieces = torch.split(rows, counts.tolist())
+    else:
+        pieces = np.split(rows, np.cumsum(counts)[:-1])
+    for i, piece in zip(where.tolist(), pieces, strict=True):
+        out[i] = piece
+
+
 def collector() -> ThreadPoolExecutor:
     """The thread that copies finished batches to the host (one per pipeline, made on use)."""
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="late-interaction-collect")

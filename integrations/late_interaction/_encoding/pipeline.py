@@ -37,7 +37,7 @@ import torch
 
 from late_interaction._encoding import tokenize as _tokenize
 from late_interaction._encoding.batches import Batch, make_batches, plan_groups
-from late_interaction._encoding.flight import Flight, Output, collector
+from late_interaction._encoding.flight import Flight, Output, collector, place_rows
 from late_interaction._encoding.pooled import mean_pooled
 from late_interaction._encoding.prefetch import Prefetch
 from late_interaction._encoding.stack import Stack
@@ -177,12 +177,7 @@ class Pipeline:
         outputs = self.run(texts, groups, is_query, batch_size, show_progress_bar, as_tensors)
         with contextlib.closing(outputs):
             for index, rows, counts, vectors in outputs:
-                if as_tensors:
-                    pieces = torch.split(rows, counts.tolist())
-                else:  # views of the batch's one array: no copy per text
-                    pieces = np.split(rows, np.cumsum(counts)[:-1])
-                for i, piece in zip(index.tolist(), pieces, strict=True):
-                    out[i] = piece
+                place_rows(out, index, rows, counts)  # views of the batch's one array
                 dense[torch.from_numpy(index) if as_tensors else index] = vectors
         return out, dense
 

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from late_interaction._encoding.batches import plan_groups
+from late_interaction._encoding.flight import place_rows
 
 logger = logging.getLogger(__name__)
 
@@ -184,9 +185,7 @@ class EncodePool:
                     rows, vectors = rows_t.numpy().copy(), dense_t.numpy().copy()
                     del rows_t, dense_t
                     where = positions[rank][index]
-                    for i, piece in zip(where.tolist(), np.split(rows, np.cumsum(counts)[:-1]),
-                                        strict=True):  # fmt: skip
-                        out[i] = piece
+                    place_rows(out, where, rows, counts)
                     if dense is None:
                         dense = np.empty((len(texts), vectors.shape[1]), np.float32)
                     dense[where] = vectors
