@@ -64,6 +64,12 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--budgets", default=None, help="n_probe:n_full_scores (default: the index's)")
+    p.add_argument(
+        "--exact",
+        type=Path,
+        default=None,
+        help="brute-force reference (a compressed_scale exact-n*.json): also report recall@10",
+    )
     h.result_options(p)
     args = p.parse_args()
     if args.worker:
@@ -128,6 +134,18 @@ def main() -> None:
         f"after {cpu['after']:.2f} ms ({cpu['before'] / cpu['after']:.2f}x). "
         f"Queries with identical top-10 ids: {same:.3f}.",
     ]
+    if args.exact is not None:
+        exact = json.loads(args.exact.read_text())["exact"]
+
+        def recall_of(runs: list) -> float:
+            pairs = zip(runs, exact, strict=False)  # the reference may hold fewer queries
+            return float(np.mean([len(set(map(int, a)) & set(b)) / 10 for a, b in pairs]))
+
+        recall = {k: recall_of(v[0]["runs"]) for k, v in results.items()}
+        body.append(
+            f"Recall@10 vs `{h.repo_relative(args.exact)}` (first {len(exact)} queries): before "
+            f"{recall['before']:.4f}, after {recall['after']:.4f}."
+        )
     label = f"{args.index.parent.name}-{args.index.name}"
     h.publish(args, "compressed", label, started, "Compressed search, before vs after", body, "ab")
 

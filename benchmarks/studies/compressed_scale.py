@@ -340,6 +340,12 @@ def main() -> None:
         help="append the logs of this size's run (e.g. 1000000 stopped early) to the result",
     )
     p.add_argument(
+        "--reuse-exact",
+        action="store_true",
+        help="build afresh but take the brute-force reference already saved for the size "
+        "(exact-n<size>-t1.json: it depends only on the seeded passages and the queries)",
+    )
+    p.add_argument(
         "--reuse",
         action="store_true",
         help="search the saved index-n<size> against its saved reference (no build, no brute "
@@ -365,6 +371,12 @@ def main() -> None:
         if args.reuse:  # a milestone of a longer run
             b = json.loads((folder / f"build-n{size}-t2.json").read_text())
             ref = json.loads((folder / f"exact-n{size}-t1.json").read_text())
+        elif args.reuse_exact:  # the passages are seeded: an earlier reference still holds
+            ref = json.loads((folder / f"exact-n{size}-t1.json").read_text())
+            if len(ref["exact"]) < args.queries:
+                raise SystemExit(f"the saved reference has {len(ref['exact'])} queries")
+            ref["decoded"] = None  # made over an earlier build's vectors: not this index's
+            b = spawn("build", folder, size, 2, args)
         elif args.parallel_exact:  # one thread beside the build's two (the machine has two)
             exact_out = folder / f"exact-n{size}-t1.json"
             exact_proc = start("exact", folder, size, 1, args, exact_out)
