@@ -150,6 +150,9 @@ def worker_build(folder: Path, size: int, args: argparse.Namespace) -> dict:
 
     source = Passages(folder, args)
     config = IndexConfig(nbits=args.nbits, n_centroids=args.n_centroids)
+    if args.index_seed is not None:  # the codec's k-means draw (IndexConfig.random_seed)
+        config = IndexConfig(nbits=args.nbits, n_centroids=args.n_centroids,
+                             random_seed=args.index_seed)  # fmt: skip
     index = LateInteractionIndex(PrecomputedModel(args.dim), config=config)
     timing = {"add_s": 0.0, "cpu_s": 0.0, "after": [], "tokens": 0, "log": f"build-n{size}.log"}
     h.reset_peak_rss()
@@ -313,6 +316,7 @@ def main() -> None:
         "--dim": (int, 128), "--passage-tokens": (int, 100), "--segments": (int, 4),
         "--noise": (float, 0.02), "--seed": (int, 0), "--nbits": (int, 2),
         "--n-centroids": (int, None), "--chunk": (int, 5000), "--queries": (int, 100),
+        "--index-seed": (int, None),
     }  # fmt: skip
     p.add_argument(
         "--no-decoded",
