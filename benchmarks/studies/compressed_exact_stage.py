@@ -15,6 +15,12 @@ scores the same documents, timed by process CPU time (run with one BLAS thread).
   ``S[q, code]`` rows and, per packed byte position and byte value, the residual's dot product
   with the query; torch's ``embedding_bag`` sums a token's 1 + ``packed_width`` rows, and its
   ``max`` mode is the segmented max;
+* ``numba lookup tables``: the ``embedding_bag`` sums in one compiled loop per token (numba,
+  when it can be imported: not a dependency of the package; e.g. ``pip install --target
+  /tmp/numba-site numba`` and put that folder on ``PYTHONPATH``), with the norm ``|c + r|``
+  computed in the same loop from ``|c|^2 + 2 c . r + |r|^2`` (so no stored norm), and the
+  segmented max and sum over the query tokens in the loop too: what a compiled kernel would
+  give the library's exact scores;
 * ``margin <m>``: only tokens whose centroid score is within ``m`` of their document's best
   centroid score for some query token are decoded (the others cannot be the max unless their
   residual moves them by more than ``m``).
@@ -143,6 +149,7 @@ def variants(snap, norms32: np.ndarray, margins: list[float]) -> dict[str, Score
 
         return score
 
+    numba_scorer = compiled(codec, store, offsets)
     out: dict[str, Scorer] = {
         "decoded": decoded,
         "stored norm f32": stored(norms32),
@@ -151,9 +158,83 @@ def variants(snap, norms32: np.ndarray, margins: list[float]) -> dict[str, Score
         "stored norm f16, embedding_bag": bagged(norms16),
         "no renorm, embedding_bag": bagged(None),
     }
+    if numba_scorer is not None:
+        out["numba lookup tables"] = numba_scorer
     out.update({f"margin {m:g}": margin(m) for m in margins})
     out["decoded, again"] = decoded  # the order's effect on the first variant's time
     return out
+
+
+def compiled(codec, store, offsets) -> Scorer | None:
+    """The ``numba lookup tables`` variant, or None where numba cannot be imported."""
+    try:
+        import numba
+    except ImportError:
+        return None
+    per_byte = 8 // codec.nbits
+    if codec.dim % per_byte:
+        return None
+    width = codec.packed_width
+    lut = np.ascontiguousarray(codec._lut, dtype=np.float32)  # (256, per_byte) residual values
+    squares = (lut**2).sum(axis=1).astype(np.float32)  # |r|^2 of one packed byte
+    centroids = np.ascontiguousarray(codec.centroids, dtype=np.float32)
+    centroid_sq = (centroids**2).sum(axis=1).astype(np.float32)
+    codes_all, packed_all = np.asarray(store.codes), np.asarray(store.residuals)
+
+    @numba.njit(fastmath=True, nogil=True)
+    def kernel(codes, packed, rows, local, by_code, tables, lut, squares, centroids, centroid_sq):
+        n_q, per_byte, width = by_code.shape[1], lut.shape[1], packed.shape[1]
+        longest = 0
+        for d in range(len(local) - 1):
+            longest = max(longest, local[d + 1] - local[d])
+        out = np.empty(len(local) - 1, dtype=np.float32)
+        acc = np.empty((longest, n_q), dtype=np.float32)
+        inv = np.empty(longest, dtype=np.float32)
+        best = np.empty(n_q, dtype=np.float32)
+        # One document at a time, byte position outermost: that position's table (256 x n_q,
+        # 32 KB) stays in L1 while every token of the document adds its row (token-outer loops
+        # read the whole 1 MB table at random; this order measured no faster).
+        for d in range(len(local) - 1):
+            first, n = local[d], local[d + 1] - local[d]
+            for i in range(n):
+                row = rows[first + i]
+                c = codes[row]
+                for q in range(n_q):
+                    acc[i, q] = by_code[c, q]
+                dot_cr = np.float32(0.0)
+                norm_r = np.float32(0.0)
+                for p in range(width):
+                    b = packed[row, p]
+                    for j in range(per_byte):
+                        dot_cr += centroids[c, p * per_byte + j] * lut[b, j]
+                    norm_r += squares[b]
+                inv[i] = np.float32(1.0) / np.sqrt(centroid_sq[c] + 2 * dot_cr + norm_r)
+            for p in range(width):
+                for i in range(n):
+                    b = packed[rows[first + i], p]
+                    for q in range(n_q):
+                        acc[i, q] += tables[p, b, q]
+            for q in range(n_q):
+                best[q] = -np.inf
+            for i in range(n):
+                for q in range(n_q):
+                    v = acc[i, q] * inv[i]
+                    if v > best[q]:
+                        best[q] = v
+            out[d] = best.sum()
+        return out
+
+    def score(q, by_query, docs):
+        rows, local = token_rows(offsets, docs)
+        # Per packed byte position and byte value: the residual's dot product with each query
+        # token (one BLAS product, then laid out position-major for the loop).
+        q4 = q.reshape(q.shape[0], width, per_byte).transpose(2, 1, 0).reshape(per_byte, -1)
+        tables = np.ascontiguousarray((lut @ q4).reshape(256, width, q.shape[0]).transpose(1, 0, 2))
+        by_code = np.ascontiguousarray(by_query.T)
+        return kernel(codes_all, packed_all, rows, local, by_code, tables, lut, squares,
+                      centroids, centroid_sq), 1.0  # fmt: skip
+
+    return score
 
 
 def main() -> None:
@@ -183,6 +264,9 @@ def main() -> None:
     scorers = variants(snap, norms, [float(m) for m in args.margins.split(",")])
     stats = {name: {"cpu": 0.0, "diff": 0.0, "same": 0, "share": 0.0, "exact": 0.0, "dec": 0.0}
              for name in scorers}  # fmt: skip
+    warm = cc._query_centroid_scores(queries[0], snap.codec.centroids)
+    for scorer in scorers.values():  # untimed: imports, and the numba variant's compilation
+        scorer(queries[0], warm, candidates[0])
     for i, (q, docs) in enumerate(zip(queries, candidates, strict=True)):
         by_query = cc._query_centroid_scores(q, snap.codec.centroids)
         reference = None
