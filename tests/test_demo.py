@@ -42,4 +42,3 @@ def test_demo_runs_offline_answers_and_cleans_up(tmp_path):
     # there (torchinductor_<user>, made by transformers' model load and reused by every run).
     left = [p.name for p in scratch.iterdir() if not p.name.startswith("torchinductor_")]
     assert left == []
-

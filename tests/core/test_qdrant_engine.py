@@ -62,7 +62,9 @@ def test_engine_maxsim_and_mean_first_stage_match(tmp_path, passages, tiny_pylat
         prefetch = qe.Prefetch(limit=20, query=qe.Query.Nearest(mean_vectors([qm])[0], using=MEAN))
         staged = shard.query(
             qe.QueryRequest(
-                limit=10, prefetches=[prefetch], filter=group,
+                limit=10,
+                prefetches=[prefetch],
+                filter=group,
                 query=qe.Query.Nearest(qm.tolist(), using=MULTIVECTOR),
             )
         )

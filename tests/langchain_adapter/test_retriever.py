@@ -60,9 +60,7 @@ def test_results_match_brute_force_and_carry_document_fields(brute_force, docume
         assert doc.page_content == by_id[doc.id].page_content
         # The stored metadata comes back unchanged beside the score (checked in assert_matches).
         added = ("relevance_score", "maxsim_score")
-        assert {k: v for k, v in doc.metadata.items() if k not in added} == (
-            by_id[doc.id].metadata
-        )
+        assert {k: v for k, v in doc.metadata.items() if k not in added} == (by_id[doc.id].metadata)
 
 
 def test_ann_path_matches_brute_force(colbert, documents, brute_force, monkeypatch):
