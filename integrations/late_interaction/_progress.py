@@ -17,7 +17,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["auto_tqdm", "no_loading_bar", "quiet_in_notebooks", "quiet_loading"]
+__all__ = ["auto_tqdm", "encode_bar", "no_loading_bar", "quiet_in_notebooks", "quiet_loading"]
+
+ENCODE_BAR_FROM = 256  # an encode call shows its bar by default from this many texts on
 
 
 def auto_tqdm() -> Any:
@@ -26,6 +28,23 @@ def auto_tqdm() -> Any:
         warnings.filterwarnings("ignore", message="IProgress not found")
         from tqdm.auto import tqdm
     return tqdm
+
+
+def encode_bar(n_texts: int, is_query: bool, show: bool | None) -> Any:
+    """The progress bar of one encode call (one process, a GPU-thread pool or a process pool).
+
+    Args:
+        n_texts: Texts the call encodes.
+        is_query: Queries (else documents), for the bar's label.
+        show: ``show_progress_bar`` as the caller passed it: None shows the bar from
+            :data:`ENCODE_BAR_FROM` texts on.
+
+    Returns:
+        A ``tqdm.auto`` bar (disabled when not shown), to use as a context manager.
+    """
+    visible = n_texts >= ENCODE_BAR_FROM if show is None else show
+    kind = "queries" if is_query else "documents"
+    return auto_tqdm()(total=n_texts, disable=not visible, desc=f"Encoding {kind}")
 
 
 def quiet_in_notebooks() -> None:

@@ -6,8 +6,11 @@ every batch's token vectors then travel back through shared memory and are copie
 parent. Threads start in under a second and hand back the arrays where they are made; the GPU
 work and the Rust tokenizer release the GIL. Measured on two H200s (``benchmarks/results/
 gpu-pool-threads-h200x2-20261130-1240.md``), threads were as fast or faster than processes, but
-neither design makes two GPUs faster than one on that host yet: each device's half of the work
-did not overlap with the other's (0.6-1.06x one GPU), for a reason not found yet.
+neither design makes two GPUs much faster than one on that host (0.6-1.17x one GPU). Stage by
+stage (``gpu-pool-stages-h200x2-20261130-1445.md``): two processes run the forward pass at full
+speed on both GPUs, but two threads' forward passes overlap only 1.4x for a BERT-base backbone
+(launched op by op from Python, in one interpreter), and tokenising never overlaps (the Rust
+tokenizer already uses every core, and paces a small model on one GPU).
 
 The plan is the one of ``pool.py``: ``batches.plan_groups`` cut into groups, dealt round-robin
 to the devices, so every text is encoded in the batch it would have been in on one device, and
@@ -81,7 +84,7 @@ class DeviceThreads:
     def _encode(
         self, texts: list[str], is_query: bool, batch_size: int, show_progress_bar: bool | None
     ) -> tuple[list[np.ndarray], np.ndarray]:
-        from late_interaction._progress import auto_tqdm
+        from late_interaction._progress import encode_bar
 
         groups = plan_groups(texts, batch_size)
         out: list[Any] = [None] * len(texts)
@@ -89,9 +92,7 @@ class DeviceThreads:
         dense = np.empty((len(texts), hidden), np.float32)
         errors: list[tuple[str, BaseException]] = []
         stop = threading.Event()
-        show = len(texts) >= 256 if show_progress_bar is None else show_progress_bar
-        kind = "queries" if is_query else "documents"
-        bar = auto_tqdm()(total=len(texts), disable=not show, desc=f"Encoding {kind}")
+        bar = encode_bar(len(texts), is_query, show_progress_bar)
         bar_lock = threading.Lock()
 
         def work(rank: int) -> None:

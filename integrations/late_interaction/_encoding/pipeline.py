@@ -46,7 +46,6 @@ from late_interaction.config import EncoderConfig
 
 logger = logging.getLogger(__name__)
 
-_PROGRESS_THRESHOLD = 256  # show a progress bar by default from this many texts on
 _AHEAD = 4  # tokenised batches waiting for the device (a few: enough to ride out a slow group)
 
 # What an ONNX export is traced with and checked on: two lengths, so padding is exercised.
@@ -196,20 +195,15 @@ class Pipeline:
         workers of a multi-process pool (``pool.py``), which each run some of the groups.
         """
         n_texts = sum(len(g) for g in groups)
-        show = n_texts >= _PROGRESS_THRESHOLD if show_progress_bar is None else show_progress_bar
-        kind = "queries" if is_query else "documents"
         source = make_batches(
             self.tokenizer, self.rules, self.config, texts, groups,
             is_query=is_query, batch_size=batch_size, pin=self.device.type == "cuda",
         )  # fmt: skip
         # One batch: tokenise it here (a background thread would only add its start-up time).
         ahead = Prefetch(source, _AHEAD) if n_texts > batch_size else contextlib.nullcontext(source)
-        from late_interaction._progress import auto_tqdm
+        from late_interaction._progress import encode_bar
 
-        with (
-            ahead as batches,
-            auto_tqdm()(total=n_texts, disable=not show, desc=f"Encoding {kind}") as bar,
-        ):
+        with ahead as batches, encode_bar(n_texts, is_query, show_progress_bar) as bar:
             # Launch batch k + 1 before collecting batch k, so the GPU never waits for the host.
             pending: list[Flight] = []
             for batch in batches:

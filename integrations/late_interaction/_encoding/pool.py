@@ -153,7 +153,7 @@ class EncodePool:
         if self.closed:
             msg = "this encoding pool is closed; start a new one with ColBERT.start_pool(...)."
             raise RuntimeError(msg)
-        from late_interaction._progress import auto_tqdm
+        from late_interaction._progress import encode_bar
 
         groups = plan_groups(texts, batch_size)
         self._jobs += 1
@@ -171,13 +171,11 @@ class EncodePool:
             busy.add(rank)
         out: list[Any] = [None] * len(texts)
         dense: np.ndarray | None = None
-        show = len(texts) >= 256 if show_progress_bar is None else show_progress_bar
-        kind = "queries" if is_query else "documents"
         try:
-            with auto_tqdm()(total=len(texts), disable=not show, desc=f"Encoding {kind}") as bar:
+            with encode_bar(len(texts), is_query, show_progress_bar) as bar:
                 while busy:
-                    kind_, rank, payload = self._receive(job_id)
-                    if kind_ == "done":
+                    kind, rank, payload = self._receive(job_id)
+                    if kind == "done":
                         busy.discard(rank)
                         continue
                     index, counts, rows_t, dense_t = payload
