@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -19,6 +20,8 @@ from benchmarks._beir import BeirDataset, load_beir, ndcg_at_k, overlap_at_k
 
 REPO, SHARED_DATA = h.REPO, h.SHARED_DATA
 __all__ = [
+    "load_saved_index",
+    "saved_index_options",
     "REPO",
     "SHARED_DATA",
     "PrecomputedModel",
@@ -69,6 +72,30 @@ def timed_searches(search, queries) -> tuple[list, dict, dict]:
         wall.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
     return runs, h.latency_stats(wall), h.latency_stats(cpu)
+
+
+def saved_index_options(parser, *, exact: bool = False) -> None:
+    """``--index``, ``--queries``, ``--n-queries`` (and ``--exact``) of a study of a saved index.
+
+    Args:
+        parser: The study's ``argparse.ArgumentParser``.
+        exact: Also take ``--exact``, a brute-force reference (``compressed_scale``'s
+            ``exact-n*.json``).
+    """
+    parser.add_argument("--index", type=Path, required=True)
+    parser.add_argument("--queries", type=Path, required=True)
+    if exact:
+        parser.add_argument("--exact", type=Path, required=True)
+    parser.add_argument("--n-queries", type=int, default=100)
+
+
+def load_saved_index(args) -> tuple:
+    """``(index, queries)``: ``args.index`` memory-mapped, the first ``args.n_queries`` queries."""
+    from late_interaction import LateInteractionIndex
+
+    queries = h.load_packed(args.queries)[: args.n_queries]
+    index = LateInteractionIndex.load(args.index, model=PrecomputedModel(queries[0].shape[1]))
+    return index, queries
 
 
 class PrecomputedModel:

@@ -45,12 +45,11 @@ import datetime as dt
 import json
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
 from benchmarks import _harness as h
-from benchmarks.studies._compressed_data import PrecomputedModel
+from benchmarks.studies._compressed_data import load_saved_index, saved_index_options
 
 Scorer = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, float]]
 
@@ -239,20 +238,15 @@ def compiled(codec, store, offsets) -> Scorer | None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--index", type=Path, required=True)
-    p.add_argument("--queries", type=Path, required=True)
-    p.add_argument("--exact", type=Path, required=True)
-    p.add_argument("--n-queries", type=int, default=100)
+    saved_index_options(p, exact=True)
     p.add_argument("--margins", default="0.1,0.15,0.2")
     h.result_options(p)
     args = p.parse_args()
     started = dt.datetime.now()
-    from late_interaction import LateInteractionIndex
     from late_interaction._index import centroid_candidates as cc
     from late_interaction._index.snapshot import View
 
-    queries = h.load_packed(args.queries)[: args.n_queries]
-    index = LateInteractionIndex.load(args.index, model=PrecomputedModel(queries[0].shape[1]))
+    index, queries = load_saved_index(args)
     snap = index._state.snap
     ids = snap.docs.ids
     exact = json.loads(args.exact.read_text())["exact"]

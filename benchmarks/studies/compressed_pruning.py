@@ -22,12 +22,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-from pathlib import Path
 
 import numpy as np
 
 from benchmarks import _harness as h
-from benchmarks.studies._compressed_data import PrecomputedModel
+from benchmarks.studies._compressed_data import load_saved_index, saved_index_options
 
 
 def list_scores(by_query, cell_of, probed, which, n_docs, local, floor):
@@ -52,22 +51,17 @@ def list_scores(by_query, cell_of, probed, which, n_docs, local, floor):
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--index", type=Path, required=True)
-    p.add_argument("--queries", type=Path, required=True)
-    p.add_argument("--exact", type=Path, required=True)
-    p.add_argument("--n-queries", type=int, default=100)
+    saved_index_options(p, exact=True)
     p.add_argument("--n-probe", type=int, default=None, help="default: the library's")
     p.add_argument("--keep", default="1146,2292,4096", help="L: kept by list scores")
     p.add_argument("--full", default="64,128,256,384,573", help="m: decoded and scored exactly")
     h.result_options(p)
     args = p.parse_args()
     started = dt.datetime.now()
-    from late_interaction import LateInteractionIndex
     from late_interaction._index import centroid_candidates as cc
     from late_interaction.scoring import score_slots
 
-    queries = h.load_packed(args.queries)[: args.n_queries]
-    index = LateInteractionIndex.load(args.index, model=PrecomputedModel(queries[0].shape[1]))
+    index, queries = load_saved_index(args)
     snap = index._state.snap
     ids, offsets = snap.docs.ids, snap.offsets
     exact = json.loads(args.exact.read_text())["exact"]

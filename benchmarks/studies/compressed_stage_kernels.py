@@ -26,12 +26,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import time
-from pathlib import Path
 
 import numpy as np
 
 from benchmarks import _harness as h
-from benchmarks.studies._compressed_data import PrecomputedModel
+from benchmarks.studies._compressed_data import load_saved_index, saved_index_options
 from benchmarks.studies.compressed_exact_stage import token_rows
 
 
@@ -91,20 +90,16 @@ def scatter_list_scores(by_query, cell_of, probed, which, docs, local, keep):
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--index", type=Path, required=True)
-    p.add_argument("--queries", type=Path, required=True)
-    p.add_argument("--n-queries", type=int, default=100)
+    saved_index_options(p)
     h.result_options(p)
     args = p.parse_args()
     started = dt.datetime.now()
     import torch
     import torch.nn.functional as F
 
-    from late_interaction import LateInteractionIndex
     from late_interaction._index import centroid_candidates as cc
 
-    queries = h.load_packed(args.queries)[: args.n_queries]
-    index = LateInteractionIndex.load(args.index, model=PrecomputedModel(queries[0].shape[1]))
+    index, queries = load_saved_index(args)
     snap = index._state.snap
     codec, offsets, store = snap.codec, snap.offsets, snap.tokens
     n_probe, n_full = cc.default_budgets(None, None, len(index), 10)

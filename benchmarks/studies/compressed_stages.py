@@ -18,30 +18,25 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import time
-from pathlib import Path
 
 import numpy as np
 
 from benchmarks import _harness as h
-from benchmarks.studies._compressed_data import PrecomputedModel
+from benchmarks.studies._compressed_data import load_saved_index, saved_index_options
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--index", type=Path, required=True)
-    p.add_argument("--queries", type=Path, required=True)
-    p.add_argument("--n-queries", type=int, default=100)
+    saved_index_options(p)
     p.add_argument("--n-probe", type=int, default=None, help="default: the library's")
     p.add_argument("--n-full", type=int, default=None, help="default: the library's")
     h.result_options(p)
     args = p.parse_args()
     started = dt.datetime.now()
-    from late_interaction import LateInteractionIndex
     from late_interaction._index import centroid_candidates as cc
     from late_interaction.scoring import score_slots
 
-    queries = h.load_packed(args.queries)[: args.n_queries]
-    index = LateInteractionIndex.load(args.index, model=PrecomputedModel(queries[0].shape[1]))
+    index, queries = load_saved_index(args)
     snap = index._state.snap
     allowed = np.ones(len(snap.offsets) - 1, dtype=bool)
     n_live = len(index)

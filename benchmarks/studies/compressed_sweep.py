@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import _harness as h
-from benchmarks.studies._compressed_data import PrecomputedModel
+from benchmarks.studies._compressed_data import load_saved_index, saved_index_options
 from benchmarks.studies.compressed_budgets import brute_force_top10
 
 
@@ -85,19 +85,14 @@ def recall(runs: list[list[int]], reference: list[list[int]]) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--index", type=Path, required=True)
-    p.add_argument("--queries", type=Path, required=True)
-    p.add_argument("--exact", type=Path, required=True)
-    p.add_argument("--n-queries", type=int, default=100)
+    saved_index_options(p, exact=True)
     p.add_argument("--settings", default="default", help="n_probe:n_full[:prerank[:sum[:thr]]]")
     h.result_options(p)
     args = p.parse_args()
     started = dt.datetime.now()
-    from late_interaction import LateInteractionIndex
     from late_interaction._index import centroid_candidates as cc
 
-    queries = h.load_packed(args.queries)[: args.n_queries]
-    index = LateInteractionIndex.load(args.index, model=PrecomputedModel(queries[0].shape[1]))
+    index, queries = load_saved_index(args)
     exact = json.loads(args.exact.read_text())["exact"][: len(queries)]
     cache = args.index.parent / f"decoded-top10-{args.index.name}.json"
     decoded = decoded_top10(index, queries, cache)
