@@ -13,20 +13,18 @@ with the same padding, as in one process, and the results are bit for bit the sa
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from late_interaction._encoding import rust_tokenizer as _rust
 from late_interaction._encoding import tokenize as _tokenize
-from late_interaction._encoding.prefetch import Prefetch
+from late_interaction._encoding.token_arrays import GROUP_BATCHES, arrays_of
 from late_interaction.config import EncoderConfig
 
-GROUP_BATCHES = 4  # batches per tokenizer call and token-count sort
+__all__ = ["GROUP_BATCHES", "Batch", "make_batches", "plan_groups"]
 
 
 def plan_groups(texts: list[str], batch_size: int) -> list[np.ndarray]:
@@ -109,57 +107,9 @@ def make_batches(
     pin: bool,
 ) -> Iterator[Batch]:
     """Tokenise ``groups`` of ``texts`` into batches, following ``plan_groups``' order."""
-    max_length, _ = _tokenize.lengths(config, rules, is_query)
-    read = {
-        "special": not config.keep_special_tokens,
-        "type_ids": _rust.reads_type_ids(tokenizer, rules, max_length),
-    }
-
-    def tokenised() -> Iterator[tuple[np.ndarray, list[str], Any]]:
-        for group in groups:
-            raw = [texts[i] for i in group]
-            prepared = _tokenize.prepare(rules, raw)
-            yield group, raw, _rust.encodings(tokenizer, rules, prepared, max_length)
-
-    # Performance note: the Rust tokenizer (all cores, GIL released) runs one group ahead in its
-    # own thread while this one reads the previous group's encodings in Python. With the
-    # cheaper reads of rust_tokenizer.columns and precut.py, tokenising alone went from 0.9 to
-    # 0.6 s for 10k SciFact passages on a 16-core GPU host, and end-to-end GPU encoding 1.5M ->
-    # 2.0M tokens/s (benchmarks/results/gpu-tokenize-h200-20261130-1037.md).
-    with (
-        Prefetch(tokenised(), depth=1, name="late-interaction-tokenize")
-        if len(groups) > 1
-        else contextlib.nullcontext(tokenised())
-    ) as source:
-        yield from _batches(tokenizer, rules, config, source, is_query, batch_size, pin, read)
-
-
-def _batches(
-    tokenizer: Any,
-    rules: _tokenize.TokenRules,
-    config: EncoderConfig,
-    source: Iterable[tuple[np.ndarray, list[str], Any]],
-    is_query: bool,
-    batch_size: int,
-    pin: bool,
-    read: dict[str, bool],
-) -> Iterator[Batch]:
-    """The batches of tokenised groups (``make_batches``' second half)."""
-    max_length, pad_to_max = _tokenize.lengths(config, rules, is_query)
-    for group, raw, encodings in source:
-        if encodings is None:  # no direct Rust path: batches in character order
-            for start in range(0, len(group), batch_size):
-                part = slice(start, start + batch_size)
-                features, keep = _tokenize.tokenize(
-                    tokenizer, rules, config, raw[part], is_query=is_query
-                )
-                yield Batch.make(group[part], features, keep, pin)
-            continue
-        sizes = np.fromiter((len(e) for e in encodings), dtype=np.int64, count=len(encodings))
-        order = np.argsort(-sizes, kind="stable")
-        for start in range(0, len(order), batch_size):
-            part = order[start : start + batch_size]
-            width = max_length if pad_to_max else int(sizes[part].max())
-            encoded = _rust.columns(tokenizer, [encodings[j] for j in part], width, **read)
-            features, keep = _tokenize.with_rules(encoded, rules, config, is_query=is_query)
-            yield Batch.make(group[part], features, keep, pin)
+    source = ((group, [texts[i] for i in group]) for group in groups)
+    made = arrays_of(tokenizer, rules, config, source, is_query=is_query,
+                     batch_size=batch_size, ahead=len(groups) > 1)  # fmt: skip
+    for index, features, keep in made:
+        tensors = {name: torch.from_numpy(a) for name, a in features.items()}
+        yield Batch.make(index, tensors, torch.from_numpy(keep), pin)

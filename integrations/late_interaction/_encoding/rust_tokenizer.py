@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from late_interaction._encoding.ascii_twin import ascii_twin, split_by_ascii
 from late_interaction._encoding.precut import PreCut
@@ -99,8 +98,8 @@ def reads_type_ids(tokenizer: Any, rules: TokenRules, max_length: int) -> bool:
 def columns(
     tokenizer: Any, batch: Sequence[Any], width: int, *, special: bool = True,
     type_ids: bool = True,
-) -> dict[str, torch.Tensor]:  # fmt: skip
-    """Read Rust encodings as tensors padded to ``width`` (the Rust padding rules).
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """Read Rust encodings as arrays padded to ``width`` (the Rust padding rules).
 
     Reading a field of an encoding builds a Python list per text: the pipeline skips the fields
     it knows in advance (see the arguments), since this runs for every text encoded.
@@ -125,23 +124,23 @@ def columns(
         attention = positions < sizes[:, None]
     total = int(sizes.sum())
 
-    def column(name: str, pad_value: int) -> torch.Tensor:
+    def column(name: str, pad_value: int) -> np.ndarray:
         # Performance note: the Rust padding rules written here (pads get pad_value), not
         # Encoding.pad per text: a boolean-mask assignment fills the rows in order, left or
         # right padded, and skips a Python call per text (~2x faster reading a batch).
         out = np.full((len(batch), width), pad_value, dtype=np.int64)
         flat = itertools.chain.from_iterable(getattr(e, name) for e in batch)
         out[attention] = np.fromiter(flat, dtype=np.int64, count=total)
-        return torch.from_numpy(out)
+        return out
 
     out = {
         "input_ids": column("ids", tokenizer.pad_token_id),
-        "attention_mask": torch.from_numpy(attention.astype(np.int64)),
+        "attention_mask": attention.astype(np.int64),
     }
     if special:  # padding counts as special, as the Rust padding marks it
         out["special_tokens_mask"] = column("special_tokens_mask", 1)
     if "token_type_ids" in tokenizer.model_input_names:
         pad_type = int(tokenizer.pad_token_type_id or 0)
-        zeros = torch.from_numpy(np.zeros((len(batch), width), dtype=np.int64))
+        zeros = np.zeros((len(batch), width), dtype=np.int64)
         out["token_type_ids"] = column("type_ids", pad_type) if type_ids else zeros
     return out

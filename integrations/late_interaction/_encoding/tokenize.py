@@ -28,13 +28,15 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from late_interaction._encoding.rust_tokenizer import columns, encodings
 from late_interaction.config import EncoderConfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -131,14 +133,14 @@ def _insert(column: np.ndarray, value: int | bool) -> np.ndarray:
     return np.concatenate([column[:, :1], fill, column[:, 1:]], axis=1)
 
 
-def _encode(
+def encode_texts(
     tokenizer: Any, rules: TokenRules, texts: list[str], max_length: int, pad_to_max: bool
-) -> dict[str, torch.Tensor]:
+) -> dict[str, np.ndarray]:
     """Tokenise a batch, padded (to its longest text, or to ``max_length``) and truncated.
 
     Returns:
         ``input_ids``, ``attention_mask``, ``special_tokens_mask`` and, where the model takes
-        them, ``token_type_ids``: int64 tensors of shape ``(batch, seq_len)``.
+        them, ``token_type_ids``: int64 arrays of shape ``(batch, seq_len)``.
     """
     batch = encodings(tokenizer, rules, texts, max_length)
     if batch is None:
@@ -149,7 +151,7 @@ def _encode(
                     padding="max_length" if pad_to_max else "longest",
                     truncation=True,
                     max_length=max_length,
-                    return_tensors="pt",
+                    return_tensors="np",
                     return_special_tokens_mask=True,
                 )
             )
@@ -189,14 +191,17 @@ def tokenize(
         tokenizer makes them, ``token_type_ids``), and a boolean mask of shape
         ``(batch, seq_len)`` marking the positions whose vectors are returned.
     """
+    import torch
+
     max_length, pad_to_max = lengths(config, rules, is_query)
-    encoded = _encode(tokenizer, rules, prepare(rules, texts), max_length, pad_to_max)
-    return with_rules(encoded, rules, config, is_query=is_query)
+    encoded = encode_texts(tokenizer, rules, prepare(rules, texts), max_length, pad_to_max)
+    features, keep = with_rules(encoded, rules, config, is_query=is_query)
+    return {name: torch.from_numpy(a) for name, a in features.items()}, torch.from_numpy(keep)
 
 
 def with_rules(
-    encoded: dict[str, torch.Tensor], rules: TokenRules, config: EncoderConfig, *, is_query: bool
-) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    encoded: dict[str, np.ndarray], rules: TokenRules, config: EncoderConfig, *, is_query: bool
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Apply marker, expansion, skiplist and special-token rules to a tokenised batch.
 
     Args:
@@ -206,7 +211,8 @@ def with_rules(
         is_query: Apply the query rules (else the document rules).
 
     Returns:
-        ``(features, keep)`` as :func:`tokenize`.
+        ``(features, keep)`` as :func:`tokenize`, as numpy arrays (no torch here: this also runs
+        in tokenizer processes, ``tokenizer_process.py``, which do not import it).
     """
     # numpy, not torch: this runs in the pipeline's tokenising thread, where torch's thread pool
     # made these small operations ~100x slower when the cores were busy (the Rust tokenizer's).
@@ -241,5 +247,4 @@ def with_rules(
     empty = ~keep.any(axis=1)
     if empty.any():
         keep[empty, 0] = True
-    tensors = {name: torch.from_numpy(np.ascontiguousarray(a)) for name, a in features.items()}
-    return tensors, torch.from_numpy(keep)
+    return {name: np.ascontiguousarray(a) for name, a in features.items()}, keep
