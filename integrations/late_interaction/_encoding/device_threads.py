@@ -56,7 +56,9 @@ class DeviceThreads:
         for device in self.devices:
             args = dict(load_args)
             name, arguments = args.pop("name_or_path"), args.pop("arguments")
-            self._pipelines.append(load_pipeline(name, arguments, device=device, **args))
+            pipeline = load_pipeline(name, arguments, device=device, **args)
+            pipeline.cpu_share = len(self.devices)  # their tokenizer processes split the cores
+            self._pipelines.append(pipeline)
         # What each copy runs on (the same keys as the process pool's workers report).
         self.workers = [{"device": str(p.device), "thread": True} for p in self._pipelines]
         self._lock = threading.Lock()  # one job at a time, as the process pool
@@ -135,7 +137,9 @@ class DeviceThreads:
             wait: Ignored: a call in progress holds the lock, so closing waits for it.
         """
         with self._lock:
-            self._pipelines = []
+            pipelines, self._pipelines = self._pipelines, []
+        for pipeline in pipelines:
+            pipeline.close()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 

@@ -11,10 +11,12 @@ backbone, before the projections).
 
 Performance (why the loop looks the way it does): on a GPU, tokenising and copying used to take
 ~90% of encoding time with the GPU idle (0.93M tokens/s end to end against 9.8M for the bare
-bfloat16 forward on an H200; figures from issue 11). Now a background thread tokenises the next
-batches into pinned memory (``prefetch.py``) while the GPU runs, reading only what is not known
-in advance and cutting long texts where no kept token changes (``rust_tokenizer.py``,
-``precut.py``; the Rust tokenizer runs one group ahead of those reads, ``batches.py``); each
+bfloat16 forward on an H200; figures from issue 11). Now the next batches are tokenised while the
+GPU runs (on a GPU in a tokenizer process, ``tokenizer_process.py``, so the launch loop keeps
+the interpreter to itself; elsewhere in a background thread, ``prefetch.py``) and arrive in
+pinned memory, reading only what is not known in advance and cutting long texts where no kept
+token changes (``rust_tokenizer.py``, ``precut.py``; the Rust tokenizer runs one group ahead of
+those reads, ``token_arrays.py``); each
 batch's kept rows are gathered and normalised
 on the device and come back in one asynchronous copy, on a side stream, while the next batch is
 already running, and a collector thread copies them out of page-locked memory
@@ -28,6 +30,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -47,6 +51,9 @@ from late_interaction.config import EncoderConfig
 logger = logging.getLogger(__name__)
 
 _AHEAD = 4  # tokenised batches waiting for the device (a few: enough to ride out a slow group)
+# Tokenizer processes per CUDA pipeline (tokenizer_process.py); more split the Python reads,
+# fewer give each one more Rust threads. Chosen on an H200 host (16 cores): see that module.
+_GPU_TOKENIZER_PROCESSES = 1
 
 # What an ONNX export is traced with and checked on: two lengths, so padding is exercised.
 _PROBE_TEXTS = ["Late interaction compares every query token with every document token.", "ok"]
@@ -101,6 +108,15 @@ class Pipeline:
         self.load_args: dict[str, Any] | None = None
         self.backend, self.quantize = "torch", None
         self._runner: Any = None  # backends.Runner: the backbone in onnxruntime or OpenVINO
+        #: Tokenizer worker processes (``tokenizer_process.py``): None is automatic (on CUDA
+        #: only), 0 tokenises in this process, N > 0 uses N on any device.
+        self.tokenizer_processes: int | None = None
+        #: How many pipelines share this host's cores (a multi-GPU pool sets it), so their
+        #: tokenizer processes split the cores instead of each taking them all.
+        self.cpu_share = 1
+        self._tokenizers: Any = None  # the running TokenizerProcesses, made on first use
+        self._tokenizers_lock = threading.Lock()  # one job at a time uses them
+        self._tokenizers_failed = False  # they could not start: tokenise here from then on
 
     def use_backend(self, backend: str, quantize: str | None, folder: Path) -> None:
         """Run the backbone in ``backend`` from now on (see ``backends.build_runner``)."""
@@ -195,15 +211,10 @@ class Pipeline:
         workers of a multi-process pool (``pool.py``), which each run some of the groups.
         """
         n_texts = sum(len(g) for g in groups)
-        source = make_batches(
-            self.tokenizer, self.rules, self.config, texts, groups,
-            is_query=is_query, batch_size=batch_size, pin=self.device.type == "cuda",
-        )  # fmt: skip
-        # One batch: tokenise it here (a background thread would only add its start-up time).
-        ahead = Prefetch(source, _AHEAD) if n_texts > batch_size else contextlib.nullcontext(source)
         from late_interaction._progress import encode_bar
 
-        with ahead as batches, encode_bar(n_texts, is_query, show_progress_bar) as bar:
+        source = self._batch_source(texts, groups, is_query, batch_size)
+        with source as batches, encode_bar(n_texts, is_query, show_progress_bar) as bar:
             # Launch batch k + 1 before collecting batch k, so the GPU never waits for the host.
             pending: list[Flight] = []
             for batch in batches:
@@ -215,6 +226,83 @@ class Pipeline:
             for flight in pending:
                 yield flight.result()
                 bar.update(flight.size)
+
+    @contextlib.contextmanager
+    def _batch_source(
+        self, texts: list[str], groups: list[np.ndarray], is_query: bool, batch_size: int
+    ) -> Iterator[Iterator[Batch]]:
+        """The batches of ``groups``, made a few ahead of the device in the background."""
+        pin = self.device.type == "cuda"
+        remote = self._take_tokenizers(len(groups))
+        if remote is not None:
+            try:
+                made = remote.batches(texts, groups, is_query=is_query, batch_size=batch_size,
+                                      pin=pin)  # fmt: skip
+                with Prefetch(made, _AHEAD, name="late-interaction-receive") as batches:
+                    yield batches
+            finally:
+                self._tokenizers_lock.release()
+            return
+        source = make_batches(
+            self.tokenizer, self.rules, self.config, texts, groups,
+            is_query=is_query, batch_size=batch_size, pin=pin,
+        )  # fmt: skip
+        # One batch: tokenise it here (a background thread would only add its start-up time).
+        if sum(len(g) for g in groups) <= batch_size:
+            yield source
+            return
+        with Prefetch(source, _AHEAD) as batches:
+            yield batches
+
+    def _take_tokenizers(self, n_groups: int) -> Any:
+        """The tokenizer processes, started if needed and locked for one job; else None.
+
+        None (tokenise in this process; the batches are the same) when they are off for this
+        device, when one group is all there is, when the tokenizer has no direct Rust path (a
+        slow tokenizer, or one without a pad token), when another thread's job holds them, or
+        when they could not start before (a warning said so then).
+
+        Raises:
+            RuntimeError: If ``tokenizer_processes`` was set explicitly and they cannot start.
+        """
+        wanted = self.tokenizer_processes
+        if wanted is None:
+            wanted = _GPU_TOKENIZER_PROCESSES if self.device.type == "cuda" else 0
+        from late_interaction._encoding.tokenizer_process import TokenizerProcesses, usable
+
+        if wanted <= 0 or n_groups < 2 or self._tokenizers_failed or not usable(self.tokenizer):
+            return None
+        if not self._tokenizers_lock.acquire(blocking=False):
+            return None
+
+        try:
+            if (
+                self._tokenizers is None
+                or self._tokenizers.closed
+                or (self._tokenizers.processes != wanted)
+            ):
+                if self._tokenizers is not None:
+                    self._tokenizers.close()
+                threads = max(1, (os.cpu_count() or 1) // (wanted * max(1, self.cpu_share)))
+                self._tokenizers = TokenizerProcesses(
+                    self.tokenizer, self.rules, self.config, wanted, threads
+                )
+        except (RuntimeError, OSError) as exc:
+            self._tokenizers_lock.release()
+            if self.tokenizer_processes is not None:
+                raise
+            self._tokenizers_failed = True
+            logger.warning(
+                "Could not start tokenizer processes (%s); tokenising in this process from now "
+                "on (the same results, slower on a GPU).", exc,
+            )  # fmt: skip
+            return None
+        return self._tokenizers
+
+    def close(self) -> None:
+        """Stop the tokenizer processes, if any (a later encode starts them again)."""
+        if self._tokenizers is not None:
+            self._tokenizers.close()
 
     def _launch(self, batch: Batch, as_tensors: bool) -> list[Flight]:
         try:
@@ -229,7 +317,10 @@ class Pipeline:
 
     def _flight(self, batch: Batch, as_tensors: bool) -> Flight:
         cuda = self.device.type == "cuda"
-        features = {k: v.to(self.device, non_blocking=cuda) for k, v in batch.features.items()}
+        # int64 on the device: batches from tokenizer processes come in narrower integer types.
+        features = {
+            k: v.to(self.device, non_blocking=cuda).long() for k, v in batch.features.items()
+        }
         rows = batch.rows.to(self.device, non_blocking=cuda)
         with torch.inference_mode():
             hidden, dense = self._forward(features)

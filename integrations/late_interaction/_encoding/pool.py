@@ -64,6 +64,8 @@ def _worker(rank: int, load_args: dict[str, Any], device: str, threads: int,
         args = dict(load_args)
         pipeline = load_pipeline(args.pop("name_or_path"), args.pop("arguments"), device=device,
                                  **args)  # fmt: skip
+        # Its tokenizer processes (on a GPU) share the cores this worker was given.
+        pipeline.cpu_share = max(1, (os.cpu_count() or 1) // threads)
     except BaseException as exc:  # reported to the parent, which raises it there
         outbox.put(("error", rank, None, _describe(exc)))
         return

@@ -1,0 +1,311 @@
+"""Tokenise in other processes, so a GPU's launch loop keeps its interpreter to itself.
+
+Why: on an H200 (MiniLM-L6, bfloat16, 10k SciFact passages) the pipeline's launch-and-collect
+loop alone runs at 94% of the forward bound. With the tokeniser working in another process at the
+same time it keeps 74% (the two share the host's cores). With the same tokeniser in a thread of
+its own process it falls to 26%: the loop launches hundreds of small kernels per batch, and it
+waits for the interpreter lock after each one while the tokenising threads read encodings
+(``benchmarks/results/gpu-one-overlap-h200-20261130-1650.md``). So on a GPU the Rust tokenizer,
+the reads and the ColBERT rules run here, in worker processes, and only finished numpy arrays
+come back.
+
+Why ``subprocess`` and not ``multiprocessing``: a spawned ``multiprocessing`` child imports the
+caller's main script again, so a script without an ``if __name__ == "__main__":`` guard would run
+a second time. This child runs ``python -m`` on this module and nothing else.
+
+The workers make the same batches as ``batches.make_batches`` in one process (groups go to them
+round-robin, each group is batched alone), so results are the same, bit for bit. Messages are
+pickled over pipes: the parent sends each worker its groups' texts a few groups ahead, and reads
+the batches back in the plan's order. A worker that dies is reported as a ``RuntimeError``; one
+whose job is abandoned half-way is stopped (the next job starts fresh ones).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from late_interaction._encoding import token_arrays as _arrays
+from late_interaction._encoding import tokenize as _tokenize
+from late_interaction.config import EncoderConfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    from late_interaction._encoding.batches import Batch
+
+logger = logging.getLogger(__name__)
+
+_LEAD = 3  # groups each worker holds ahead of the parent (texts sent, batches not yet read)
+_AHEAD = 4  # finished batches a worker may hold while the parent reads another worker
+_START_TIMEOUT_S = 120.0
+
+
+class TokenizerProcesses:
+    """Worker processes that turn groups of texts into batches (``batches.Batch``).
+
+    Args:
+        tokenizer: The Hugging Face tokenizer (pickled to each worker).
+        rules: The ColBERT token rules.
+        config: The settings in effect.
+        processes: How many workers.
+        threads: Rust tokenizer threads per worker (``RAYON_NUM_THREADS``, unless the caller
+            set it).
+
+    Raises:
+        RuntimeError: If a worker does not start (its error output is on stderr).
+    """
+
+    def __init__(
+        self, tokenizer: Any, rules: _tokenize.TokenRules, config: EncoderConfig,
+        processes: int, threads: int,
+    ) -> None:  # fmt: skip
+        env = dict(os.environ)
+        env.setdefault("RAYON_NUM_THREADS", str(max(1, threads)))
+        # The child must import this package from where the parent did, whatever sys.path held.
+        root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        setup = (_Facts.of(tokenizer), _rule_fields(rules), config)
+        self.processes = processes
+        self._workers: list[_Worker] = []
+        try:
+            for _ in range(processes):
+                self._workers.append(_start(env, setup))
+            for process, _, inbox in self._workers:
+                if not inbox.poll(_START_TIMEOUT_S):
+                    msg = f"a tokenizer process did not start within {_START_TIMEOUT_S:.0f} s."
+                    raise RuntimeError(msg)
+                _expect(inbox.recv(), process)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def closed(self) -> bool:
+        """Whether the workers have been stopped."""
+        return not self._workers
+
+    def batches(
+        self, texts: list[str], groups: list[np.ndarray], *, is_query: bool, batch_size: int,
+        pin: bool,
+    ) -> Iterator[Batch]:  # fmt: skip
+        """The batches of ``groups`` of ``texts``, as ``make_batches`` gives them, in plan order.
+
+        Leaving the iteration early stops the workers (they may be mid-group).
+
+        Raises:
+            RuntimeError: If a worker died or failed (its traceback is in the message).
+        """
+        import torch
+
+        from late_interaction._encoding.batches import Batch
+
+        workers = self._workers
+        sent = [0] * len(workers)  # groups sent to each worker
+
+        def send(w: int) -> None:
+            mine = range(w, len(groups), len(workers))
+            if sent[w] < len(mine):
+                g = mine[sent[w]]
+                _send(workers[w], [texts[i] for i in groups[g]])
+                sent[w] += 1
+
+        finished = False
+        try:
+            for w, worker in enumerate(workers):
+                _send(worker, ("job", is_query, batch_size))
+                for _ in range(_LEAD):
+                    send(w)
+            for g, group in enumerate(groups):
+                w = g % len(workers)
+                process, _, inbox = workers[w]
+                seen = 0
+                while seen < len(group):
+                    index, features, keep = _expect(_receive(inbox, process), process)
+                    tensors = {name: torch.from_numpy(a) for name, a in features.items()}
+                    yield Batch.make(group[index], tensors, torch.from_numpy(keep), pin)
+                    seen += len(index)
+                send(w)
+            for worker in workers:
+                _send(worker, None)  # end of the job's groups
+            finished = True
+        finally:
+            if not finished:  # abandoned or failed: the workers may be mid-group
+                self.close()
+
+    def close(self) -> None:
+        """Stop the workers (idempotent)."""
+        workers, self._workers = self._workers, []
+        for process, outbox, inbox in workers:
+            for conn in (outbox, inbox):
+                conn.close()
+            process.terminate()
+            process.wait()
+
+    def __del__(self) -> None:  # a forgotten instance must not leave processes behind
+        if getattr(self, "_workers", None):
+            self.close()
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """What the direct Rust path reads of a Hugging Face tokenizer, without transformers.
+
+    Why: a child that unpickles the tokenizer itself imports transformers and torch, seconds of
+    start-up; this holds the Rust tokenizer (pickled by the ``tokenizers`` library) and the few
+    attributes ``rust_tokenizer.py`` and ``tokenize.py`` read.
+    """
+
+    backend_tokenizer: Any
+    pad_token_id: int | None
+    pad_token_type_id: int
+    padding_side: str
+    model_input_names: list[str]
+    is_fast: bool = True
+
+    @classmethod
+    def of(cls, tokenizer: Any) -> _Facts:
+        return cls(
+            tokenizer.backend_tokenizer, tokenizer.pad_token_id,
+            int(tokenizer.pad_token_type_id or 0), tokenizer.padding_side,
+            list(tokenizer.model_input_names),
+        )  # fmt: skip
+
+
+def usable(tokenizer: Any) -> bool:
+    """Whether the tokenizer has the direct Rust path the processes need (fast, with a pad)."""
+    return bool(getattr(tokenizer, "is_fast", False)) and tokenizer.pad_token_id is not None
+
+
+def _rule_fields(rules: _tokenize.TokenRules) -> dict[str, Any]:
+    names = ("query_prefix_id", "document_prefix_id", "expansion_id", "skiplist",
+             "do_lower_case", "strip")  # fmt: skip
+    return {name: getattr(rules, name) for name in names}
+
+
+_Worker = tuple[subprocess.Popen[bytes], Connection, Connection]  # process, to it, from it
+
+
+def _start(env: dict[str, str], setup: Any) -> _Worker:
+    to_child, child_in = os.pipe()
+    child_out, from_child = os.pipe()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", __name__, str(to_child), str(from_child)],
+            env=env, pass_fds=(to_child, from_child), stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+    finally:
+        os.close(to_child)
+        os.close(from_child)
+    outbox, inbox = Connection(child_in, readable=False), Connection(child_out, writable=False)
+    outbox.send(setup)
+    return process, outbox, inbox
+
+
+def _send(worker: _Worker, message: Any) -> None:
+    process, outbox, _ = worker
+    try:
+        outbox.send(message)
+    except OSError:  # a broken pipe: the worker is gone
+        _died(process)
+
+
+def _died(process: subprocess.Popen[bytes]) -> None:
+    code = process.wait()
+    msg = f"a tokenizer process died (exit code {code}); its error output is on stderr."
+    raise RuntimeError(msg) from None
+
+
+def _receive(inbox: Connection, process: subprocess.Popen[bytes]) -> Any:
+    try:
+        return inbox.recv()
+    except (EOFError, OSError):
+        _died(process)
+
+
+def _expect(message: tuple[str, Any], process: subprocess.Popen[bytes]) -> Any:
+    kind, payload = message
+    if kind == "error":
+        msg = f"a tokenizer process failed. Its error:\n{payload}"
+        raise RuntimeError(msg)
+    return payload
+
+
+def _serve(inbox: Connection, outbox: Connection) -> None:
+    """A worker's life: receive the setup, then serve jobs until the parent closes the pipe."""
+    from late_interaction._encoding.prefetch import Prefetch
+
+    try:
+        tokenizer, fields, config = inbox.recv()
+        rules = _tokenize.TokenRules(**fields, lock=threading.Lock())
+    except BaseException as exc:
+        outbox.send(("error", _describe(exc)))
+        return
+    outbox.send(("ready", os.environ.get("RAYON_NUM_THREADS")))
+    # A reader thread takes the parent's messages as they come, so the parent never blocks
+    # writing texts while this process blocks writing batches back.
+    with Prefetch(_messages(inbox), depth=_LEAD + 2, name="late-interaction-tokenizer-in") as m:
+        incoming = iter(m)
+        for _, is_query, batch_size in incoming:
+            made = _arrays.arrays_of(tokenizer, rules, config, _groups(incoming),
+                                     is_query=is_query, batch_size=batch_size)  # fmt: skip
+            try:
+                with Prefetch(made, depth=_AHEAD, name="late-interaction-tokenizer-out") as out:
+                    for index, features, keep in out:
+                        narrow = {name: _narrow(a) for name, a in features.items()}
+                        outbox.send(("batch", (index, narrow, keep)))
+            except Exception as exc:  # the parent raises it and stops this process
+                outbox.send(("error", _describe(exc)))
+                return
+
+
+def _narrow(values: np.ndarray) -> np.ndarray:
+    """``values`` in the narrowest integer type that holds them exactly, for the pipe.
+
+    Why: token ids, masks and type ids are int64 model inputs, 8 bytes where 1 or 2 hold them;
+    pickling and piping 4-8x fewer bytes costs both processes less. The pipeline widens them
+    back on the device (``Pipeline._flight``).
+    """
+    if values.dtype != np.int64 or values.size == 0:
+        return values
+    low, high = int(values.min()), int(values.max())
+    for kind in (np.uint8, np.int16, np.int32):  # types torch fully supports (not uint16)
+        info = np.iinfo(kind)
+        if info.min <= low and high <= info.max:
+            return values.astype(kind)
+    return values
+
+
+def _messages(inbox: Connection) -> Iterator[Any]:
+    while True:
+        try:
+            yield inbox.recv()
+        except EOFError:  # the parent closed the pipe: no more work
+            return
+
+
+def _groups(incoming: Iterator[Any]) -> Iterator[tuple[np.ndarray, list[str]]]:
+    """One job's groups: texts until the parent's ``None``, each group numbered from 0."""
+    while (raw := next(incoming, None)) is not None:
+        yield np.arange(len(raw)), raw
+
+
+def _describe(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).strip()
+
+
+if __name__ == "__main__":
+    _serve(
+        Connection(int(sys.argv[1]), writable=False),
+        Connection(int(sys.argv[2]), readable=False),
+    )
