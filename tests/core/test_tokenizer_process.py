@@ -156,3 +156,14 @@ def test_the_worker_module_imports_neither_torch_nor_transformers():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          check=True)  # fmt: skip
     assert out.stdout.strip() == "[]"
+
+
+def test_a_worker_that_exits_at_start_is_an_error(tiny_pylate_model, tmp_path, monkeypatch):
+    # A "python" that exits at once (an embedded interpreter's binary, a broken venv).
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\nexit 3\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(fake))
+    pipe = tiny_pylate_model._pipeline
+    with pytest.raises(RuntimeError, match=r"tokenizer process died \(exit code 3\)"):
+        _tp.TokenizerProcesses(pipe.tokenizer, pipe.rules, pipe.config, 1, 1)

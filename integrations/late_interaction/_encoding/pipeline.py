@@ -272,6 +272,11 @@ class Pipeline:
 
         if wanted <= 0 or n_groups < 2 or self._tokenizers_failed or not usable(self.tokenizer):
             return None
+        if os.name != "posix":  # the workers' pipes are passed as inherited file descriptors
+            if self.tokenizer_processes is not None:
+                msg = "tokenizer processes need a POSIX system; set tokenizer_processes=0."
+                raise RuntimeError(msg)
+            return None
         if not self._tokenizers_lock.acquire(blocking=False):
             return None
 

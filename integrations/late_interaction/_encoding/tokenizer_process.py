@@ -84,7 +84,7 @@ class TokenizerProcesses:
                 if not inbox.poll(_START_TIMEOUT_S):
                     msg = f"a tokenizer process did not start within {_START_TIMEOUT_S:.0f} s."
                     raise RuntimeError(msg)
-                _expect(inbox.recv(), process)
+                _expect(_receive(inbox, process), process)  # a child that exits is an error
         except BaseException:
             self.close()
             raise
