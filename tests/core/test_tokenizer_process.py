@@ -158,12 +158,38 @@ def test_the_worker_module_imports_neither_torch_nor_transformers():
     assert out.stdout.strip() == "[]"
 
 
-def test_a_worker_that_exits_at_start_is_an_error(tiny_pylate_model, tmp_path, monkeypatch):
+def test_abandoning_an_encode_stops_the_workers_and_frees_them(with_processes):
+    # Many groups, so the receiving thread is still reading from the workers when the consumer
+    # stops after the first batch.
+    pipe = with_processes._pipeline
+    texts = TEXTS * 20
+    outputs = pipe.run(texts, _batches.plan_groups(texts, 2), False, 2, False)
+    next(outputs)
+    processes = [w[0] for w in pipe._tokenizers._workers]
+    outputs.close()
+    assert pipe._tokenizers.closed
+    assert all(p.poll() is not None for p in processes)
+    assert not pipe._tokenizers_lock.locked()
+    got = with_processes.encode_documents(TEXTS, batch_size=2)  # fresh workers
+    assert len(got) == len(TEXTS)
+
+
+def test_workers_run_in_their_own_session(with_processes):
+    # So a Ctrl-C in the terminal reaches the caller alone, which then stops them cleanly.
+    with_processes.encode_documents(TEXTS, batch_size=2)
+    for process, _, _ in with_processes._pipeline._tokenizers._workers:
+        assert os.getsid(process.pid) != os.getsid(0)
+
+
+@pytest.mark.parametrize("model_name", ["tiny_pylate_model", "default_model"])
+def test_a_worker_that_exits_at_start_is_an_error(request, model_name, tmp_path, monkeypatch):
+    # The default model's setup message outgrows a pipe's buffer: the parent must not block
+    # sending it to a child that is gone.
     # A "python" that exits at once (an embedded interpreter's binary, a broken venv).
     fake = tmp_path / "python"
     fake.write_text("#!/bin/sh\nexit 3\n")
     fake.chmod(0o755)
     monkeypatch.setattr(sys, "executable", str(fake))
-    pipe = tiny_pylate_model._pipeline
+    pipe = request.getfixturevalue(model_name)._pipeline
     with pytest.raises(RuntimeError, match=r"tokenizer process died \(exit code 3\)"):
         _tp.TokenizerProcesses(pipe.tokenizer, pipe.rules, pipe.config, 1, 1)

@@ -239,7 +239,13 @@ class Pipeline:
                 made = remote.batches(texts, groups, is_query=is_query, batch_size=batch_size,
                                       pin=pin)  # fmt: skip
                 with Prefetch(made, _AHEAD, name="late-interaction-receive") as batches:
-                    yield batches
+                    done = False
+                    try:
+                        yield batches
+                        done = True
+                    finally:
+                        if not done:  # the receiving thread may be blocked reading a worker
+                            remote.kill()
             finally:
                 self._tokenizers_lock.release()
             return
@@ -292,7 +298,7 @@ class Pipeline:
                 self._tokenizers = TokenizerProcesses(
                     self.tokenizer, self.rules, self.config, wanted, threads
                 )
-        except (RuntimeError, OSError) as exc:
+        except Exception as exc:
             self._tokenizers_lock.release()
             if self.tokenizer_processes is not None:
                 raise
@@ -302,12 +308,19 @@ class Pipeline:
                 "on (the same results, slower on a GPU).", exc,
             )  # fmt: skip
             return None
+        except BaseException:  # an interrupt while they start
+            self._tokenizers_lock.release()
+            raise
         return self._tokenizers
 
     def close(self) -> None:
-        """Stop the tokenizer processes, if any (a later encode starts them again)."""
-        if self._tokenizers is not None:
-            self._tokenizers.close()
+        """Stop the tokenizer processes, if any (a later encode starts them again).
+
+        Waits for a job that is using them, in another thread, to finish.
+        """
+        with self._tokenizers_lock:
+            if self._tokenizers is not None:
+                self._tokenizers.close()
 
     def _launch(self, batch: Batch, as_tensors: bool) -> list[Flight]:
         try:

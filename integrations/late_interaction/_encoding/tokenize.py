@@ -145,7 +145,7 @@ def encode_texts(
     batch = encodings(tokenizer, rules, texts, max_length)
     if batch is None:
         with rules.lock:  # __call__ mutates the tokenizer's truncation and padding state
-            return dict(
+            called = dict(
                 tokenizer(
                     texts,
                     padding="max_length" if pad_to_max else "longest",
@@ -155,6 +155,8 @@ def encode_texts(
                     return_special_tokens_mask=True,
                 )
             )
+        # int64 whatever the platform (numpy < 2 makes int32 arrays on Windows).
+        return {name: np.asarray(a, dtype=np.int64) for name, a in called.items()}
     width = max_length if pad_to_max else max((len(e) for e in batch), default=0)
     return columns(tokenizer, batch, width)
 

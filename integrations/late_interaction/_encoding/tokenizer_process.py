@@ -77,9 +77,15 @@ class TokenizerProcesses:
         setup = (_Facts.of(tokenizer), _rule_fields(rules), config)
         self.processes = processes
         self._workers: list[_Worker] = []
+        self._closing = threading.Lock()  # close() may run in two threads (a job's, an owner's)
         try:
             for _ in range(processes):
-                self._workers.append(_start(env, setup))
+                worker = _start(env)
+                self._workers.append(worker)
+                # Sent from a thread: the setup outgrows a pipe's buffer, and a child that hangs
+                # before reading it must not hang this one past the time-out below.
+                threading.Thread(target=_send_quietly, args=(worker[1], setup), daemon=True,
+                                 name="late-interaction-tokenizer-setup").start()  # fmt: skip
             for process, _, inbox in self._workers:
                 if not inbox.poll(_START_TIMEOUT_S):
                     msg = f"a tokenizer process did not start within {_START_TIMEOUT_S:.0f} s."
@@ -142,14 +148,26 @@ class TokenizerProcesses:
             if not finished:  # abandoned or failed: the workers may be mid-group
                 self.close()
 
+    def kill(self) -> None:
+        """Stop the worker processes at once; a thread blocked reading from one gets an error.
+
+        Their pipes stay open until :meth:`close` (closing one under a blocked reader would not
+        wake it, and its number could be reused meanwhile).
+        """
+        for process, _, _ in list(self._workers):
+            if process.poll() is None:
+                process.terminate()
+
     def close(self) -> None:
-        """Stop the workers (idempotent)."""
-        workers, self._workers = self._workers, []
-        for process, outbox, inbox in workers:
-            for conn in (outbox, inbox):
-                conn.close()
-            process.terminate()
-            process.wait()
+        """Stop the workers and close their pipes (idempotent)."""
+        with self._closing:
+            workers, self._workers = self._workers, []
+            for process, outbox, inbox in workers:
+                if process.poll() is None:
+                    process.terminate()
+                process.wait()
+                for conn in (outbox, inbox):
+                    conn.close()
 
     def __del__(self) -> None:  # a forgotten instance must not leave processes behind
         if getattr(self, "_workers", None):
@@ -195,7 +213,7 @@ def _rule_fields(rules: _tokenize.TokenRules) -> dict[str, Any]:
 _Worker = tuple[subprocess.Popen[bytes], Connection, Connection]  # process, to it, from it
 
 
-def _start(env: dict[str, str], setup: Any) -> _Worker:
+def _start(env: dict[str, str]) -> _Worker:
     to_child, child_in = os.pipe()
     child_out, from_child = os.pipe()
     try:
@@ -203,13 +221,25 @@ def _start(env: dict[str, str], setup: Any) -> _Worker:
             [sys.executable, "-m", __name__, str(to_child), str(from_child)],
             env=env, pass_fds=(to_child, from_child), stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
+            # Its own session: a Ctrl-C in the terminal interrupts the caller, which stops the
+            # worker; interrupted itself, a worker could die half-way through a message.
+            start_new_session=True,
         )  # fmt: skip
+    except BaseException:
+        os.close(child_in)
+        os.close(child_out)
+        raise
     finally:
         os.close(to_child)
         os.close(from_child)
-    outbox, inbox = Connection(child_in, readable=False), Connection(child_out, writable=False)
-    outbox.send(setup)
-    return process, outbox, inbox
+    return process, Connection(child_in, readable=False), Connection(child_out, writable=False)
+
+
+def _send_quietly(outbox: Connection, message: Any) -> None:
+    try:
+        outbox.send(message)
+    except OSError:  # the child is gone: the parent's read reports it, with its exit code
+        pass
 
 
 def _send(worker: _Worker, message: Any) -> None:
