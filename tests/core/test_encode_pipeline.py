@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
+from late_interaction._encoding import batch_source as _batch_source
 from late_interaction._encoding import batches as _batches
-from late_interaction._encoding import pipeline as _pipeline
 from late_interaction._encoding import rust_tokenizer as _rust
 from late_interaction._encoding import tokenize as _tokenize
 from late_interaction._encoding.prefetch import Prefetch
@@ -53,7 +53,7 @@ class _Recorded(Prefetch):
 @pytest.fixture
 def recorded(monkeypatch):
     _Recorded.made = []
-    monkeypatch.setattr(_pipeline, "Prefetch", _Recorded)
+    monkeypatch.setattr(_batch_source, "Prefetch", _Recorded)
     return _Recorded.made
 
 

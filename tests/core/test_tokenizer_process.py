@@ -80,7 +80,8 @@ def with_processes(tiny_pylate_model, monkeypatch):
 def test_encoding_through_processes_equals_in_process(with_processes, monkeypatch):
     pipe = with_processes._pipeline
     got = with_processes.encode_documents(TEXTS, batch_size=2)
-    assert pipe._tokenizers is not None and not pipe._tokenizers.closed  # they were used
+    workers = pipe._source.tokenizers
+    assert workers is not None and not workers.closed  # they were used
     monkeypatch.setattr(pipe, "tokenizer_processes", 0)
     want = with_processes.encode_documents(TEXTS, batch_size=2)
     assert len(got) == len(want) == len(TEXTS)
@@ -91,12 +92,12 @@ def test_encoding_through_processes_equals_in_process(with_processes, monkeypatc
 def test_a_killed_worker_is_an_error_and_the_next_call_starts_afresh(with_processes):
     pipe = with_processes._pipeline
     want = with_processes.encode_documents(TEXTS, batch_size=2)
-    victim = pipe._tokenizers._workers[1][0]
+    victim = pipe._source.tokenizers._workers[1][0]
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
     with pytest.raises(RuntimeError, match=r"tokenizer process died \(exit code -9\)"):
         with_processes.encode_documents(TEXTS, batch_size=2)
-    assert pipe._tokenizers.closed  # the survivors were stopped too
+    assert pipe._source.tokenizers.closed  # the survivors were stopped too
     again = with_processes.encode_documents(TEXTS, batch_size=2)
     for a, b in zip(again, want, strict=True):
         np.testing.assert_array_equal(a, b)
@@ -131,7 +132,7 @@ def test_explicit_processes_that_cannot_start_raise(tiny_pylate_model, monkeypat
     with pytest.raises(OSError, match="nonexistent"):
         tiny_pylate_model.encode_documents(TEXTS, batch_size=2)
     monkeypatch.undo()
-    assert not pipe._tokenizers_lock.locked()  # released: a later call can use them
+    assert not pipe._source.lock.locked()  # released: a later call can use them
 
 
 @pytest.mark.parametrize(
@@ -165,11 +166,11 @@ def test_abandoning_an_encode_stops_the_workers_and_frees_them(with_processes):
     texts = TEXTS * 20
     outputs = pipe.run(texts, _batches.plan_groups(texts, 2), False, 2, False)
     next(outputs)
-    processes = [w[0] for w in pipe._tokenizers._workers]
+    processes = [w[0] for w in pipe._source.tokenizers._workers]
     outputs.close()
-    assert pipe._tokenizers.closed
+    assert pipe._source.tokenizers.closed
     assert all(p.poll() is not None for p in processes)
-    assert not pipe._tokenizers_lock.locked()
+    assert not pipe._source.lock.locked()
     got = with_processes.encode_documents(TEXTS, batch_size=2)  # fresh workers
     assert len(got) == len(TEXTS)
 
@@ -177,7 +178,7 @@ def test_abandoning_an_encode_stops_the_workers_and_frees_them(with_processes):
 def test_workers_run_in_their_own_session(with_processes):
     # So a Ctrl-C in the terminal reaches the caller alone, which then stops them cleanly.
     with_processes.encode_documents(TEXTS, batch_size=2)
-    for process, _, _ in with_processes._pipeline._tokenizers._workers:
+    for process, _, _ in with_processes._pipeline._source.tokenizers._workers:
         assert os.getsid(process.pid) != os.getsid(0)
 
 

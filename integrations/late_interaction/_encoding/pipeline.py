@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,20 +38,16 @@ import numpy as np
 import torch
 
 from late_interaction._encoding import tokenize as _tokenize
-from late_interaction._encoding.batches import Batch, make_batches, plan_groups
+from late_interaction._encoding.batch_source import BatchSource
+from late_interaction._encoding.batches import Batch, plan_groups
 from late_interaction._encoding.flight import Flight, Output, collector, place_rows
 from late_interaction._encoding.pooled import mean_pooled
-from late_interaction._encoding.prefetch import Prefetch
 from late_interaction._encoding.stack import Stack
 from late_interaction._validation import positive_int
 from late_interaction.config import EncoderConfig
 
 logger = logging.getLogger(__name__)
 
-_AHEAD = 4  # tokenised batches waiting for the device (a few: enough to ride out a slow group)
-# Tokenizer processes per CUDA pipeline (tokenizer_process.py); more split the Python reads,
-# fewer give each one more Rust threads. Chosen on an H200 host (16 cores): see that module.
-_GPU_TOKENIZER_PROCESSES = 1
 
 # What an ONNX export is traced with and checked on: two lengths, so padding is exercised.
 _PROBE_TEXTS = ["Late interaction compares every query token with every document token.", "ok"]
@@ -114,9 +108,7 @@ class Pipeline:
         #: How many pipelines share this host's cores (a multi-GPU pool sets it), so their
         #: tokenizer processes split the cores instead of each taking them all.
         self.cpu_share = 1
-        self._tokenizers: Any = None  # the running TokenizerProcesses, made on first use
-        self._tokenizers_lock = threading.Lock()  # one job at a time uses them
-        self._tokenizers_failed = False  # they could not start: tokenise here from then on
+        self._source = BatchSource(self)  # where batches come from (tokenizer processes or not)
 
     def use_backend(self, backend: str, quantize: str | None, folder: Path) -> None:
         """Run the backbone in ``backend`` from now on (see ``backends.build_runner``)."""
@@ -213,7 +205,7 @@ class Pipeline:
         n_texts = sum(len(g) for g in groups)
         from late_interaction._progress import encode_bar
 
-        source = self._batch_source(texts, groups, is_query, batch_size)
+        source = self._source.open(texts, groups, is_query, batch_size)
         with source as batches, encode_bar(n_texts, is_query, show_progress_bar) as bar:
             # Launch batch k + 1 before collecting batch k, so the GPU never waits for the host.
             pending: list[Flight] = []
@@ -227,100 +219,12 @@ class Pipeline:
                 yield flight.result()
                 bar.update(flight.size)
 
-    @contextlib.contextmanager
-    def _batch_source(
-        self, texts: list[str], groups: list[np.ndarray], is_query: bool, batch_size: int
-    ) -> Iterator[Iterator[Batch]]:
-        """The batches of ``groups``, made a few ahead of the device in the background."""
-        pin = self.device.type == "cuda"
-        remote = self._take_tokenizers(len(groups))
-        if remote is not None:
-            try:
-                made = remote.batches(texts, groups, is_query=is_query, batch_size=batch_size,
-                                      pin=pin)  # fmt: skip
-                with Prefetch(made, _AHEAD, name="late-interaction-receive") as batches:
-                    done = False
-                    try:
-                        yield batches
-                        done = True
-                    finally:
-                        if not done:  # the receiving thread may be blocked reading a worker
-                            remote.kill()
-            finally:
-                self._tokenizers_lock.release()
-            return
-        source = make_batches(
-            self.tokenizer, self.rules, self.config, texts, groups,
-            is_query=is_query, batch_size=batch_size, pin=pin,
-        )  # fmt: skip
-        # One batch: tokenise it here (a background thread would only add its start-up time).
-        if sum(len(g) for g in groups) <= batch_size:
-            yield source
-            return
-        with Prefetch(source, _AHEAD) as batches:
-            yield batches
-
-    def _take_tokenizers(self, n_groups: int) -> Any:
-        """The tokenizer processes, started if needed and locked for one job; else None.
-
-        None (tokenise in this process; the batches are the same) when they are off for this
-        device, when one group is all there is, when the tokenizer has no direct Rust path (a
-        slow tokenizer, or one without a pad token), when another thread's job holds them, or
-        when they could not start before (a warning said so then).
-
-        Raises:
-            RuntimeError: If ``tokenizer_processes`` was set explicitly and they cannot start.
-        """
-        wanted = self.tokenizer_processes
-        if wanted is None:
-            wanted = _GPU_TOKENIZER_PROCESSES if self.device.type == "cuda" else 0
-        from late_interaction._encoding.tokenizer_process import TokenizerProcesses, usable
-
-        if wanted <= 0 or n_groups < 2 or self._tokenizers_failed or not usable(self.tokenizer):
-            return None
-        if os.name != "posix":  # the workers' pipes are passed as inherited file descriptors
-            if self.tokenizer_processes is not None:
-                msg = "tokenizer processes need a POSIX system; set tokenizer_processes=0."
-                raise RuntimeError(msg)
-            return None
-        if not self._tokenizers_lock.acquire(blocking=False):
-            return None
-
-        try:
-            if (
-                self._tokenizers is None
-                or self._tokenizers.closed
-                or (self._tokenizers.processes != wanted)
-            ):
-                if self._tokenizers is not None:
-                    self._tokenizers.close()
-                threads = max(1, (os.cpu_count() or 1) // (wanted * max(1, self.cpu_share)))
-                self._tokenizers = TokenizerProcesses(
-                    self.tokenizer, self.rules, self.config, wanted, threads
-                )
-        except Exception as exc:
-            self._tokenizers_lock.release()
-            if self.tokenizer_processes is not None:
-                raise
-            self._tokenizers_failed = True
-            logger.warning(
-                "Could not start tokenizer processes (%s); tokenising in this process from now "
-                "on (the same results, slower on a GPU).", exc,
-            )  # fmt: skip
-            return None
-        except BaseException:  # an interrupt while they start
-            self._tokenizers_lock.release()
-            raise
-        return self._tokenizers
-
     def close(self) -> None:
         """Stop the tokenizer processes, if any (a later encode starts them again).
 
         Waits for a job that is using them, in another thread, to finish.
         """
-        with self._tokenizers_lock:
-            if self._tokenizers is not None:
-                self._tokenizers.close()
+        self._source.close()
 
     def _launch(self, batch: Batch, as_tensors: bool) -> list[Flight]:
         try:
