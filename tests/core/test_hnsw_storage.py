@@ -52,8 +52,10 @@ def test_e4m3_graph_is_smaller_and_still_finds_neighbours(tmp_path):
         sizes[storage] = (tmp_path / f"{storage}.voyager").stat().st_size
         ids, _ = graph.query(vecs[:20], k=1, query_ef=100)
         assert (ids[:, 0] == np.arange(20)).all()  # each vector is its own nearest neighbour
-    # 64 float32 values (256 B) become 64 bytes; links and labels stay the same.
-    assert sizes["float32"] - sizes["e4m3"] >= 400 * (256 - 64)
+    # 64 float32 values (256 B) become 64 bytes. Links are about the same but not exactly:
+    # 8-bit distances build a slightly different graph, and the build is multi-threaded (a
+    # fresh-clone CI run once saw 76,748 B saved, 52 B short of the vectors' 76,800).
+    assert sizes["float32"] - sizes["e4m3"] >= 0.95 * 400 * (256 - 64)
 
 
 def test_loading_a_graph_of_another_precision_fails(tmp_path):
