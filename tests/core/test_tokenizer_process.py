@@ -17,6 +17,7 @@ import pytest
 
 from late_interaction._encoding import batches as _batches
 from late_interaction._encoding import tokenizer_process as _tp
+from late_interaction._encoding import tokenizer_worker as _tw
 
 # Several groups at batch size 2 (groups of 8 texts); ASCII, accented, CJK, empty, punctuation
 # and long texts (cut before tokenising by precut.py on BERT vocabularies).
@@ -141,7 +142,7 @@ def test_explicit_processes_that_cannot_start_raise(tiny_pylate_model, monkeypat
 )
 def test_narrowed_values_are_exact(values, kind):
     array = np.array([values], dtype=np.int64)
-    narrow = _tp._narrow(array)
+    narrow = _tw._narrow(array)
     assert narrow.dtype == kind
     np.testing.assert_array_equal(narrow.astype(np.int64), array)
 
@@ -149,7 +150,7 @@ def test_narrowed_values_are_exact(values, kind):
 def test_the_worker_module_imports_neither_torch_nor_transformers():
     # What keeps a worker's start-up to a fraction of a second.
     code = (
-        "import sys, late_interaction._encoding.tokenizer_process; "
+        "import sys, late_interaction._encoding.tokenizer_worker; "
         "print(sorted({'torch', 'transformers'} & set(sys.modules)))"
     )
     root = os.path.dirname(os.path.dirname(_tp.__file__))

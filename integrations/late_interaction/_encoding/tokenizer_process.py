@@ -11,7 +11,7 @@ come back.
 
 Why ``subprocess`` and not ``multiprocessing``: a spawned ``multiprocessing`` child imports the
 caller's main script again, so a script without an ``if __name__ == "__main__":`` guard would run
-a second time. This child runs ``python -m`` on this module and nothing else.
+a second time. This child runs ``python -m`` on ``tokenizer_worker.py`` and nothing else.
 
 The workers make the same batches as ``batches.make_batches`` in one process (groups go to them
 round-robin, each group is batched alone), so results are the same, bit for bit. Messages are
@@ -27,7 +27,6 @@ import os
 import subprocess
 import sys
 import threading
-import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -36,7 +35,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from late_interaction._encoding import token_arrays as _arrays
 from late_interaction._encoding import tokenize as _tokenize
 from late_interaction.config import EncoderConfig
 
@@ -45,9 +43,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger(__name__)
 
-_LEAD = 3  # groups each worker holds ahead of the parent (texts sent, batches not yet read)
-_AHEAD = 4  # finished batches a worker may hold while the parent reads another worker
+LEAD = 3  # groups each worker holds ahead of the parent (texts sent, batches not yet read)
 _START_TIMEOUT_S = 120.0
+_WORKER = "late_interaction._encoding.tokenizer_worker"  # what the child runs (python -m)
 
 
 class TokenizerProcesses:
@@ -129,7 +127,7 @@ class TokenizerProcesses:
         try:
             for w, worker in enumerate(workers):
                 _send(worker, ("job", is_query, batch_size))
-                for _ in range(_LEAD):
+                for _ in range(LEAD):
                     send(w)
             for g, group in enumerate(groups):
                 w = g % len(workers)
@@ -218,7 +216,7 @@ def _start(env: dict[str, str]) -> _Worker:
     child_out, from_child = os.pipe()
     try:
         process = subprocess.Popen(
-            [sys.executable, "-m", __name__, str(to_child), str(from_child)],
+            [sys.executable, "-m", _WORKER, str(to_child), str(from_child)],
             env=env, pass_fds=(to_child, from_child), stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             # Its own session: a Ctrl-C in the terminal interrupts the caller, which stops the
@@ -269,73 +267,3 @@ def _expect(message: tuple[str, Any], process: subprocess.Popen[bytes]) -> Any:
         msg = f"a tokenizer process failed. Its error:\n{payload}"
         raise RuntimeError(msg)
     return payload
-
-
-def _serve(inbox: Connection, outbox: Connection) -> None:
-    """A worker's life: receive the setup, then serve jobs until the parent closes the pipe."""
-    from late_interaction._encoding.prefetch import Prefetch
-
-    try:
-        tokenizer, fields, config = inbox.recv()
-        rules = _tokenize.TokenRules(**fields, lock=threading.Lock())
-    except BaseException as exc:
-        outbox.send(("error", _describe(exc)))
-        return
-    outbox.send(("ready", os.environ.get("RAYON_NUM_THREADS")))
-    # A reader thread takes the parent's messages as they come, so the parent never blocks
-    # writing texts while this process blocks writing batches back.
-    with Prefetch(_messages(inbox), depth=_LEAD + 2, name="late-interaction-tokenizer-in") as m:
-        incoming = iter(m)
-        for _, is_query, batch_size in incoming:
-            made = _arrays.arrays_of(tokenizer, rules, config, _groups(incoming),
-                                     is_query=is_query, batch_size=batch_size)  # fmt: skip
-            try:
-                with Prefetch(made, depth=_AHEAD, name="late-interaction-tokenizer-out") as out:
-                    for index, features, keep in out:
-                        narrow = {name: _narrow(a) for name, a in features.items()}
-                        outbox.send(("batch", (index, narrow, keep)))
-            except Exception as exc:  # the parent raises it and stops this process
-                outbox.send(("error", _describe(exc)))
-                return
-
-
-def _narrow(values: np.ndarray) -> np.ndarray:
-    """``values`` in the narrowest integer type that holds them exactly, for the pipe.
-
-    Why: token ids, masks and type ids are int64 model inputs, 8 bytes where 1 or 2 hold them;
-    pickling and piping 4-8x fewer bytes costs both processes less. The pipeline widens them
-    back on the device (``Pipeline._flight``).
-    """
-    if values.dtype != np.int64 or values.size == 0:
-        return values
-    low, high = int(values.min()), int(values.max())
-    for kind in (np.uint8, np.int16, np.int32):  # types torch fully supports (not uint16)
-        info = np.iinfo(kind)
-        if info.min <= low and high <= info.max:
-            return values.astype(kind)
-    return values
-
-
-def _messages(inbox: Connection) -> Iterator[Any]:
-    while True:
-        try:
-            yield inbox.recv()
-        except EOFError:  # the parent closed the pipe: no more work
-            return
-
-
-def _groups(incoming: Iterator[Any]) -> Iterator[tuple[np.ndarray, list[str]]]:
-    """One job's groups: texts until the parent's ``None``, each group numbered from 0."""
-    while (raw := next(incoming, None)) is not None:
-        yield np.arange(len(raw)), raw
-
-
-def _describe(exc: BaseException) -> str:
-    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).strip()
-
-
-if __name__ == "__main__":
-    _serve(
-        Connection(int(sys.argv[1]), writable=False),
-        Connection(int(sys.argv[2]), readable=False),
-    )
