@@ -26,7 +26,7 @@ def test_direct_path_equals_transformers_call(request, model_name, pad_to_max):
     model = request.getfixturevalue(model_name)
     tokenizer, rules = model._pipeline.tokenizer, model._pipeline.rules
     max_length = 24
-    fast = _tokenize.encode_texts(tokenizer, rules, TEXTS, max_length, pad_to_max)
+    fast = _tokenize._encode(tokenizer, rules, TEXTS, max_length, pad_to_max)
     assert rules.backends[max_length] is not None  # the direct path was taken
     reference = tokenizer(
         TEXTS,

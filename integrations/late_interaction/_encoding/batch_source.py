@@ -95,9 +95,10 @@ class BatchSource:
         wanted = pipe.tokenizer_processes
         if wanted is None:
             wanted = _GPU_TOKENIZER_PROCESSES if pipe.device.type == "cuda" else 0
-        from late_interaction._encoding.tokenizer_process import TokenizerProcesses, usable
+        from late_interaction._encoding.rust_tokenizer import has_direct_path
+        from late_interaction._encoding.tokenizer_process import TokenizerProcesses
 
-        if wanted <= 0 or n_groups < 2 or self.failed or not usable(pipe.tokenizer):
+        if wanted <= 0 or n_groups < 2 or self.failed or not has_direct_path(pipe.tokenizer):
             return None
         if os.name != "posix":  # the workers' pipes are passed as inherited file descriptors
             if pipe.tokenizer_processes is not None:

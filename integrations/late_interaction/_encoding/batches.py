@@ -75,6 +75,14 @@ class Batch:
             rows = _pinned(rows)
         return cls(index, features, keep, rows, counts)
 
+    @classmethod
+    def from_arrays(
+        cls, index: np.ndarray, features: dict[str, np.ndarray], keep: np.ndarray, pin: bool
+    ) -> Batch:
+        """A batch of ``token_arrays``' numpy output (``make`` on tensors viewing the arrays)."""
+        tensors = {name: torch.from_numpy(a) for name, a in features.items()}
+        return cls.make(index, tensors, torch.from_numpy(keep), pin)
+
     def __len__(self) -> int:
         return len(self.index)
 
@@ -111,5 +119,4 @@ def make_batches(
     made = arrays_of(tokenizer, rules, config, source, is_query=is_query,
                      batch_size=batch_size, ahead=len(groups) > 1)  # fmt: skip
     for index, features, keep in made:
-        tensors = {name: torch.from_numpy(a) for name, a in features.items()}
-        yield Batch.make(index, tensors, torch.from_numpy(keep), pin)
+        yield Batch.from_arrays(index, features, keep, pin)

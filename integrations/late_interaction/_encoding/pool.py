@@ -27,7 +27,6 @@ import logging
 import os
 import queue
 import threading
-import traceback
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,15 +35,12 @@ import torch
 
 from late_interaction._encoding.batches import plan_groups
 from late_interaction._encoding.flight import place_rows
+from late_interaction._encoding.tokenizer_worker import describe
 
 logger = logging.getLogger(__name__)
 
 _POLL_S = 1.0  # how often the parent checks for dead workers while it waits
 _START_TIMEOUT_S = 600.0  # loading a model: generous (a cold disk, a large checkpoint)
-
-
-def _describe(exc: BaseException) -> str:
-    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).strip()
 
 
 def _worker(rank: int, load_args: dict[str, Any], device: str, threads: int,
@@ -67,7 +63,7 @@ def _worker(rank: int, load_args: dict[str, Any], device: str, threads: int,
         # Its tokenizer processes (on a GPU) share the cores this worker was given.
         pipeline.cpu_share = max(1, (os.cpu_count() or 1) // threads)
     except BaseException as exc:  # reported to the parent, which raises it there
-        outbox.put(("error", rank, None, _describe(exc)))
+        outbox.put(("error", rank, None, describe(exc)))
         return
     ready = {"device": str(pipeline.device), "torch_threads": torch.get_num_threads(),
              "tokenizer_threads": os.environ["RAYON_NUM_THREADS"]}  # fmt: skip
@@ -82,7 +78,7 @@ def _worker(rank: int, load_args: dict[str, Any], device: str, threads: int,
                 outbox.put(("batch", rank, job_id, (index, counts, rows_t, dense_t)))
             outbox.put(("done", rank, job_id, None))
         except Exception as exc:  # the job fails, the worker lives on; the parent closes the pool
-            outbox.put(("error", rank, job_id, _describe(exc)))
+            outbox.put(("error", rank, job_id, describe(exc)))
 
 
 class EncodePool:

@@ -50,7 +50,7 @@ def _backend(tokenizer: Any, rules: TokenRules, max_length: int) -> _Direct | No
     with rules.lock:
         if max_length not in rules.backends:
             direct = None
-            if getattr(tokenizer, "is_fast", False) and tokenizer.pad_token_id is not None:
+            if has_direct_path(tokenizer):
                 from tokenizers import Tokenizer
 
                 backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
@@ -63,6 +63,11 @@ def _backend(tokenizer: Any, rules: TokenRules, max_length: int) -> _Direct | No
                 direct = _Direct(backend, zero, PreCut(backend), ascii_twin(backend))
             rules.backends[max_length] = direct
         return rules.backends[max_length]
+
+
+def has_direct_path(tokenizer: Any) -> bool:
+    """Whether ``tokenizer`` can be read directly: a fast tokenizer with a pad token."""
+    return bool(getattr(tokenizer, "is_fast", False)) and tokenizer.pad_token_id is not None
 
 
 def encodings(tokenizer: Any, rules: TokenRules, texts: list[str], max_length: int) -> Any:

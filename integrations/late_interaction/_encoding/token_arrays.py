@@ -86,10 +86,9 @@ def _arrays(
         if encodings is None:  # no direct Rust path: batches in character order
             for start in range(0, len(group), batch_size):
                 part = slice(start, start + batch_size)
-                encoded = _tokenize.encode_texts(
-                    tokenizer, rules, _tokenize.prepare(rules, raw[part]), max_length, pad_to_max
+                features, keep = _tokenize.tokenize_arrays(
+                    tokenizer, rules, config, raw[part], is_query=is_query
                 )
-                features, keep = _tokenize.with_rules(encoded, rules, config, is_query=is_query)
                 yield group[part], features, keep
             continue
         sizes = np.fromiter((len(e) for e in encodings), dtype=np.int64, count=len(encodings))

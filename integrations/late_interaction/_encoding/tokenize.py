@@ -133,7 +133,7 @@ def _insert(column: np.ndarray, value: int | bool) -> np.ndarray:
     return np.concatenate([column[:, :1], fill, column[:, 1:]], axis=1)
 
 
-def encode_texts(
+def _encode(
     tokenizer: Any, rules: TokenRules, texts: list[str], max_length: int, pad_to_max: bool
 ) -> dict[str, np.ndarray]:
     """Tokenise a batch, padded (to its longest text, or to ``max_length``) and truncated.
@@ -195,10 +195,22 @@ def tokenize(
     """
     import torch
 
-    max_length, pad_to_max = lengths(config, rules, is_query)
-    encoded = encode_texts(tokenizer, rules, prepare(rules, texts), max_length, pad_to_max)
-    features, keep = with_rules(encoded, rules, config, is_query=is_query)
+    features, keep = tokenize_arrays(tokenizer, rules, config, texts, is_query=is_query)
     return {name: torch.from_numpy(a) for name, a in features.items()}, torch.from_numpy(keep)
+
+
+def tokenize_arrays(
+    tokenizer: Any,
+    rules: TokenRules,
+    config: EncoderConfig,
+    texts: list[str],
+    *,
+    is_query: bool,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """:func:`tokenize` as numpy arrays (for code that must not import torch)."""
+    max_length, pad_to_max = lengths(config, rules, is_query)
+    encoded = _encode(tokenizer, rules, prepare(rules, texts), max_length, pad_to_max)
+    return with_rules(encoded, rules, config, is_query=is_query)
 
 
 def with_rules(
@@ -214,7 +226,7 @@ def with_rules(
 
     Returns:
         ``(features, keep)`` as :func:`tokenize`, as numpy arrays (no torch here: this also runs
-        in tokenizer processes, ``tokenizer_process.py``, which do not import it).
+        in tokenizer processes, ``tokenizer_worker.py``, which do not import it).
     """
     # numpy, not torch: this runs in the pipeline's tokenising thread, where torch's thread pool
     # made these small operations ~100x slower when the cores were busy (the Rust tokenizer's).

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -88,7 +88,7 @@ class TokenizerProcesses:
                 if not inbox.poll(_START_TIMEOUT_S):
                     msg = f"a tokenizer process did not start within {_START_TIMEOUT_S:.0f} s."
                     raise RuntimeError(msg)
-                _expect(_receive(inbox, process), process)  # a child that exits is an error
+                _expect(_receive(inbox, process))  # a child that exits is an error
         except BaseException:
             self.close()
             raise
@@ -109,8 +109,6 @@ class TokenizerProcesses:
         Raises:
             RuntimeError: If a worker died or failed (its traceback is in the message).
         """
-        import torch
-
         from late_interaction._encoding.batches import Batch
 
         workers = self._workers
@@ -134,9 +132,8 @@ class TokenizerProcesses:
                 process, _, inbox = workers[w]
                 seen = 0
                 while seen < len(group):
-                    index, features, keep = _expect(_receive(inbox, process), process)
-                    tensors = {name: torch.from_numpy(a) for name, a in features.items()}
-                    yield Batch.make(group[index], tensors, torch.from_numpy(keep), pin)
+                    index, features, keep = _expect(_receive(inbox, process))
+                    yield Batch.from_arrays(group[index], features, keep, pin)
                     seen += len(index)
                 send(w)
             for worker in workers:
@@ -197,15 +194,12 @@ class _Facts:
         )  # fmt: skip
 
 
-def usable(tokenizer: Any) -> bool:
-    """Whether the tokenizer has the direct Rust path the processes need (fast, with a pad)."""
-    return bool(getattr(tokenizer, "is_fast", False)) and tokenizer.pad_token_id is not None
-
-
 def _rule_fields(rules: _tokenize.TokenRules) -> dict[str, Any]:
-    names = ("query_prefix_id", "document_prefix_id", "expansion_id", "skiplist",
-             "do_lower_case", "strip")  # fmt: skip
-    return {name: getattr(rules, name) for name in names}
+    # The lock and the cached Rust copies are per process: the worker makes its own.
+    return {f.name: getattr(rules, f.name) for f in fields(rules) if f.name not in _PER_PROCESS}
+
+
+_PER_PROCESS = ("lock", "backends")
 
 
 _Worker = tuple[subprocess.Popen[bytes], Connection, Connection]  # process, to it, from it
@@ -261,7 +255,7 @@ def _receive(inbox: Connection, process: subprocess.Popen[bytes]) -> Any:
         _died(process)
 
 
-def _expect(message: tuple[str, Any], process: subprocess.Popen[bytes]) -> Any:
+def _expect(message: tuple[str, Any]) -> Any:
     kind, payload = message
     if kind == "error":
         msg = f"a tokenizer process failed. Its error:\n{payload}"

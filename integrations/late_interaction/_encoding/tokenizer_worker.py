@@ -39,7 +39,7 @@ def _serve(inbox: Connection, outbox: Connection) -> None:
         tokenizer, fields, config = inbox.recv()
         rules = _tokenize.TokenRules(**fields, lock=threading.Lock())
     except BaseException as exc:
-        outbox.send(("error", _describe(exc)))
+        outbox.send(("error", describe(exc)))
         return
     outbox.send(("ready", os.environ.get("RAYON_NUM_THREADS")))
     # A reader thread takes the parent's messages as they come, so the parent never blocks
@@ -55,7 +55,7 @@ def _serve(inbox: Connection, outbox: Connection) -> None:
                         narrow = {name: _narrow(a) for name, a in features.items()}
                         outbox.send(("batch", (index, narrow, keep)))
             except Exception as exc:  # the parent raises it and stops this process
-                outbox.send(("error", _describe(exc)))
+                outbox.send(("error", describe(exc)))
                 return
 
 
@@ -90,7 +90,8 @@ def _groups(incoming: Iterator[Any]) -> Iterator[tuple[np.ndarray, list[str]]]:
         yield np.arange(len(raw)), raw
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
+    """An exception with its traceback, as text for the parent process to raise."""
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).strip()
 
 
