@@ -73,7 +73,7 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
-def _bench(fn, warmup: int = 3, reps: int = 10) -> float:
+def median_seconds(fn, warmup: int = 3, reps: int = 10) -> float:
     """Median seconds of ``fn`` (synchronised wall clock)."""
     for _ in range(warmup):
         fn()
@@ -93,7 +93,7 @@ def copy_bandwidth() -> float | None:
         return None
     src = torch.empty(2 * 1024**3 // 2, dtype=torch.float16, device="cuda").normal_()
     dst = torch.empty_like(src)
-    t = _bench(lambda: dst.copy_(src))
+    t = median_seconds(lambda: dst.copy_(src))
     return 2 * src.numel() * 2 / t / 1e9
 
 
@@ -162,7 +162,7 @@ def forward_bound(model, texts: list[str], batch_size: int, trials: int = 3) -> 
             for features in on_device:
                 pipe._forward(dict(features))
 
-    seconds = _bench(run, warmup=1, reps=trials)
+    seconds = median_seconds(run, warmup=1, reps=trials)
     padded = sum(f["input_ids"].numel() for f in on_device)
     return {"seconds": seconds, "tokens": tokens, "tokens_per_s": tokens / seconds,
             "padded_positions": padded}  # fmt: skip
@@ -224,8 +224,8 @@ def ours(args, texts) -> dict:
     ref = maxsim_reference(query, docs, mask)
     got = maxsim(query, docs, documents_mask=mask)
     out["maxsim"] = {
-        "ours_s": _bench(lambda: maxsim(query, docs, documents_mask=mask)),
-        "reference_s": _bench(lambda: maxsim_reference(query, docs, mask)),
+        "ours_s": median_seconds(lambda: maxsim(query, docs, documents_mask=mask)),
+        "reference_s": median_seconds(lambda: maxsim_reference(query, docs, mask)),
         "ours_vs_reference_max_abs": float((got.float() - ref).abs().max()),
         "bytes": docs.numel() * docs.element_size(),
     }
@@ -260,7 +260,7 @@ def pylate_worker(args, texts) -> dict:
 
     got = score()
     out["maxsim"] = {
-        "pylate_s": _bench(score),
+        "pylate_s": median_seconds(score),
         "pylate_vs_reference_max_abs": float((got.float() - ref).abs().max()),
         "note": "colbert_scores multiplies masked sims by 0 (not -inf); torch backend",
     }

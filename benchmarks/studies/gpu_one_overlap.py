@@ -29,12 +29,12 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import statistics
 import threading
 import time
 
 import torch
 
+from benchmarks.studies.gpu import median_seconds
 from late_interaction import ColBERT
 from late_interaction._encoding.batches import make_batches, plan_groups
 
@@ -50,18 +50,6 @@ def _tokenizer_process(checkpoint: str, texts: list[str], bs: int, started, stop
     started.set()
     while not stop.is_set():
         _drain(model._pipeline, texts, bs, pin=False)
-
-
-def _median(fn, trials: int) -> float:
-    fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(trials):
-        t0 = time.perf_counter()
-        fn()
-        torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -114,12 +102,12 @@ def main() -> None:
         starts[variant] = time.perf_counter() - t0
         os.environ.pop("RAYON_NUM_THREADS", None)
         name = f"e2e, {n} tokenizer processes" + (f", {rayon} Rust threads each" if rayon else "")
-        rows[name] = _median(e2e, args.trials)
+        rows[name] = median_seconds(e2e, 1, args.trials)
     pipe.tokenizer_processes = 0
     rows |= {
-        "tokenize": _median(lambda: _drain(pipe, texts, bs, pin=cuda), args.trials),
-        "loop": _median(loop, args.trials),
-        "bound": _median(bound, args.trials),
+        "tokenize": median_seconds(lambda: _drain(pipe, texts, bs, pin=cuda), 1, args.trials),
+        "loop": median_seconds(loop, 1, args.trials),
+        "bound": median_seconds(bound, 1, args.trials),
     }  # fmt: skip
     ctx = mp.get_context("spawn")
     started, stop = ctx.Event(), ctx.Event()
@@ -127,7 +115,7 @@ def main() -> None:
     proc.start()
     started.wait()
     time.sleep(1.0)
-    rows["loop + tokenizer process"] = _median(loop, args.trials)
+    rows["loop + tokenizer process"] = median_seconds(loop, 1, args.trials)
     stop.set()
     proc.join()
     halt = threading.Event()
@@ -139,7 +127,7 @@ def main() -> None:
     thread = threading.Thread(target=churn, daemon=True)
     thread.start()
     time.sleep(1.0)
-    rows["loop + tokenizer thread"] = _median(loop, args.trials)
+    rows["loop + tokenizer thread"] = median_seconds(loop, 1, args.trials)
     halt.set()
     thread.join()
     print(f"{len(texts)} texts, {tokens} kept tokens, batch {bs}, {args.checkpoint}")
