@@ -11,8 +11,8 @@ it would have been in in one process, and the result is the same, bit for bit on
 Groups go to the workers round-robin (the plan is longest first, so each worker gets a fair
 share of long and short texts), and each worker gets its whole share at once, so its
 tokenising thread runs ahead across groups and the device never waits between them. Results
-come back batch by batch as tensors in shared memory and are copied out at once (a shared
-segment holds a file descriptor for as long as it lives).
+come back batch by batch: the token vectors through a few shared-memory slots each worker reuses
+(``result_slots.py``), copied out at once, the rest pickled.
 
 The workers share the host's cores: each gets ``cores // workers`` threads for torch (CPU
 workers) and for the Rust tokenizer (every worker; ``RAYON_NUM_THREADS``, unless the caller set
@@ -27,6 +27,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,6 +36,7 @@ import torch
 
 from late_interaction._encoding.batches import plan_groups
 from late_interaction._encoding.flight import place_rows
+from late_interaction._encoding.result_slots import SlotReader, SlotWriter
 from late_interaction._encoding.tokenizer_worker import describe
 
 logger = logging.getLogger(__name__)
@@ -44,8 +46,9 @@ _START_TIMEOUT_S = 600.0  # loading a model: generous (a cold disk, a large chec
 
 
 def _worker(rank: int, load_args: dict[str, Any], device: str, threads: int,
-            inbox: Any, outbox: Any) -> None:  # fmt: skip
+            inbox: Any, outbox: Any, free: Any) -> None:  # fmt: skip
     """A worker's life: load the encoder, then encode jobs until told to stop (None)."""
+    began = time.perf_counter()
     try:
         # Set before the tokenizer's first parallel call builds its thread pool (a spawned
         # process starts fresh); a value the caller set is inherited and kept.
@@ -66,16 +69,18 @@ def _worker(rank: int, load_args: dict[str, Any], device: str, threads: int,
         outbox.put(("error", rank, None, describe(exc)))
         return
     ready = {"device": str(pipeline.device), "torch_threads": torch.get_num_threads(),
-             "tokenizer_threads": os.environ["RAYON_NUM_THREADS"]}  # fmt: skip
+             "tokenizer_threads": os.environ["RAYON_NUM_THREADS"],
+             "load_seconds": round(time.perf_counter() - began, 2)}  # fmt: skip
     outbox.put(("ready", rank, None, ready))
+    slots = SlotWriter(free)
     while (job := inbox.get()) is not None:
         job_id, texts, groups, is_query, batch_size = job
         try:
             for index, rows, counts, dense in pipeline.run(
                 texts, groups, is_query, batch_size, show_progress_bar=False
             ):
-                rows_t, dense_t = torch.from_numpy(rows), torch.from_numpy(dense)
-                outbox.put(("batch", rank, job_id, (index, counts, rows_t, dense_t)))
+                # The rows (most of the bytes) go through a reused slot; the rest is pickled.
+                outbox.put(("batch", rank, job_id, (index, counts, dense, slots.put(rows))))
             outbox.put(("done", rank, job_id, None))
         except Exception as exc:  # the job fails, the worker lives on; the parent closes the pool
             outbox.put(("error", rank, job_id, describe(exc)))
@@ -107,6 +112,8 @@ class EncodePool:
         context = torch.multiprocessing.get_context("spawn")
         self._inboxes = [context.Queue() for _ in self.devices]
         self._outbox = context.Queue()
+        frees = [context.Queue() for _ in self.devices]
+        self._slots = [SlotReader(free) for free in frees]
         self._jobs = 0
         # One job at a time: the workers' results share one queue (two threads encoding at once,
         # e.g. queries and documents, take turns).
@@ -114,7 +121,8 @@ class EncodePool:
         self._processes: list[Any] = []
         try:
             for rank, device in enumerate(self.devices):
-                args = (rank, load_args, device, threads, self._inboxes[rank], self._outbox)
+                args = (rank, load_args, device, threads, self._inboxes[rank], self._outbox,
+                        frees[rank])  # fmt: skip
                 process = context.Process(
                     target=_worker, args=args, name=f"late-interaction-encode-{rank}", daemon=True
                 )
@@ -176,10 +184,8 @@ class EncodePool:
                     if kind == "done":
                         busy.discard(rank)
                         continue
-                    index, counts, rows_t, dense_t = payload
-                    # Copied out of shared memory, so no file descriptor outlives this call.
-                    rows, vectors = rows_t.numpy().copy(), dense_t.numpy().copy()
-                    del rows_t, dense_t
+                    index, counts, vectors, slot = payload
+                    rows = self._slots[rank].take(*slot)
                     where = positions[rank][index]
                     place_rows(out, where, rows, counts)
                     if dense is None:
@@ -233,7 +239,8 @@ class EncodePool:
             if process.is_alive():
                 process.terminate()
                 process.join()
-        for q in (*self._inboxes, self._outbox):
+        readers, self._slots = self._slots, []  # their shared segments are unmapped with them
+        for q in (*self._inboxes, self._outbox, *(reader.free for reader in readers)):
             q.cancel_join_thread()
             q.close()
 
