@@ -51,10 +51,10 @@ def test_workers_share_the_cores(pool_and_model):
     _, pool = pool_and_model
     half = max(1, (os.cpu_count() or 1) // 2)
     tokenizer = os.environ.get("RAYON_NUM_THREADS", str(half))
-    assert (
-        pool.workers
-        == [{"device": "cpu", "torch_threads": half, "tokenizer_threads": tokenizer}] * 2
-    )
+    shares = [{k: w[k] for k in ("device", "torch_threads", "tokenizer_threads")}
+              for w in pool.workers]  # fmt: skip
+    assert shares == [{"device": "cpu", "torch_threads": half, "tokenizer_threads": tokenizer}] * 2
+    assert all(w["load_seconds"] > 0 for w in pool.workers)
 
 
 def test_a_tokenizer_thread_count_set_by_the_caller_is_kept(tiny_pylate_model, monkeypatch):
@@ -134,6 +134,60 @@ def test_pool_on_every_gpu_equals_one_gpu(tiny_pylate_path):
         got = model.encode_documents(TEXTS * 10, batch_size=4)
     for a, b in zip(got, ref, strict=True):  # same batches on the same kind of GPU
         np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.gpu
+def test_a_one_off_call_on_every_gpu_equals_one_gpu(tiny_pylate_path):
+    """``devices=`` on GPUs runs one thread per GPU (``DeviceThreads``), not worker processes."""
+    import torch
+
+    devices = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    model = ColBERT.from_pretrained(tiny_pylate_path, device="cuda:0")
+    ref = model.encode_documents(TEXTS * 10, batch_size=4)
+    got = model.encode_documents(TEXTS * 10, batch_size=4, devices=devices)
+    for a, b in zip(got, ref, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_gpu_pools_are_processes_when_kept_and_threads_for_one_call(tiny_pylate_path, monkeypatch):
+    """Which pool serves GPUs (no GPU needed: the pool classes are replaced by recorders, and
+    the encoder itself stays on the CPU)."""
+    from late_interaction._encoding import pool_methods
+
+    made = []
+
+    class Recorder:
+        closed = False
+
+        def __init__(self, load_args, devices):
+            made.append((type(self).__name__, list(devices)))
+
+        def encode(self, texts, is_query, batch_size, show):
+            return [np.zeros((1, 2), np.float32)] * len(texts), np.zeros((len(texts), 2))
+
+        def close(self, wait=True):
+            self.closed = True
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc_info):
+            self.close()
+
+    monkeypatch.setattr(pool_methods, "EncodePool", type("EncodePool", (Recorder,), {}))
+    monkeypatch.setattr(pool_methods, "DeviceThreads", type("DeviceThreads", (Recorder,), {}))
+    model = ColBERT.from_pretrained(tiny_pylate_path, device="cpu")
+    gpus = ["cuda:0", "cuda:1"]
+    model.encode_documents(TEXTS[:2], devices=gpus)
+    model.start_pool(gpus).close()
+    model.encode_documents(TEXTS[:2], devices=["cpu", "cpu"])
+    model.start_pool(["cuda:0", "cpu"]).close()
+    assert made == [
+        ("DeviceThreads", gpus),
+        ("EncodePool", gpus),
+        ("EncodePool", ["cpu", "cpu"]),
+        ("EncodePool", ["cuda:0", "cpu"]),
+    ]
 
 
 def test_pool_workers_run_the_parents_backend(tiny_pylate_path, tmp_path, monkeypatch):

@@ -1,16 +1,13 @@
 """Encode on several GPUs from one process: one encoder copy and one thread per device.
 
-Why threads and not ``pool.py``'s worker processes for GPUs: a process pool starts in 15-18 s
+Used for one-off ``encode_*(texts, devices=[...])`` calls on GPUs; ``start_pool`` takes
+``pool.py``'s worker processes. Why threads for a one-off call: a process pool starts in 12-14 s
 (each worker imports torch and loads the encoder) and needs the caller's ``__main__`` guard;
-every batch's token vectors then travel back through shared memory and are copied again in the
-parent. Threads start in under a second and hand back the arrays where they are made; the GPU
-work and the Rust tokenizer release the GIL. Measured on two H200s (``benchmarks/results/
-gpu-pool-threads-h200x2-20261130-1240.md``), threads were as fast or faster than processes, but
-neither design makes two GPUs much faster than one on that host (0.6-1.17x one GPU). Stage by
-stage (``gpu-pool-stages-h200x2-20261130-1445.md``): two processes run the forward pass at full
-speed on both GPUs, but two threads' forward passes overlap only 1.4x for a BERT-base backbone
-(launched op by op from Python, in one interpreter), and tokenising never overlaps (the Rust
-tokenizer already uses every core, and paces a small model on one GPU).
+threads start in about a second and hand back the arrays where they are made. What they cost:
+two threads' forward passes overlap only 1.4x for a BERT-base backbone (launched op by op from
+Python, in one interpreter; ``gpu-pool-stages-h200x2-20261130-1445.md``), so on two H200s threads
+scale a BERT-base-sized encoder 1.37-1.38x against 1.80-1.82x for worker processes
+(``benchmarks/results/gpu-pool-scaling-h200x2-20261130-2000.md``).
 
 The plan is the one of ``pool.py``: ``batches.plan_groups`` cut into groups, dealt round-robin
 to the devices, so every text is encoded in the batch it would have been in on one device, and
@@ -34,8 +31,9 @@ from late_interaction._encoding.flight import place_rows
 class DeviceThreads:
     """One encoder copy per device, each run by its own thread for every encode call.
 
-    Made by :meth:`ColBERT.start_pool <late_interaction.ColBERT.start_pool>` when every device
-    is a GPU; the same interface as :class:`~late_interaction._encoding.pool.EncodePool`.
+    Made for a one-off ``encode_*(texts, devices=[...])`` call when every device is a GPU
+    (``pool_methods.PoolMethods._new_pool`` says why); the same interface as
+    :class:`~late_interaction._encoding.pool.EncodePool`.
 
     Args:
         load_args: ``Pipeline.load_args`` of the encoder to load on each device.

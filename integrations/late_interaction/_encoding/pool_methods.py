@@ -36,7 +36,7 @@ class PoolMethods:
             return self._pipeline.encode(texts, is_query, batch_size, show)
         batch_size = positive_int(batch_size, "batch_size")  # type: ignore[assignment]
         if devices is not None:
-            with self.start_pool(devices, attach=False) as pool:
+            with self._new_pool(devices, gpu_processes=False) as pool:
                 return pool.encode(texts, is_query, batch_size, show)
         return self._pool.encode(texts, is_query, batch_size, show)  # type: ignore[union-attr]
 
@@ -47,12 +47,16 @@ class PoolMethods:
 
         Every ``encode_queries``/``encode_documents`` call (and so an index's ``add``) then
         splits its texts over the devices, each text encoded exactly as on one device. The
-        encoder is loaded again on each device, from its folder, with the same arguments and
-        dtype: on GPUs in this process, one thread per device (no copy of the results between
-        processes); on CPUs in one worker process per entry, the cores split between them::
+        encoder is loaded again in one worker process per entry, from its folder, with the same
+        arguments and dtype (CPU workers split the cores between them). Starting takes about as
+        long as loading the encoder; keep the pool open across calls. A script that starts a
+        pool needs the usual ``if __name__ == "__main__":`` guard (workers are spawned)::
 
             with model.start_pool(["cuda:0", "cuda:1"]):
                 index.add(texts)
+
+        (A one-off ``encode_documents(texts, devices=[...])`` on GPUs uses one thread per GPU
+        in this process instead: it starts in about a second but scales less.)
 
         Args:
             devices: One entry per device, e.g. ``["cuda:0", "cuda:1"]`` (``["cpu", "cpu"]``
@@ -68,7 +72,26 @@ class PoolMethods:
             ValueError: If ``devices`` is empty, or this encoder was not made by
                 :meth:`from_pretrained` (a worker could not load it again).
             RuntimeError: If a worker process cannot load the encoder (its error is in the
-                message; on GPUs the loading error itself is raised).
+                message).
+        """
+        pool = self._new_pool(devices, gpu_processes=True)
+        if attach:
+            if self._pool is not None:
+                self._pool.close()
+            self._pool = pool
+        return pool
+
+    def _new_pool(
+        self, devices: Sequence[str | torch.device] | None, *, gpu_processes: bool
+    ) -> EncodePool | DeviceThreads:
+        """A pool on ``devices``: worker processes, or threads of this one for GPUs.
+
+        Why both on GPUs: on two H200s, worker processes scale a BERT-base-sized encoder 1.80-1.82x
+        and threads 1.37-1.38x (two threads launch their forward passes op by op under one
+        interpreter), but processes start in 12-14 s against about 1 s
+        (``benchmarks/results/gpu-pool-scaling-h200x2-20261130-2000.md``). A pool that is kept
+        open pays that once; a one-off call would pay it every time. CPUs always take processes:
+        a CPU forward pass holds the interpreter for much of its time.
         """
         if self._pipeline.load_args is None:
             msg = "a pool loads the encoder again in each process; build it with from_pretrained."
@@ -78,9 +101,5 @@ class PoolMethods:
             devices = [f"cuda:{i}" for i in range(count)] or ["cpu", "cpu"]
         listed = not isinstance(devices, (str, torch.device)) and len(devices) > 0
         on_gpus = listed and all(torch.device(d).type == "cuda" for d in devices)
-        pool = (DeviceThreads if on_gpus else EncodePool)(self._pipeline.load_args, devices)
-        if attach:
-            if self._pool is not None:
-                self._pool.close()
-            self._pool = pool
-        return pool
+        threads = on_gpus and not gpu_processes
+        return (DeviceThreads if threads else EncodePool)(self._pipeline.load_args, devices)
