@@ -12,6 +12,7 @@ import time
 import torch
 
 from late_interaction import ColBERT
+from late_interaction._encoding.device_threads import DeviceThreads
 
 texts = [json.loads(line)["text"] for line in open(".cache/gpu13/scifact-docs.jsonl")] * 2
 model = ColBERT.from_pretrained(sys.argv[1], device="cuda:0", dtype=torch.bfloat16)
@@ -28,7 +29,7 @@ def bench(label, fn):
 
 bench("model cuda:0", lambda t: model.encode_documents(t, batch_size=256, show_progress_bar=False))
 for devs in (["cuda:0"], ["cuda:1"], ["cuda:0", "cuda:1"]):
-    with model.start_pool(devs) as pool:
+    with DeviceThreads(model._pipeline.load_args, devs) as pool:  # start_pool's until f3d4c17
         print(devs, pool.workers, flush=True)
         for d in range(2):
             torch.cuda.reset_peak_memory_stats(d)

@@ -1,6 +1,7 @@
 """Which stage keeps two GPUs' encoding threads from overlapping? (device tool, nvidia-h200-x2)
 
-The pool (``ColBERT.start_pool(["cuda:0", "cuda:1"])``) runs one thread per GPU in one process.
+The thread pool (``DeviceThreads``, which serves one-off ``devices=[...]`` calls on GPUs; until
+f3d4c17 ``start_pool`` made it too) runs one thread per GPU in one process.
 Each device gets every other group of the plan (``batches.plan_groups``). For each stage, each
 device's share is timed alone (rank 0, then rank 1) and then both at once in two threads;
 "overlap" is the sum of the two alone over the wall time of both at once (2.0: perfect, 1.0:
@@ -27,6 +28,7 @@ import torch
 
 from late_interaction import ColBERT
 from late_interaction._encoding.batches import make_batches, plan_groups
+from late_interaction._encoding.device_threads import DeviceThreads
 
 
 def main() -> None:
@@ -43,8 +45,9 @@ def main() -> None:
     encode = lambda t: model.encode_documents(t, batch_size=bs, show_progress_bar=False)  # noqa: E731
     print(f"{len(texts)} texts, batch {bs}, {args.checkpoint}")
     print(f"encode_documents, one GPU: {rate(encode, texts):.0f} docs/s", flush=True)
-    with model.start_pool(["cuda:0", "cuda:1"]) as pool:
-        print(f"encode_documents, pool of two: {rate(encode, texts):.0f} docs/s", flush=True)
+    with DeviceThreads(model._pipeline.load_args, ["cuda:0", "cuda:1"]) as pool:
+        pooled = lambda t: pool.encode(t, False, bs, False)  # noqa: E731
+        print(f"encode_documents, pool of two: {rate(pooled, texts):.0f} docs/s", flush=True)
         stages(pool._pipelines, texts, bs)
 
 

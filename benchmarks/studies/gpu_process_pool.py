@@ -1,4 +1,4 @@
-"""The process pool (``pool.EncodePool``, the CPU pool) on GPUs: scaling and the parent's CPU.
+"""The process pool (``pool.EncodePool``) on GPUs: scaling and the parent's CPU.
 
 Device tool, nvidia-h200-x2; SciFact x4, bfloat16::
 

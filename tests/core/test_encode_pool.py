@@ -64,6 +64,27 @@ def test_a_tokenizer_thread_count_set_by_the_caller_is_kept(tiny_pylate_model, m
         assert pool.workers[0]["torch_threads"] == (os.cpu_count() or 1)
 
 
+def test_a_job_interrupted_while_being_sent_closes_the_pool(tiny_pylate_path, monkeypatch):
+    """Ctrl-C after one worker got its share and before the other did: the pool must close
+    (its workers stopped), not stay open with a worker busy on a job nobody reads."""
+    model = ColBERT.from_pretrained(tiny_pylate_path, device="cpu")
+    pool = model.start_pool(["cpu", "cpu"])
+    processes = list(pool._processes)
+
+    def interrupted(item):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pool._inboxes[1], "put", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        model.encode_documents(TEXTS, batch_size=2)
+    assert pool.closed and not any(p.is_alive() for p in processes)
+    # The encoder goes on without the closed pool.
+    assert model._pool is None or model._pool.closed
+    ref = ColBERT.from_pretrained(tiny_pylate_path, device="cpu").encode_documents(TEXTS[:3])
+    for a, b in zip(model.encode_documents(TEXTS[:3]), ref, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_pool_handles_empty_and_tiny_inputs(pool_and_model, tiny_pylate_model):
     model, _ = pool_and_model
     assert model.encode_documents([]) == []

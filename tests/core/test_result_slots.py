@@ -46,3 +46,30 @@ def test_a_writer_waits_for_a_free_slot():
     reader.take(*messages[1])
     slot = writer.put(rows * 2)[0]
     assert slot == messages[1][0]
+
+
+def test_segments_are_sent_once_per_slot_and_again_only_to_grow():
+    free: queue.Queue = queue.Queue()
+    reader, writer = SlotReader(free), SlotWriter(free)
+    small, large = np.ones((4, 8), np.float32), np.ones((400, 8), np.float32)
+    sent = []
+    for rows in [small] * SLOTS + [small[:2]] * SLOTS + [large]:
+        message = writer.put(rows)
+        sent.append(message[3] is not None)
+        reader.take(*message)
+    assert sent == [True] * SLOTS + [False] * SLOTS + [True]
+
+
+def test_a_skipped_message_frees_its_slot_and_keeps_its_segment():
+    """A batch no job waits for (an abandoned job's) must still hand its slot back, and a
+    segment it brought must be the one later messages of that slot are read from."""
+    free: queue.Queue = queue.Queue()
+    reader, writer = SlotReader(free), SlotWriter(free)
+    first = writer.put(np.zeros((3, 2), np.float32))
+    reader.skip(*first)
+    assert free.qsize() == SLOTS
+    for _ in range(SLOTS):  # back round to the skipped slot, whose segment is not sent again
+        message = writer.put(np.full((3, 2), 7.0, np.float32))
+        got = reader.take(*message)
+    assert message[0] == first[0] and message[3] is None
+    np.testing.assert_array_equal(got, np.full((3, 2), 7.0))

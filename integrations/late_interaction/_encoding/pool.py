@@ -165,19 +165,19 @@ class EncodePool:
         self._jobs += 1
         job_id, busy = self._jobs, set()
         positions: list[np.ndarray] = []
-        for rank, inbox in enumerate(self._inboxes):
-            mine = groups[rank :: len(self._inboxes)]
-            where = np.concatenate(mine) if mine else np.empty(0, np.int64)
-            positions.append(where)
-            if not mine:
-                continue
-            starts = np.cumsum([0] + [len(g) for g in mine])
-            local = [np.arange(a, b) for a, b in itertools.pairwise(starts)]
-            inbox.put((job_id, [texts[i] for i in where], local, is_query, batch_size))
-            busy.add(rank)
         out: list[Any] = [None] * len(texts)
         dense: np.ndarray | None = None
-        try:
+        try:  # from the first send: a job some workers got and others did not must close too
+            for rank, inbox in enumerate(self._inboxes):
+                mine = groups[rank :: len(self._inboxes)]
+                where = np.concatenate(mine) if mine else np.empty(0, np.int64)
+                positions.append(where)
+                if not mine:
+                    continue
+                starts = np.cumsum([0] + [len(g) for g in mine])
+                local = [np.arange(a, b) for a, b in itertools.pairwise(starts)]
+                inbox.put((job_id, [texts[i] for i in where], local, is_query, batch_size))
+                busy.add(rank)
             with encode_bar(len(texts), is_query, show_progress_bar) as bar:
                 while busy:
                     kind, rank, payload = self._receive(job_id)
@@ -223,6 +223,8 @@ class EncodePool:
                 raise RuntimeError(msg)
             if job == job_id:
                 return kind, rank, payload
+            if kind == "batch":  # an earlier job's: its slot goes back, or the worker would stall
+                self._slots[rank].skip(*payload[3])
 
     def close(self, wait: bool = True) -> None:
         """Stop the workers (idempotent).

@@ -25,7 +25,7 @@ class PoolMethods:
     """``start_pool`` and ``_encode``, over the pipeline of the inheriting encoder."""
 
     _pipeline: Pipeline
-    _pool: EncodePool | DeviceThreads | None
+    _pool: EncodePool | None
 
     def _encode(
         self, texts: list[str], is_query: bool, batch_size: int, show: bool | None, devices: Any
@@ -36,13 +36,13 @@ class PoolMethods:
             return self._pipeline.encode(texts, is_query, batch_size, show)
         batch_size = positive_int(batch_size, "batch_size")  # type: ignore[assignment]
         if devices is not None:
-            with self._new_pool(devices, gpu_processes=False) as pool:
+            with self._one_off_pool(devices) as pool:
                 return pool.encode(texts, is_query, batch_size, show)
         return self._pool.encode(texts, is_query, batch_size, show)  # type: ignore[union-attr]
 
     def start_pool(
         self, devices: Sequence[str | torch.device] | None = None, *, attach: bool = True
-    ) -> EncodePool | DeviceThreads:
+    ) -> EncodePool:
         """Start encoding on several devices; while the pool is open, this encoder encodes there.
 
         Every ``encode_queries``/``encode_documents`` call (and so an index's ``add``) then
@@ -74,32 +74,36 @@ class PoolMethods:
             RuntimeError: If a worker process cannot load the encoder (its error is in the
                 message).
         """
-        pool = self._new_pool(devices, gpu_processes=True)
+        pool = EncodePool(*self._pool_args(devices))
         if attach:
             if self._pool is not None:
                 self._pool.close()
             self._pool = pool
         return pool
 
-    def _new_pool(
-        self, devices: Sequence[str | torch.device] | None, *, gpu_processes: bool
-    ) -> EncodePool | DeviceThreads:
-        """A pool on ``devices``: worker processes, or threads of this one for GPUs.
+    def _one_off_pool(self, devices: Sequence[str | torch.device]) -> EncodePool | DeviceThreads:
+        """The pool of one ``devices=`` call: threads of this process on GPUs, else processes.
 
-        Why both on GPUs: on two H200s, worker processes scale a BERT-base-sized encoder 1.80-1.82x
-        and threads 1.37-1.38x (two threads launch their forward passes op by op under one
-        interpreter), but processes start in 12-14 s against about 1 s
-        (``benchmarks/results/gpu-pool-scaling-h200x2-20261130-2000.md``). A pool that is kept
-        open pays that once; a one-off call would pay it every time. CPUs always take processes:
-        a CPU forward pass holds the interpreter for much of its time.
+        Why not ``start_pool``'s worker processes on GPUs: on two H200s they scale a
+        BERT-base-sized encoder 1.80-1.82x and threads 1.37-1.38x (two threads launch their forward
+        passes op by op under one interpreter), but they start in 12-14 s against about 1 s
+        (``benchmarks/results/gpu-pool-scaling-h200x2-20261130-2000.md``). A pool kept open pays
+        that once; a one-off call would pay it every time. CPUs always take processes: a CPU
+        forward pass holds the interpreter for much of its time.
         """
+        load_args, devices = self._pool_args(devices)
+        listed = not isinstance(devices, (str, torch.device)) and len(devices) > 0
+        on_gpus = listed and all(torch.device(d).type == "cuda" for d in devices)
+        return (DeviceThreads if on_gpus else EncodePool)(load_args, devices)
+
+    def _pool_args(
+        self, devices: Sequence[str | torch.device] | None
+    ) -> tuple[dict[str, Any], Sequence[str | torch.device]]:
+        """The encoder's load arguments, and the devices (None: every GPU, else two CPUs)."""
         if self._pipeline.load_args is None:
             msg = "a pool loads the encoder again in each process; build it with from_pretrained."
             raise ValueError(msg)
         if devices is None:
             count = torch.cuda.device_count() if torch.cuda.is_available() else 0
             devices = [f"cuda:{i}" for i in range(count)] or ["cpu", "cpu"]
-        listed = not isinstance(devices, (str, torch.device)) and len(devices) > 0
-        on_gpus = listed and all(torch.device(d).type == "cuda" for d in devices)
-        threads = on_gpus and not gpu_processes
-        return (DeviceThreads if threads else EncodePool)(self._pipeline.load_args, devices)
+        return self._pipeline.load_args, devices

@@ -76,3 +76,11 @@ class SlotReader:
         rows = self._slots[slot].numpy()[:nbytes].view(kind).reshape(shape).copy()
         self.free.put(slot)
         return rows
+
+    def skip(
+        self, slot: int, shape: tuple[int, ...], dtype: str, segment: torch.Tensor | None
+    ) -> None:
+        """Free ``slot`` unread (a message no job waits for), keeping a new segment it carries."""
+        if segment is not None:
+            self._slots[slot] = segment
+        self.free.put(slot)
