@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -118,6 +120,27 @@ def test_pool_rejects_bad_devices(tiny_pylate_model):
     for devices in ([], "cpu"):
         with pytest.raises(ValueError, match="non-empty list"):
             tiny_pylate_model.start_pool(devices)
+
+
+def test_a_script_without_a_main_guard_is_told_to_add_one(tiny_pylate_path, tmp_path):
+    """Spawned workers import the main script again; one that starts a pool at import time
+    makes every worker die while starting. The error must say what to change."""
+    script = tmp_path / "no_guard.py"
+    script.write_text(
+        "import sys\n"
+        "from late_interaction import ColBERT\n"
+        "model = ColBERT.from_pretrained(sys.argv[1], device='cpu')\n"
+        "model.start_pool(['cpu'])\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    run = subprocess.run(
+        [sys.executable, str(script), str(tiny_pylate_path)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert run.returncode != 0
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("RuntimeError: encoding worker(s) died"), run.stderr[-2000:]
+    assert 'if __name__ == "__main__":' in last
 
 
 def test_closed_pool_detaches_and_refuses_work(pool_and_model):

@@ -210,6 +210,12 @@ class EncodePool:
                 if dead:
                     self.close(wait=False)
                     msg = f"encoding worker(s) died: {dead} (device, exit code); pool closed."
+                    if job_id is None:  # at start: most often the script's missing guard
+                        msg += (
+                            " Workers are spawned and import the main script again: a script"
+                            " that starts a pool must do it under"
+                            ' `if __name__ == "__main__":` (see the workers\' error above).'
+                        )
                     raise RuntimeError(msg) from None
                 if timeout is not None and waited >= timeout:
                     self.close(wait=False)
