@@ -48,8 +48,8 @@ class PoolMethods:
         Every ``encode_queries``/``encode_documents`` call (and so an index's ``add``) then
         splits its texts over the devices, each text encoded exactly as on one device. The
         encoder is loaded again in one worker process per entry, from its folder, with the same
-        arguments and dtype (CPU workers split the cores between them). Starting takes about as
-        long as loading the encoder; keep the pool open across calls. A script that starts a
+        arguments and dtype (CPU workers split the cores between them). Starting takes a little
+        longer than loading the encoder; keep the pool open across calls. A script that starts a
         pool needs the usual ``if __name__ == "__main__":`` guard (workers are spawned)::
 
             with model.start_pool(["cuda:0", "cuda:1"]):
