@@ -32,7 +32,7 @@ class DeviceThreads:
     """One encoder copy per device, each run by its own thread for every encode call.
 
     Made for a one-off ``encode_*(texts, devices=[...])`` call when every device is a GPU
-    (``pool_methods.PoolMethods._new_pool`` says why); the same interface as
+    (``pool_methods.PoolMethods._one_off_pool`` says why); the same interface as
     :class:`~late_interaction._encoding.pool.EncodePool`.
 
     Args:

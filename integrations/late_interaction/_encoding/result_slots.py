@@ -1,13 +1,14 @@
 """How a pool worker hands its token vectors to the parent: a few reused shared-memory slots.
 
 Why: sending each batch's rows as a tensor through a ``torch.multiprocessing`` queue moves them
-into a new shared-memory segment per batch, which both processes then fault in page by page.
-On two H200s the parent received at most ~15-16k SciFact passages a second that way, whatever
-the model or the number of GPUs (``benchmarks/results/gpu-pool-scaling-h200x2-*.md``): a one-GPU
-pool of MiniLM-L6 ran at 0.55x the same GPU in-process. Here each worker owns ``SLOTS`` segments,
-sent to the parent once (and again only when one must grow); a batch is one copy into a free
-slot in the worker and one copy out of it in the parent, on pages already mapped, after which
-the parent hands the slot back. The handback also paces a worker that runs ahead of the parent.
+into a new shared-memory segment per batch, which both processes then fault in page by page. On two
+H200s the parent received at most ~15-16k SciFact passages a second that way, whatever the model or
+the number of GPUs: a one-GPU pool of MiniLM-L6 ran at 0.55x the same GPU in-process
+(``benchmarks/results/gpu-pool-scaling-h200x2-20261130-2000.md``, run 1). Here each worker owns
+``SLOTS`` segments, sent to the parent once (and again only when one must grow); a batch is one
+copy into a free slot in the worker and one copy out of it in the parent, on pages already mapped,
+after which the parent hands the slot back. The handback also paces a worker that runs ahead of the
+parent.
 """
 
 from __future__ import annotations
