@@ -36,8 +36,8 @@ def rerank(
     encoder's ``config.dense_weight`` w is above 0 (the embedded default's 0.25), the fused
     ``(MaxSim / n_query_rows + w * dense_score) / (1 + w)`` (``late_interaction.fusion``).
 
-    Scoring runs on the encoder's device (``encoder.device``, as ``ColBERT`` has): on a GPU the
-    token matrices are scored there by ``maxsim``'s torch path.
+    Scoring runs where the encoder runs: a ``ColBERT`` on a GPU keeps the token matrices on the
+    GPU and scores them there (``maxsim``'s torch path); any other encoder is scored on the host.
 
     Args:
         encoder: Any :class:`~late_interaction.Encoder` (e.g. a ``ColBERT``).
@@ -66,17 +66,8 @@ def rerank(
     if not documents:
         return []
     weight = encoder_dense_weight(encoder)
-    if weight > 0:  # the dense vectors come from the same forward passes
-        (q,), q_dense = encoder.encode_queries([query], batch_size=1, return_dense=True)
-        matrices, d_dense = encoder.encode_documents(
-            documents, batch_size=batch_size, return_dense=True
-        )
-        cosines: np.ndarray | None = d_dense @ q_dense[0]
-    else:
-        q, cosines = encoder.encode_queries([query], batch_size=1)[0], None
-        matrices = encoder.encode_documents(documents, batch_size=batch_size)
-    scores = _score(encoder, q, matrices)
-    fused = fused_scores(scores, q.shape[0], cosines, weight)
+    scores, n_query_rows, cosines = _scores(encoder, query, documents, batch_size, weight > 0)
+    fused = fused_scores(scores, n_query_rows, cosines, weight)
     order = np.argsort(-fused, kind="stable")[:top_k]
     return [
         RerankResult(
@@ -90,16 +81,42 @@ def rerank(
     ]
 
 
-def _score(encoder: Encoder, query: np.ndarray, documents: list[np.ndarray]) -> np.ndarray:
-    """MaxSim on the encoder's device: torch on an accelerator, numpy (faster there) on a CPU."""
-    device = getattr(encoder, "device", None)
-    if device is None or str(device) == "cpu":
-        return maxsim(query, documents)
-    import torch
+def _scores(
+    encoder: Encoder, query: str, documents: list[str], batch_size: int, dense: bool
+) -> tuple[np.ndarray, int, np.ndarray | None]:
+    """MaxSim scores, the query's row count, and the dense cosines (with ``dense``).
 
-    query_t = torch.as_tensor(query, device=device)
-    docs = [torch.as_tensor(d, device=device) for d in documents]
-    return maxsim(query_t, docs).cpu().numpy()
+    An encoder on an accelerator that can hand its outputs back as tensors on that device
+    (``ColBERT``'s ``_encode_on_device``) is scored there: no copy of every document's rows to
+    the host and back, one device-to-host copy of the scores. Otherwise numpy on the host.
+    """
+    on_device = device_encode(encoder)
+    if on_device is not None:
+        (q,), q_dense = on_device([query], True, 1)
+        matrices, d_dense = on_device(documents, False, batch_size)
+        scores = maxsim(q, matrices).cpu().numpy()
+        cosines = (d_dense @ q_dense[0]).cpu().numpy() if dense else None
+        return scores, int(q.shape[0]), cosines
+    if dense:  # the dense vectors come from the same forward passes
+        (q,), q_dense = encoder.encode_queries([query], batch_size=1, return_dense=True)
+        matrices, d_dense = encoder.encode_documents(
+            documents, batch_size=batch_size, return_dense=True
+        )
+        return maxsim(q, matrices), int(q.shape[0]), d_dense @ q_dense[0]
+    q = encoder.encode_queries([query], batch_size=1)[0]
+    matrices = encoder.encode_documents(documents, batch_size=batch_size)
+    return maxsim(q, matrices), int(q.shape[0]), None
+
+
+def device_encode(encoder: Encoder) -> Any:
+    """The encoder's ``_encode_on_device`` if it runs on an accelerator and has one, else None.
+
+    On a CPU the numpy path is the faster one (``maxsim``'s packed BLAS scan).
+    """
+    method = getattr(encoder, "_encode_on_device", None)
+    device = getattr(encoder, "device", None)
+    on_cpu = device is None or str(device).split(":", 1)[0] == "cpu"
+    return None if on_cpu or not callable(method) else method
 
 
 def explain_method(encoder: Encoder) -> Any:

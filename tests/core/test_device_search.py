@@ -182,18 +182,54 @@ def test_device_argument_is_checked(ref):
     assert index.device == torch.device("cpu") and index._search_device() is None
 
 
-@pytest.mark.gpu
-def test_rerank_scores_on_the_encoders_gpu(tiny_stanford_path):
-    from late_interaction import ColBERT
+@pytest.mark.parametrize("weight", [0.0, 0.25])
+@pytest.mark.parametrize("device", DEVICES)
+def test_rerank_scores_on_the_device_without_a_trip_to_the_host(
+    tiny_stanford_path, ref, monkeypatch, device, weight
+):
+    """A ColBERT on a device reranks with the rows left there; scores equal the reference.
 
-    cpu = ColBERT.from_pretrained(tiny_stanford_path, device="cpu")
-    gpu = ColBERT.from_pretrained(tiny_stanford_path, device="cuda")
-    query, docs = "late interaction", ["late interaction scores tokens", "bm25", "dense vectors"]
-    expected = {r.position: r.score for r in cpu.rerank(query, docs)}
-    got = gpu.rerank(query, docs)
-    assert {r.position for r in got} == set(expected)
+    On the CPU the numpy path is the public one, so the CPU case routes the rerank to the device
+    path by patching only that choice (``device_encode``), as ``on_device`` does for an index.
+    """
+    from late_interaction import ColBERT, reranking
+
+    model = ColBERT.from_pretrained(tiny_stanford_path, device=device, dense_weight=weight)
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def spy(texts, is_query, batch_size):
+        matrices, dense = model._encode_on_device(texts, is_query, batch_size)
+        seen.append((matrices[0], dense))
+        return matrices, dense
+
+    chosen = reranking.device_encode(model)
+    assert (chosen is None) == (device == "cpu")  # the public choice: numpy on a CPU
+    monkeypatch.setattr(reranking, "device_encode", lambda encoder: spy)
+
+    query = "late interaction scores every token"
+    _, docs, _ = ref.make_corpus(45, seed=5)  # several batches of 8, lengths 3..24 words
+    got = model.rerank(query, docs, batch_size=8)
+
+    assert len(seen) == 2 and all(m.device.type == d.device.type == device for m, d in seen)
+    # The reference: the public numpy encodings, scored by the naive float64 MaxSim.
+    (q,), q_dense = model.encode_queries([query], return_dense=True)
+    d_rows, d_dense = model.encode_documents(docs, return_dense=True)
+    expected = ref.brute_force_fused(
+        q, q_dense[0], dict(enumerate(d_rows)), dict(enumerate(d_dense)), weight, len(docs)
+    )
+    tol = TOL[device]
+    by_position = {i: rest for i, *rest in expected}
+    assert sorted(r.position for r in got) == list(range(len(docs)))
+    fused_got = [r.normalized_score for r in got]
+    assert fused_got == sorted(fused_got, reverse=True)  # best first
     for r in got:
-        assert r.score == pytest.approx(expected[r.position], abs=2e-3)
+        fused, raw, cosine = by_position[r.position]
+        assert r.normalized_score == pytest.approx(fused, abs=tol)
+        assert r.score == pytest.approx(raw, abs=tol * len(q))
+        if weight:
+            assert r.dense_score == pytest.approx(cosine, abs=tol)
+        else:
+            assert r.dense_score is None
 
 
 @pytest.mark.gpu

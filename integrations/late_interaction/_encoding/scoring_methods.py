@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from late_interaction._encoding.explain import explain_pair
 from late_interaction._validation import as_texts
@@ -48,6 +48,17 @@ class ScoringMethods:
             explain: Attach each result's per-token :meth:`explain` breakdown.
         """
         return rerank(self, query, documents, top_k, batch_size=batch_size, explain=explain)
+
+    def _encode_on_device(
+        self, texts: list[str], is_query: bool, batch_size: int
+    ) -> tuple[list[Any], Any]:
+        """Token matrices and dense vectors left as tensors on the encoder's device.
+
+        For ``rerank`` on a GPU, which scores there: the rows need not go to the host and back
+        (``Pipeline.encode``'s ``as_tensors``). In this process, never through a pool: a rerank
+        is one query's candidates, too few to gain from spreading them out.
+        """
+        return self._pipeline.encode(texts, is_query, batch_size, None, as_tensors=True)
 
     def explain(self, query: str, document: str) -> Explanation:
         """Break the MaxSim of ``document`` for ``query`` down by query token.
