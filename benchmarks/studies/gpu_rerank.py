@@ -1,15 +1,17 @@
 """GPU rerank latency: ``ColBERT.rerank`` with the rows kept on the GPU, against the host trip.
 
 One query against k candidate passages (k = 20, 100, 1000 by default), batch size 32 (rerank's
-default), one dtype. Three ways, timed alternately in one process (median of ``--reps``):
+default), one dtype, three ways (median of ``--reps`` calls each):
 
 * **host trip**: what ``rerank`` did before the rows stayed on the device -- ``encode_queries``
   and ``encode_documents`` to numpy (every document's rows copied to the host), each matrix
   copied back to the GPU, ``maxsim`` there, scores to the host, sorted;
 * **on device**: ``ColBERT.rerank`` as it is now (rows stay on the GPU, one copy of the scores);
+  these two are timed interleaved in one process, the better of two rounds each;
 * **PyLate**: ``models.ColBERT.encode`` for the query and the candidates, then
   ``pylate.rank.rerank``, in a subprocess whose ``PYTHONPATH`` starts with ``--pylate-site``
-  (PyLate 1.6.0 needs sentence-transformers 5.3); left out, and said so, where it cannot import.
+  (PyLate 1.6.0 needs sentence-transformers 5.3), after ours (not interleaved); left out, and
+  said so, where it cannot import.
 
 It also checks that the first two give the same order and scores (max |delta|).
 

@@ -56,7 +56,9 @@ class PoolMethods:
                 index.add(texts)
 
         (A one-off ``encode_documents(texts, devices=[...])`` on GPUs uses one thread per GPU
-        in this process instead: it starts in about a second but scales less.)
+        in this process instead: it starts in about a second but scales less.) ``rerank`` on a
+        GPU encoder stays in this process on the encoder's own device: one query's candidates
+        are too few to gain from the pool, and its rows stay on the GPU for scoring.
 
         Args:
             devices: One entry per device, e.g. ``["cuda:0", "cuda:1"]`` (``["cpu", "cpu"]``
