@@ -267,6 +267,36 @@ def pylate_worker(args, texts) -> dict:
     return out
 
 
+def pylate_subprocess(args, module: str, options: list[str]) -> tuple[dict | None, str | None]:
+    """Run ``module --worker pylate`` with ``--pylate-site`` first on ``PYTHONPATH``.
+
+    PyLate 1.6.0 needs sentence-transformers 5.3, so its side runs in a process of its own.
+
+    Args:
+        args: The study's arguments (``pylate_site``, ``pylate_python``, ``checkpoint``, ``texts``).
+        module: The study's module name (its ``--worker pylate`` writes ``pylate.json``).
+        options: The study's own options for the worker.
+
+    Returns:
+        ``(the worker's JSON, None)``, or ``(None, the last line of its error)`` if it failed
+        (e.g. no PyLate on this machine).
+    """
+    env = dict(os.environ)
+    if args.pylate_site:
+        env["PYTHONPATH"] = args.pylate_site + os.pathsep + env.get("PYTHONPATH", "")
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [args.pylate_python, "-m", module, "--worker", "pylate",
+               "--checkpoint", str(args.checkpoint.resolve()), "--texts", str(args.texts.resolve()),
+               *options, "--out", tmp]  # fmt: skip
+        proc = subprocess.run(cmd, env=env, cwd=h.REPO, check=False, capture_output=True,
+                              text=True)  # fmt: skip
+        print(proc.stdout, proc.stderr[-3000:], sep="\n", flush=True)
+        if proc.returncode == 0:
+            return json.loads((Path(tmp) / "pylate.json").read_text()), None
+        lines = proc.stderr.strip().splitlines() or ["(no output)"]
+        return None, lines[-1][:300]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", type=Path, required=True)
@@ -311,23 +341,14 @@ def main() -> None:
     print(info, flush=True)
     res = {"info": info, "ours": ours(args, texts)}
     torch.cuda.empty_cache() if gpu else None
-    env = dict(os.environ)
-    if args.pylate_site:
-        env["PYTHONPATH"] = args.pylate_site + os.pathsep + env.get("PYTHONPATH", "")
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [args.pylate_python, "-m", __spec__.name, "--worker", "pylate",
-               "--checkpoint", str(args.checkpoint.resolve()), "--texts", str(args.texts.resolve()),
-               "--docs", str(args.docs), "--repeat", str(args.repeat),
-               "--batch-sizes", args.batch_sizes, "--dtypes",
-               args.dtypes, "--maxsim-docs", str(args.maxsim_docs), "--out", tmp]  # fmt: skip
-        proc = subprocess.run(cmd, env=env, cwd=h.REPO, check=False, capture_output=True,
-                              text=True)  # fmt: skip
-        print(proc.stdout, proc.stderr[-3000:], sep="\n", flush=True)
-        if proc.returncode == 0:
-            res["pylate"] = json.loads((Path(tmp) / "pylate.json").read_text())
-        else:  # e.g. no PyLate on this machine: the report says so
-            lines = proc.stderr.strip().splitlines() or ["(no output)"]
-            res["pylate_error"] = lines[-1][:300]
+    options = ["--docs", str(args.docs), "--repeat", str(args.repeat),
+               "--batch-sizes", args.batch_sizes, "--dtypes", args.dtypes,
+               "--maxsim-docs", str(args.maxsim_docs)]  # fmt: skip
+    pylate, error = pylate_subprocess(args, __spec__.name, options)
+    if pylate is not None:
+        res["pylate"] = pylate
+    else:  # e.g. no PyLate on this machine: the report says so
+        res["pylate_error"] = error
     title = f"GPU mode — {info['device']}"
     h.publish(args, "gpu", _device_label(info["device"]), started, title, [render(res)], data=res)
 

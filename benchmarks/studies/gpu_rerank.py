@@ -31,16 +31,14 @@ import argparse
 import datetime as dt
 import json
 import os
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from benchmarks import _harness as h
-from benchmarks.studies.gpu import _device_label, median_seconds
+from benchmarks.studies.gpu import _device_label, median_seconds, pylate_subprocess
 
 
 def _candidates(texts: list[str], k: int) -> tuple[str, list[str]]:
@@ -122,22 +120,10 @@ def pylate_worker(args, texts: list[str]) -> dict:
 
 
 def run_pylate(args) -> tuple[dict | None, str | None]:
-    env = dict(os.environ)
-    if args.pylate_site:
-        env["PYTHONPATH"] = args.pylate_site + os.pathsep + env.get("PYTHONPATH", "")
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [args.pylate_python, "-m", __spec__.name, "--worker", "pylate",
-               "--checkpoint", str(args.checkpoint.resolve()), "--texts", str(args.texts.resolve()),
-               "--ks", ",".join(map(str, args.ks)), "--dtype", args.dtype, "--batch-size",
-               str(args.batch_size), "--reps", str(args.reps), "--out", tmp]  # fmt: skip
-        proc = subprocess.run(cmd, env=env, cwd=h.REPO, check=False, capture_output=True,
-                              text=True)  # fmt: skip
-        print(proc.stdout, proc.stderr[-3000:], sep="\n", flush=True)
-        if proc.returncode == 0:
-            data = json.loads((Path(tmp) / "pylate.json").read_text())
-            return {int(k): v for k, v in data.items()}, None
-        lines = proc.stderr.strip().splitlines() or ["(no output)"]
-        return None, lines[-1][:300]
+    options = ["--ks", ",".join(map(str, args.ks)), "--dtype", args.dtype,
+               "--batch-size", str(args.batch_size), "--reps", str(args.reps)]  # fmt: skip
+    data, error = pylate_subprocess(args, __spec__.name, options)
+    return (None if data is None else {int(k): v for k, v in data.items()}), error
 
 
 def render(info: dict, res: dict, pylate: dict | None, error: str | None) -> list[str]:
